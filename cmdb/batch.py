@@ -1,0 +1,196 @@
+"""The native batch: what every collector and importer hands to ``ingest``.
+
+A batch is one source's description of some CIs and relationships, optionally a complete view of
+a scope (a subnet, an AWS account+region, an import file). File form (JSON or YAML)::
+
+    source: snmp              # who says this: manual, aws, ssh, snmp, import:<tool>, scan ...
+    scope: 10.0.0.0/24        # what the run covered; lifecycle ages only what a complete run missed
+    complete: true            # false for a partial run: it refreshes what it saw and ages nothing
+    run_id: optional-id       # defaults to a new id
+    cis:
+      - {ref: sw1, class: Switch, hostname: sw1, serial_number: FOC1234}
+    relationships:
+      - {type: CONNECTED_TO, from: sw1, to: {class: Switch, hostname: core1}, attributes: {port: Gi0/1}}
+
+``ref`` names an item inside the batch; a relationship end is a ref or an identity reference
+(``{class: ..., <identity attribute>: value}``) to a CI already in the store.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from cmdb.errors import BadInputError
+
+RESERVED_CI_KEYS = frozenset({"ref", "class"})
+
+
+@dataclass(frozen=True)
+class IdentityRef:
+    """A reference to a CI by class and identity attributes, resolved against the store."""
+
+    cls: str
+    attrs: tuple[tuple[str, Any], ...]
+
+    def describe(self) -> str:
+        inner = ", ".join(f"{k}={v}" for k, v in self.attrs)
+        return f"{self.cls}({inner})"
+
+
+Ref = str | IdentityRef
+
+
+@dataclass
+class CIRecord:
+    """One CI as a source sees it; ``index`` is its position in the batch, for error messages."""
+
+    cls: str
+    attrs: dict[str, Any]
+    ref: str | None = None
+    index: int = 0
+
+    def describe(self) -> str:
+        label = self.ref or self.attrs.get("name") or self.attrs.get("hostname") or ""
+        return f"cis[{self.index}]" + (f" ({self.cls} {label})" if label else f" ({self.cls})")
+
+
+@dataclass
+class RelRecord:
+    """One relationship as a source sees it."""
+
+    type: str
+    src: Ref
+    dst: Ref
+    attrs: dict[str, Any] = field(default_factory=dict)
+    index: int = 0
+
+    def describe(self) -> str:
+        def end(r: Ref) -> str:
+            return r if isinstance(r, str) else r.describe()
+
+        return f"relationships[{self.index}] ({end(self.src)} {self.type} {end(self.dst)})"
+
+
+@dataclass
+class Batch:
+    """A source's batch of CIs and relationships; written all or nothing."""
+
+    source: str
+    cis: list[CIRecord] = field(default_factory=list)
+    rels: list[RelRecord] = field(default_factory=list)
+    scope: str | None = None
+    complete: bool = False
+    run_id: str = field(default_factory=lambda: "run-" + uuid.uuid4().hex[:16])
+    actor: str | None = None
+    origin: str = "batch"
+
+    @classmethod
+    def from_dict(cls, doc: Any, origin: str = "batch") -> Batch:
+        """Parse the native format; errors name ``origin`` and the item index."""
+        if not isinstance(doc, Mapping):
+            raise BadInputError(f"{origin}: a batch must be a mapping with source, cis and relationships")
+        unknown = set(doc) - {"source", "scope", "complete", "run_id", "actor", "cis", "relationships"}
+        if unknown:
+            raise BadInputError(f"{origin}: unknown top-level key(s) {', '.join(sorted(unknown))}")
+        source = doc.get("source")
+        if not isinstance(source, str) or not source.strip():
+            raise BadInputError(f"{origin}: 'source' is required (e.g. manual, import:servicenow, snmp)")
+        raw_cis = doc.get("cis") or []
+        raw_rels = doc.get("relationships") or []
+        if not isinstance(raw_cis, Sequence) or isinstance(raw_cis, str):
+            raise BadInputError(f"{origin}: 'cis' must be a list")
+        if not isinstance(raw_rels, Sequence) or isinstance(raw_rels, str):
+            raise BadInputError(f"{origin}: 'relationships' must be a list")
+        batch = cls(
+            source=source.strip(),
+            scope=str(doc["scope"]) if doc.get("scope") is not None else None,
+            complete=bool(doc.get("complete", False)),
+            actor=doc.get("actor"),
+            origin=origin,
+        )
+        if doc.get("run_id"):
+            batch.run_id = str(doc["run_id"])
+        for i, item in enumerate(raw_cis):
+            if not isinstance(item, Mapping):
+                raise BadInputError(f"{origin}: cis[{i}] must be a mapping with 'class' and attributes")
+            ci_cls = item.get("class")
+            if not isinstance(ci_cls, str):
+                raise BadInputError(f"{origin}: cis[{i}] has no 'class'")
+            ref = item.get("ref")
+            attrs = {k: v for k, v in item.items() if k not in RESERVED_CI_KEYS}
+            batch.cis.append(CIRecord(ci_cls, attrs, str(ref) if ref is not None else None, i))
+        for i, item in enumerate(raw_rels):
+            if not isinstance(item, Mapping):
+                raise BadInputError(f"{origin}: relationships[{i}] must be a mapping with type, from, to")
+            rtype = item.get("type")
+            if not isinstance(rtype, str):
+                raise BadInputError(f"{origin}: relationships[{i}] has no 'type'")
+            attrs = item.get("attributes") or {}
+            if not isinstance(attrs, Mapping):
+                raise BadInputError(f"{origin}: relationships[{i}].attributes must be a mapping")
+            src = _parse_ref(item.get("from"), f"{origin}: relationships[{i}].from")
+            dst = _parse_ref(item.get("to"), f"{origin}: relationships[{i}].to")
+            batch.rels.append(RelRecord(rtype, src, dst, dict(attrs), i))
+        return batch
+
+    @classmethod
+    def from_file(cls, path: Path | str) -> Batch:
+        """Read a JSON or YAML batch file; a malformed file is an error naming its line."""
+        path = Path(path)
+        try:
+            text = path.read_text(encoding="utf-8")
+        except OSError as exc:
+            raise BadInputError(f"cannot read {path}: {exc.strerror}") from exc
+        try:
+            if path.suffix.lower() == ".json":
+                doc = json.loads(text)
+            else:
+                doc = yaml.safe_load(text)
+        except json.JSONDecodeError as exc:
+            raise BadInputError(f"{path}:{exc.lineno}: not valid JSON: {exc.msg}") from None
+        except yaml.YAMLError as exc:
+            mark = getattr(exc, "problem_mark", None)
+            line = f":{mark.line + 1}" if mark is not None else ""
+            problem = getattr(exc, "problem", None) or str(exc)
+            raise BadInputError(f"{path}{line}: not valid YAML: {problem}") from None
+        return cls.from_dict(doc, origin=str(path))
+
+    def to_dict(self) -> dict[str, Any]:
+        def ref_out(r: Ref) -> Any:
+            return r if isinstance(r, str) else {"class": r.cls, **dict(r.attrs)}
+
+        return {
+            "source": self.source,
+            "scope": self.scope,
+            "complete": self.complete,
+            "run_id": self.run_id,
+            "cis": [
+                {**({"ref": c.ref} if c.ref else {}), "class": c.cls, **c.attrs} for c in self.cis
+            ],
+            "relationships": [
+                {"type": r.type, "from": ref_out(r.src), "to": ref_out(r.dst),
+                 **({"attributes": r.attrs} if r.attrs else {})}
+                for r in self.rels
+            ],
+        }
+
+
+def _parse_ref(value: Any, where: str) -> Ref:
+    if isinstance(value, str) and value:
+        return value
+    if isinstance(value, Mapping):
+        cls = value.get("class")
+        if not isinstance(cls, str):
+            raise BadInputError(f"{where}: an identity reference needs 'class' and identity attributes")
+        attrs = tuple(sorted((str(k), v) for k, v in value.items() if k != "class"))
+        if not attrs:
+            raise BadInputError(f"{where}: an identity reference needs at least one identity attribute")
+        return IdentityRef(cls, attrs)
+    raise BadInputError(f"{where}: expected a ref name or {{class: ..., <key>: ...}}, got {value!r}")

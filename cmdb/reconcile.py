@@ -1,0 +1,108 @@
+"""Reconciliation: which source's value of an attribute wins.
+
+Every source's value is kept (provenance plus alternatives). The resolved value is the one from
+the highest-precedence source whose view is fresh, i.e. that source saw the CI within
+``fresh_for``; when no source is fresh the highest-precedence value stays. Manual values never
+go stale. Precedence is configurable per class and per attribute, and ``import:servicenow`` falls
+back to the rank of ``import`` unless it is named itself.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from cmdb.errors import ConfigError
+from cmdb.store.base import AttrValue, Sighting, iso
+
+DEFAULT_PRECEDENCE: tuple[str, ...] = ("manual", "aws", "ssh", "snmp", "import", "scan")
+MANUAL_SOURCES = frozenset({"manual"})
+
+
+@dataclass
+class ReconcileConfig:
+    """Precedence, freshness and lifecycle thresholds; loaded from ``cmdb.yaml`` when present."""
+
+    precedence: tuple[str, ...] = DEFAULT_PRECEDENCE
+    # "Class", "Class.attr" or "*.attr" -> precedence list for that scope
+    overrides: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    fresh_for: timedelta = timedelta(days=7)
+    stale_after_runs: int = 3
+    retire_after_runs: int = 6
+
+    @classmethod
+    def from_mapping(cls, doc: Mapping[str, Any], origin: str = "config") -> ReconcileConfig:
+        cfg = cls()
+        try:
+            if "precedence" in doc:
+                cfg.precedence = tuple(str(s) for s in doc["precedence"])
+            for scope, order in (doc.get("precedence_overrides") or {}).items():
+                cfg.overrides[str(scope)] = tuple(str(s) for s in order)
+            if "fresh_for_hours" in doc:
+                cfg.fresh_for = timedelta(hours=float(doc["fresh_for_hours"]))
+            if "stale_after_runs" in doc:
+                cfg.stale_after_runs = int(doc["stale_after_runs"])
+            if "retire_after_runs" in doc:
+                cfg.retire_after_runs = int(doc["retire_after_runs"])
+        except (TypeError, ValueError) as exc:
+            raise ConfigError(f"{origin}: invalid reconciliation setting: {exc}") from None
+        if not 0 < cfg.stale_after_runs <= cfg.retire_after_runs:
+            raise ConfigError(f"{origin}: need 0 < stale_after_runs <= retire_after_runs")
+        return cfg
+
+    @classmethod
+    def load(cls, path: Path | str | None = None) -> ReconcileConfig:
+        """From ``path`` or ``CMDB_CONFIG``; defaults when neither names a file."""
+        path = path or os.environ.get("CMDB_CONFIG")
+        if not path:
+            return cls()
+        try:
+            doc = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
+        except (OSError, yaml.YAMLError) as exc:
+            raise ConfigError(f"cannot read configuration {path}: {exc}") from None
+        return cls.from_mapping(doc.get("reconciliation", doc), origin=str(path))
+
+    def rank(self, source: str, ancestors: Sequence[str], attr: str) -> int:
+        """Lower is stronger. Unknown sources rank below every listed one."""
+        order = self.precedence
+        for scope in [f"{c}.{attr}" for c in ancestors] + [f"*.{attr}", *ancestors]:
+            if scope in self.overrides:
+                order = self.overrides[scope]
+                break
+        for candidate in (source, source.split(":", 1)[0]):
+            if candidate in order:
+                return order.index(candidate)
+        return len(order)
+
+
+def is_fresh(source: str, sightings: Mapping[tuple[str, str], Sighting], now: datetime,
+             cfg: ReconcileConfig) -> bool:
+    if source in MANUAL_SOURCES:
+        return True
+    horizon = iso(now - cfg.fresh_for)
+    return any(s.source == source and s.last_seen >= horizon for s in sightings.values())
+
+
+def resolve(
+    candidates: Mapping[str, AttrValue],
+    ancestors: Sequence[str],
+    attr: str,
+    sightings: Mapping[tuple[str, str], Sighting],
+    now: datetime,
+    cfg: ReconcileConfig,
+) -> AttrValue | None:
+    """The winning value among the sources' candidates for one attribute."""
+    best: tuple[int, int] | None = None
+    winner: AttrValue | None = None
+    for source, value in candidates.items():
+        key = (0 if is_fresh(source, sightings, now, cfg) else 1, cfg.rank(source, ancestors, attr))
+        # Between sources of equal standing the newer value wins (timestamps sort as text).
+        if best is None or key < best or (key == best and winner is not None and value.set_at > winner.set_at):
+            best, winner = key, value
+    return winner

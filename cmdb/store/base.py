@@ -1,0 +1,256 @@
+"""The GraphStore protocol and the records that cross it.
+
+A store is deliberately dumb: it keeps CIs, relationships, provenance, sightings, history, runs
+and conflicts, and answers narrow queries. Identification, reconciliation and lifecycle rules live
+in the core (``cmdb.ingest``), so every store behaves the same; the contract suite in
+``tests/contract`` holds each store to that.
+
+Writing goes through ``write_batch(plan)``: the store opens one write transaction, hands ``plan`` a
+``BatchReader`` for the few bulk look-ups a batch needs, and applies the ``ChangeSet`` that ``plan``
+returns in that same transaction. Either all of it lands or none of it does.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Literal, Protocol
+
+Direction = Literal["out", "in", "both"]
+Status = Literal["active", "stale", "retired"]
+STATUS_RANK: dict[str, int] = {"active": 0, "stale": 1, "retired": 2}
+
+
+def iso(dt: datetime) -> str:
+    """Fixed-width UTC timestamp: sorts as text in every store."""
+    if dt.tzinfo is None:
+        dt = dt.replace(tzinfo=UTC)
+    return dt.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def parse_iso(text: str) -> datetime:
+    return datetime.fromisoformat(text.replace("Z", "+00:00"))
+
+
+@dataclass
+class AttrValue:
+    """One source's value of one attribute: the provenance of a value and its alternatives."""
+
+    source: str
+    value: Any
+    run_id: str
+    set_at: str
+
+
+@dataclass
+class Sighting:
+    """When a source last saw a CI or relationship, in which scope, and its lifecycle there."""
+
+    source: str
+    scope: str
+    first_seen: str
+    last_seen: str
+    last_run: str
+    missed: int = 0
+    status: str = "active"
+
+
+@dataclass
+class CIState:
+    id: str
+    cls: str
+    name: str | None
+    status: str
+    attrs: dict[str, Any]
+    created_at: str
+    updated_at: str
+    provenance: dict[str, dict[str, AttrValue]] = field(default_factory=dict)
+    sightings: dict[tuple[str, str], Sighting] = field(default_factory=dict)
+
+
+@dataclass
+class RelState:
+    id: str
+    type: str
+    src: str
+    dst: str
+    attrs: dict[str, Any]
+    status: str
+    created_at: str
+    updated_at: str
+    sightings: dict[tuple[str, str], Sighting] = field(default_factory=dict)
+
+
+@dataclass
+class Event:
+    """One change in history. Relationship events carry both ends (``ci_id`` and ``peer_id``)."""
+
+    at: str
+    kind: str
+    source: str
+    run_id: str | None
+    ci_id: str | None = None
+    rel_id: str | None = None
+    peer_id: str | None = None
+    attr: str | None = None
+    old: Any = None
+    new: Any = None
+    actor: str | None = None
+    seq: int | None = None
+
+
+@dataclass
+class Conflict:
+    """A batch item whose identity keys point at two or more distinct CIs; it was not written."""
+
+    id: str
+    at: str
+    source: str
+    run_id: str
+    item: str
+    item_class: str
+    keys: dict[str, str]
+    ci_ids: list[str]
+    attrs: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class RunRecord:
+    """One run of one source over a scope, in the run ledger."""
+
+    run_id: str
+    source: str
+    scope: str | None
+    complete: bool
+    started_at: str
+    ended_at: str
+    actor: str | None = None
+    stats: dict[str, int] = field(default_factory=dict)
+
+
+@dataclass
+class SightingWrite:
+    kind: Literal["ci", "rel"]
+    item_id: str
+    sighting: Sighting
+
+
+@dataclass
+class ProvenanceWrite:
+    ci_id: str
+    attr: str
+    value: AttrValue
+
+
+@dataclass
+class ChangeSet:
+    """Everything one batch writes; applied by a store in one transaction."""
+
+    run: RunRecord
+    cis_new: list[CIState] = field(default_factory=list)
+    cis_changed: list[CIState] = field(default_factory=list)
+    keys: list[tuple[str, str]] = field(default_factory=list)
+    provenance: list[ProvenanceWrite] = field(default_factory=list)
+    sightings: list[SightingWrite] = field(default_factory=list)
+    rels_new: list[RelState] = field(default_factory=list)
+    rels_changed: list[RelState] = field(default_factory=list)
+    events: list[Event] = field(default_factory=list)
+    conflicts: list[Conflict] = field(default_factory=list)
+
+
+@dataclass
+class SearchQuery:
+    classes: list[str] | None = None
+    status: str | None = None
+    text: str | None = None
+    attrs: dict[str, Any] = field(default_factory=dict)
+    limit: int = 50
+    offset: int = 0
+
+
+@dataclass
+class Page:
+    items: list[CIState]
+    total: int
+    limit: int
+    offset: int
+
+
+class BatchReader(Protocol):
+    """The look-ups a batch plan makes inside the store's write transaction, each one round trip."""
+
+    def match_keys(self, keys: Iterable[str]) -> tuple[dict[str, str], dict[str, CIState]]:
+        """Which CI each known key belongs to, and the full state of those CIs."""
+
+    def load_cis(self, ids: Iterable[str]) -> dict[str, CIState]: ...
+
+    def load_rels(self, triples: Iterable[tuple[str, str, str]]) -> dict[tuple[str, str, str], RelState]:
+        """Relationships by (type, src, dst)."""
+
+    def scopes(self, source: str) -> list[str]:
+        """Scopes this source has sightings in (for lifecycle coverage)."""
+
+    def sightings_in(
+        self, source: str, scopes: list[str]
+    ) -> tuple[list[tuple[str, Sighting]], list[tuple[str, Sighting]]]:
+        """(ci_id, sighting) and (rel_id, sighting) pairs of ``source`` in ``scopes``."""
+
+    def load_rels_by_id(self, ids: Iterable[str]) -> dict[str, RelState]: ...
+
+
+class GraphStore(Protocol):
+    """What every store implements; see the module docstring for the write path."""
+
+    url: str
+
+    def write_batch(self, plan: Callable[[BatchReader], ChangeSet]) -> ChangeSet: ...
+
+    def get_ci(self, ci_id: str) -> CIState | None: ...
+
+    def get_cis(self, ids: Iterable[str]) -> dict[str, CIState]: ...
+
+    def find_by_name(self, name: str) -> list[str]:
+        """CI ids whose display name equals ``name`` (case-insensitive)."""
+
+    def find_by_key(self, key: str) -> str | None: ...
+
+    def search(self, query: SearchQuery) -> Page: ...
+
+    def relationships(
+        self,
+        ci_id: str | None = None,
+        type: str | None = None,
+        direction: Direction = "both",
+        include_retired: bool = False,
+        limit: int = 1000,
+        offset: int = 0,
+    ) -> list[RelState]: ...
+
+    def neighbors(
+        self, ids: Iterable[str], types: Iterable[str] | None = None, direction: Direction = "out"
+    ) -> list[RelState]:
+        """Frontier expansion: non-retired edges leaving (out), entering (in) or touching ``ids``."""
+
+    def events(
+        self,
+        ci_ids: Iterable[str] | None = None,
+        since: str | None = None,
+        until: str | None = None,
+        limit: int | None = None,
+    ) -> list[Event]:
+        """History in time order; with ``ci_ids``, events of those CIs and of their relationships."""
+
+    def conflicts(self) -> list[Conflict]: ...
+
+    def runs(self, source: str | None = None, limit: int = 100) -> list[RunRecord]: ...
+
+    def stats(self) -> dict[str, Any]: ...
+
+    def dump(self) -> Iterator[tuple[str, dict[str, Any]]]:
+        """Every record of the store as (kind, row), for export and migration."""
+
+    def restore(self, records: Iterable[tuple[str, dict[str, Any]]]) -> None:
+        """Load a dump into an empty store, in one transaction."""
+
+    def close(self) -> None: ...
