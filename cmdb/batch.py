@@ -149,10 +149,7 @@ class Batch:
         except OSError as exc:
             raise BadInputError(f"cannot read {path}: {exc.strerror}") from exc
         try:
-            if path.suffix.lower() == ".json":
-                doc = json.loads(text)
-            else:
-                doc = yaml.safe_load(text)
+            doc = json.loads(text) if path.suffix.lower() == ".json" else yaml.safe_load(text)
         except json.JSONDecodeError as exc:
             raise BadInputError(f"{path}:{exc.lineno}: not valid JSON: {exc.msg}") from None
         except yaml.YAMLError as exc:

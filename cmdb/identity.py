@@ -20,7 +20,7 @@ from cmdb.batch import CIRecord
 from cmdb.model import Schema
 
 
-def _norm(value: Any) -> str:
+def normalize_key_value(value: Any) -> str:
     return str(value).strip().lower().rstrip(".")
 
 
@@ -35,7 +35,7 @@ def identity_keys(schema: Schema, cls: str, attrs: Mapping[str, Any]) -> dict[st
             if value is None or value == "" or value == []:
                 break
             values = value if isinstance(value, list) else [value]
-            parts.append([_norm(v) for v in values if v is not None and str(v).strip()])
+            parts.append([normalize_key_value(v) for v in values if v is not None and str(v).strip()])
         else:
             name = "+".join(key)
             for combo in itertools.product(*parts):

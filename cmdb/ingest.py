@@ -137,8 +137,10 @@ class _Planner:
         self.rels: list[_PreparedRel] = []
         self.event_count = 0
 
-    def _fail(self, where: str, msg: str) -> BadInputError:
-        return BadInputError(f"{self.batch.origin}: {where}: {msg}; nothing of this batch was written")
+    def _fail(self, where: str, msg: str, cause: CmdbError | None = None) -> BadInputError:
+        """A BadInputError naming the batch and item; keeps the cause's subclass (UnknownClassError)."""
+        kind = type(cause) if isinstance(cause, BadInputError) else BadInputError
+        return kind(f"{self.batch.origin}: {where}: {msg}; nothing of this batch was written")
 
     # -- validation, before the store is touched ------------------------------------------------
     def prepare(self) -> None:
@@ -151,7 +153,7 @@ class _Planner:
             try:
                 attrs = schema.validate(rec.cls, rec.attrs)
             except CmdbError as exc:
-                raise self._fail(rec.describe(), str(exc)) from None
+                raise self._fail(rec.describe(), str(exc), exc) from None
             if not identity_keys(schema, rec.cls, attrs):
                 keys = " | ".join("+".join(k) for k in schema.ci_class(rec.cls).identity)
                 raise self._fail(rec.describe(), f"no identity attributes; give one of: {keys}")
@@ -169,7 +171,7 @@ class _Planner:
             try:
                 rtype = schema.rel_type(rel.type)
             except CmdbError as exc:
-                raise self._fail(rel.describe(), str(exc)) from None
+                raise self._fail(rel.describe(), str(exc), exc) from None
             if not isinstance(rel.attrs, dict):
                 raise self._fail(rel.describe(), "attributes must be a mapping")
             prepared = _PreparedRel(rel, dict(rel.attrs))
@@ -191,7 +193,7 @@ class _Planner:
         try:
             attrs = self.schema.validate(ref.cls, dict(ref.attrs))
         except CmdbError as exc:
-            raise self._fail(rel.describe(), f"reference {ref.describe()}: {exc}") from None
+            raise self._fail(rel.describe(), f"reference {ref.describe()}: {exc}", exc) from None
         keys = identity_keys(self.schema, ref.cls, attrs)
         if not keys:
             names = " | ".join("+".join(k) for k in self.schema.ci_class(ref.cls).identity)

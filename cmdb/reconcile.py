@@ -66,7 +66,12 @@ class ReconcileConfig:
             doc = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
         except (OSError, yaml.YAMLError) as exc:
             raise ConfigError(f"cannot read configuration {path}: {exc}") from None
-        return cls.from_mapping(doc.get("reconciliation", doc), origin=str(path))
+        if not isinstance(doc, dict):
+            raise ConfigError(f"configuration {path} must be a mapping")
+        section = doc.get("reconciliation", doc)
+        if not isinstance(section, dict):
+            raise ConfigError(f"configuration {path}: 'reconciliation' must be a mapping")
+        return cls.from_mapping(section, origin=str(path))
 
     def rank(self, source: str, ancestors: Sequence[str], attr: str) -> int:
         """Lower is stronger. Unknown sources rank below every listed one."""

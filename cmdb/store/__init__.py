@@ -33,10 +33,11 @@ def open_store(url: str | None = None) -> GraphStore:
         return SqliteStore("/" + path.lstrip("/") if path.startswith("/") else path)
     if url.split("://", 1)[0] in ("neo4j", "bolt", "neo4j+s", "bolt+s", "neo4j+ssc", "bolt+ssc"):
         try:
-            from cmdb.store.neo4j import Neo4jStore
+            from cmdb.store.neo4j import Neo4jStore  # type: ignore[import-not-found,unused-ignore]
         except ImportError as exc:  # pragma: no cover - the module ships with the package
             raise ConfigError(f"the Neo4j store is not available: {exc}") from exc
-        return Neo4jStore.from_url(url)
+        store: GraphStore = Neo4jStore.from_url(url)
+        return store
     if "://" not in url:
         from cmdb.store.sqlite import SqliteStore
 

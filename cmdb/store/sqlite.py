@@ -321,7 +321,7 @@ class SqliteStore:
         ]
 
     def runs(self, source: str | None = None, limit: int = 100) -> list[RunRecord]:
-        sql, params = "SELECT * FROM run", []
+        sql, params = "SELECT * FROM run", list[Any]()
         if source is not None:
             sql += " WHERE source=?"
             params.append(source)

@@ -1,0 +1,31 @@
+# The two commands a newcomer needs: `make demo` and `make test`.
+.PHONY: demo test lint typecheck unit bench clean venv
+
+VENV := .venv
+BIN := $(VENV)/bin
+DEMO_STORE ?= sqlite:///$(CURDIR)/.cmdb/demo.db
+
+venv:
+	@scripts/bootstrap.sh
+
+## demo: set up, load the bundled sample estate into the embedded store and print a summary
+demo: venv
+	@rm -f .cmdb/demo.db .cmdb/demo.db-wal .cmdb/demo.db-shm
+	@$(BIN)/cmdb --store $(DEMO_STORE) load --sample
+	@$(BIN)/cmdb --store $(DEMO_STORE) stats
+	@echo
+	@echo "Try:  $(BIN)/cmdb --store $(DEMO_STORE) ci show sw-core-fra-1"
+	@echo "      $(BIN)/cmdb --store $(DEMO_STORE) ci search --class Service"
+
+## test: lint, type-check and run every test, starting and stopping the test servers itself
+test:
+	@CMDB_WITH_NEO4J=1 scripts/bootstrap.sh
+	$(BIN)/ruff check .
+	$(BIN)/mypy
+	$(BIN)/python -m pytest
+
+bench: venv
+	$(BIN)/python bench/ingest_embedded.py
+
+clean:
+	rm -rf .cmdb .pytest_cache .mypy_cache .ruff_cache

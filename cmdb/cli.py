@@ -1,0 +1,364 @@
+"""The ``cmdb`` command line: load batches, look at CIs, relationships, history and conflicts.
+
+Every listing has ``--json`` for scripts. Errors are CmdbErrors printed as one line on stderr with
+exit status 2; nothing is half written because every load is one batch, one transaction.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import asdict
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from cmdb.batch import Batch
+from cmdb.errors import BadInputError, CmdbError
+from cmdb.history import ci_as_of, history_near, parse_since, parse_time, resolve_ci
+from cmdb.ingest import ingest
+from cmdb.model import default_schema
+from cmdb.reconcile import ReconcileConfig
+from cmdb.store import default_store_url, open_store
+from cmdb.store.base import CIState, Event, GraphStore, RelState, SearchQuery
+
+SAMPLE_ESTATE = Path(__file__).parent / "sample" / "estate.yaml"
+
+app = typer.Typer(
+    no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
+    help="An open-source CMDB: configuration items and their dependencies in one graph.",
+)
+ci_app = typer.Typer(no_args_is_help=True, help="Configuration items.")
+rel_app = typer.Typer(no_args_is_help=True, help="Relationships.")
+app.add_typer(ci_app, name="ci")
+app.add_typer(rel_app, name="rel")
+
+out = Console()
+err = Console(stderr=True)
+_state: dict[str, Any] = {"store_url": None}
+
+T = TypeVar("T")
+JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable JSON output.")]
+
+
+@app.callback()
+def _main(
+    store: Annotated[
+        str | None,
+        typer.Option("--store", envvar="CMDB_STORE", help="Store URL: sqlite:///file.db or neo4j://user@host:7687."),
+    ] = None,
+) -> None:
+    _state["store_url"] = store
+
+
+@contextmanager
+def _store() -> Iterator[GraphStore]:
+    s = open_store(_state["store_url"] or default_store_url())
+    try:
+        yield s
+    finally:
+        s.close()
+
+
+def _emit_json(data: Any) -> None:
+    sys.stdout.write(json.dumps(data, indent=2, sort_keys=True, default=str) + "\n")
+
+
+def _ci_dict(c: CIState, full: bool = False) -> dict[str, Any]:
+    d: dict[str, Any] = {"id": c.id, "class": c.cls, "name": c.name, "status": c.status, "attrs": c.attrs,
+                         "created_at": c.created_at, "updated_at": c.updated_at}
+    if full:
+        d["provenance"] = {a: {s: asdict(v) for s, v in srcs.items()} for a, srcs in c.provenance.items()}
+        d["sightings"] = [asdict(s) for s in c.sightings.values()]
+    return d
+
+
+def _rel_dict(r: RelState) -> dict[str, Any]:
+    return {"id": r.id, "type": r.type, "from": r.src, "to": r.dst, "attrs": r.attrs, "status": r.status}
+
+
+def _names(store: GraphStore, ids: set[str]) -> dict[str, str]:
+    return {i: f"{c.name or i} ({c.cls})" for i, c in store.get_cis(ids).items()}
+
+
+@app.command()
+def load(
+    files: Annotated[list[Path] | None, typer.Argument(help="Batch files (JSON or YAML).")] = None,
+    sample: Annotated[bool, typer.Option("--sample", help="Load the bundled sample estate.")] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Load batch files; each file is one atomic batch."""
+    paths = list(files or [])
+    if sample:
+        paths.insert(0, SAMPLE_ESTATE)
+    if not paths:
+        raise BadInputError("name one or more batch files, or --sample")
+    batches = [Batch.from_file(p) for p in paths]  # parse everything before writing anything
+    config = ReconcileConfig.load()
+    results = []
+    with _store() as store:
+        for path, batch in zip(paths, batches, strict=True):
+            res = ingest(store, batch, config=config)
+            results.append({"file": str(path), "run_id": res.run_id, **res.summary()})
+    if as_json:
+        _emit_json(results)
+        return
+    for r in results:
+        out.print(f"[bold]{r['file']}[/]: {r['created']} created, {r['updated']} updated, "
+                  f"{r['unchanged']} unchanged, {r['rels_created']} relationships created, "
+                  f"{r['events']} history events, {r['conflicts']} conflicts (run {r['run_id']})")
+
+
+@app.command()
+def stats(as_json: JsonOpt = False) -> None:
+    """Counts of CIs by class and status, relationships by type, history, conflicts."""
+    with _store() as store:
+        st = store.stats()
+    if as_json:
+        _emit_json(st)
+        return
+    out.print(f"[bold]{st['cis']}[/] CIs, [bold]{st['relationships']}[/] relationships, "
+              f"{st['events']} history events, {st['runs']} runs, {st['conflicts']} open conflicts")
+    table = Table(title="CIs by class")
+    table.add_column("class")
+    table.add_column("count", justify="right")
+    for cls, n in st["cis_by_class"].items():
+        table.add_row(cls, str(n))
+    out.print(table)
+    rels = Table(title="Relationships by type")
+    rels.add_column("type")
+    rels.add_column("count", justify="right")
+    for t, n in st["relationships_by_type"].items():
+        rels.add_row(t, str(n))
+    out.print(rels)
+    out.print("CIs by status: " + ", ".join(f"{k} {v}" for k, v in st["cis_by_status"].items()))
+
+
+def _print_cis(items: list[CIState], total: int) -> None:
+    table = Table()
+    for col in ("id", "class", "name", "status"):
+        table.add_column(col)
+    for c in items:
+        table.add_row(c.id, c.cls, c.name or "", c.status)
+    out.print(table)
+    out.print(f"{len(items)} of {total}")
+
+
+@ci_app.command("list")
+def ci_list(
+    cls: Annotated[str | None, typer.Option("--class", help="Class, including its subclasses.")] = None,
+    status: Annotated[str | None, typer.Option(help="active, stale or retired.")] = None,
+    limit: int = 50,
+    offset: int = 0,
+    as_json: JsonOpt = False,
+) -> None:
+    """List CIs, optionally of one class (and its subclasses)."""
+    _search(None, cls, status, [], limit, offset, as_json)
+
+
+@ci_app.command("search")
+def ci_search(
+    text: Annotated[str | None, typer.Argument(help="Substring of the CI name.")] = None,
+    cls: Annotated[str | None, typer.Option("--class")] = None,
+    status: Annotated[str | None, typer.Option()] = None,
+    attr: Annotated[list[str] | None, typer.Option("--attr", help="attr=value filter; repeatable.")] = None,
+    limit: int = 50,
+    offset: int = 0,
+    as_json: JsonOpt = False,
+) -> None:
+    """Search CIs by name, class, status and attribute values."""
+    _search(text, cls, status, attr or [], limit, offset, as_json)
+
+
+def _search(text: str | None, cls: str | None, status: str | None, attrs: list[str], limit: int, offset: int,
+            as_json: bool) -> None:
+    schema = default_schema()
+    filters: dict[str, Any] = {}
+    for item in attrs:
+        name, sep, value = item.partition("=")
+        if not sep:
+            raise BadInputError(f"--attr {item!r}: expected attr=value")
+        filters[name] = value
+    if status is not None and status not in ("active", "stale", "retired"):
+        raise BadInputError(f"--status {status!r}: use active, stale or retired")
+    query = SearchQuery(classes=schema.descendants(cls) if cls else None, status=status, text=text,
+                        attrs=filters, limit=limit, offset=offset)
+    with _store() as store:
+        page = store.search(query)
+    if as_json:
+        _emit_json({"total": page.total, "limit": limit, "offset": offset,
+                    "items": [_ci_dict(c) for c in page.items]})
+    else:
+        _print_cis(page.items, page.total)
+
+
+@ci_app.command("show")
+def ci_show(
+    ref: Annotated[str, typer.Argument(help="CI id, name, or an identity value such as a serial or FQDN.")],
+    as_of: Annotated[str | None, typer.Option("--as-of", help="Show the CI as it was at this time.")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """One CI with its attributes, provenance and relationships (or as it was at a past time)."""
+    schema = default_schema()
+    with _store() as store:
+        ci_id = resolve_ci(store, schema, ref)
+        if as_of is not None:
+            snap = ci_as_of(store, ci_id, parse_time(as_of))
+            names = _names(store, {r["src"] for r in snap.relationships} | {r["dst"] for r in snap.relationships})
+            if as_json:
+                _emit_json(asdict(snap))
+                return
+            out.print(f"[bold]{snap.id}[/] {snap.cls} as of {snap.at} ({snap.status})")
+            for k, v in sorted(snap.attrs.items()):
+                out.print(f"  {k}: {v}")
+            for r in snap.relationships:
+                out.print(f"  {names.get(r['src'], r['src'])} -{r['type']}-> {names.get(r['dst'], r['dst'])}")
+            return
+        ci = store.get_ci(ci_id)
+        assert ci is not None
+        ci_rels = store.relationships(ci_id, include_retired=True)
+        rel_names = _names(store, {r.src for r in ci_rels} | {r.dst for r in ci_rels})
+    if as_json:
+        _emit_json({**_ci_dict(ci, full=True), "relationships": [_rel_dict(r) for r in ci_rels]})
+        return
+    out.print(f"[bold]{ci.name}[/] ({ci.cls}) {ci.id} status={ci.status} created {ci.created_at}")
+    table = Table()
+    for col in ("attribute", "value", "source", "alternatives"):
+        table.add_column(col)
+    for attr, value in sorted(ci.attrs.items()):
+        cands = ci.provenance.get(attr, {})
+        winner = next((s for s, v in cands.items() if v.value == value), "")
+        alts = "; ".join(f"{s}={v.value}" for s, v in cands.items() if s != winner)
+        table.add_row(attr, str(value), winner, alts)
+    out.print(table)
+    for s in ci.sightings.values():
+        out.print(f"  seen by {s.source} in {s.scope}: first {s.first_seen}, last {s.last_seen}, {s.status}")
+    for rel in ci_rels:
+        out.print(f"  {rel_names.get(rel.src, rel.src)} -{rel.type}-> {rel_names.get(rel.dst, rel.dst)} [{rel.status}]")
+
+
+@rel_app.command("list")
+def rel_list(
+    ci: Annotated[str | None, typer.Option("--ci", help="Only relationships of this CI.")] = None,
+    type: Annotated[str | None, typer.Option("--type")] = None,
+    direction: Annotated[str, typer.Option(help="out, in or both.")] = "both",
+    limit: int = 200,
+    offset: int = 0,
+    as_json: JsonOpt = False,
+) -> None:
+    """List relationships."""
+    if direction not in ("out", "in", "both"):
+        raise BadInputError("--direction must be out, in or both")
+    schema = default_schema()
+    if type is not None:
+        schema.rel_type(type)
+    with _store() as store:
+        ci_id = resolve_ci(store, schema, ci) if ci else None
+        rels = store.relationships(ci_id, type, direction, limit=limit, offset=offset)  # type: ignore[arg-type]
+        names = _names(store, {r.src for r in rels} | {r.dst for r in rels})
+    if as_json:
+        _emit_json([_rel_dict(r) for r in rels])
+        return
+    table = Table()
+    for col in ("from", "type", "to", "status"):
+        table.add_column(col)
+    for r in rels:
+        table.add_row(names.get(r.src, r.src), r.type, names.get(r.dst, r.dst), r.status)
+    out.print(table)
+
+
+@app.command()
+def history(
+    ref: Annotated[str, typer.Argument(help="CI id, name or identity value.")],
+    since: Annotated[str | None, typer.Option(help="A span like 7d or 12h, or an ISO time.")] = None,
+    depth: Annotated[int, typer.Option(help="Also changes to what it depends on, this many hops deep.")] = 0,
+    as_json: JsonOpt = False,
+) -> None:
+    """What changed on a CI, and with --depth on what it depends on."""
+    schema = default_schema()
+    with _store() as store:
+        ci_id = resolve_ci(store, schema, ref)
+        events = history_near(store, schema, ci_id, parse_since(since) if since else None, depth)
+        names = _names(store, {e.ci_id for e in events if e.ci_id} | {e.peer_id for e in events if e.peer_id})
+    if as_json:
+        _emit_json([asdict(e) for e in events])
+        return
+    table = Table()
+    for col in ("at", "CI", "change", "old", "new", "source"):
+        table.add_column(col)
+    for e in events:
+        table.add_row(e.at[:19], names.get(e.ci_id or "", e.ci_id or ""), _describe(e, names),
+                      _short(e.old), _short(e.new), e.actor or e.source)
+    out.print(table)
+    out.print(f"{len(events)} changes")
+
+
+def _describe(e: Event, names: dict[str, str]) -> str:
+    if e.kind.startswith("rel."):
+        peer = names.get(e.peer_id or "", e.peer_id or "")
+        return f"{e.kind} {e.attr} -> {peer}" if e.kind == "rel.created" else f"{e.kind} {e.attr} (-> {peer})"
+    return f"{e.kind} {e.attr or ''}".strip()
+
+
+def _short(v: Any) -> str:
+    text = "" if v is None else json.dumps(v, default=str) if not isinstance(v, str) else v
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+@app.command()
+def conflicts(as_json: JsonOpt = False) -> None:
+    """Identity conflicts: batch items whose keys point at two or more CIs (never merged)."""
+    with _store() as store:
+        items = store.conflicts()
+        names = _names(store, {i for c in items for i in c.ci_ids})
+    if as_json:
+        _emit_json([asdict(c) for c in items])
+        return
+    if not items:
+        out.print("no identity conflicts")
+        return
+    table = Table()
+    for col in ("at", "source", "item", "matches", "keys"):
+        table.add_column(col)
+    for c in items:
+        table.add_row(c.at[:19], c.source, c.item, ", ".join(names.get(i, i) for i in c.ci_ids),
+                      "\n".join(f"{k} -> {names.get(v, v)}" for k, v in c.keys.items()))
+    out.print(table)
+
+
+@app.command()
+def runs(source: Annotated[str | None, typer.Option()] = None, limit: int = 20, as_json: JsonOpt = False) -> None:
+    """The run ledger: which source ran over which scope, complete or partial."""
+    with _store() as store:
+        items = store.runs(source, limit)
+    if as_json:
+        _emit_json([asdict(r) for r in items])
+        return
+    table = Table()
+    for col in ("run", "source", "scope", "complete", "ended", "changes"):
+        table.add_column(col)
+    for r in items:
+        table.add_row(r.run_id, r.source, r.scope or "", "yes" if r.complete else "partial", r.ended_at[:19],
+                      ", ".join(f"{k} {v}" for k, v in r.stats.items() if v))
+    out.print(table)
+
+
+def _guard(fn: Callable[[], T]) -> T:
+    try:
+        return fn()
+    except CmdbError as exc:
+        err.print(f"[red]error:[/] {exc}", highlight=False, soft_wrap=True)
+        raise SystemExit(2) from None
+
+
+def main() -> None:
+    _guard(lambda: app(standalone_mode=True))
+
+
+if __name__ == "__main__":
+    main()

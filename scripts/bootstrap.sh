@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# Creates .venv and installs the project on a brand-new Debian machine; idempotent and quick when done.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+need_apt=()
+PY=${PYTHON:-python3}
+if ! command -v "$PY" >/dev/null 2>&1; then need_apt+=(python3 python3-venv); fi
+if command -v "$PY" >/dev/null 2>&1 && ! "$PY" -c 'import sys; assert sys.version_info >= (3, 11)' 2>/dev/null; then
+  echo "bootstrap: $PY is older than 3.11; install Python 3.11+ or set PYTHON=/path/to/python3.11" >&2
+  exit 1
+fi
+if command -v "$PY" >/dev/null 2>&1 && ! "$PY" -c 'import venv, ensurepip' 2>/dev/null; then need_apt+=(python3-venv); fi
+if [ "${CMDB_WITH_NEO4J:-0}" = 1 ]; then
+  command -v java >/dev/null 2>&1 || need_apt+=(openjdk-17-jre-headless)
+  command -v mvn >/dev/null 2>&1 || need_apt+=(maven)
+fi
+if [ ${#need_apt[@]} -gt 0 ]; then
+  if [ "$(id -u)" = 0 ]; then SUDO=""; else SUDO="sudo"; fi
+  echo "bootstrap: installing Debian packages: ${need_apt[*]}"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need_apt[@]}" >/dev/null
+fi
+
+stamp=.venv/.installed
+if [ ! -x .venv/bin/python ]; then
+  "$PY" -m venv .venv
+fi
+if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
+  .venv/bin/python -m pip install -q --upgrade pip
+  .venv/bin/python -m pip install -q -e '.[dev]'
+  touch "$stamp"
+fi
