@@ -306,6 +306,8 @@ def _describe(e: Event, names: dict[str, str]) -> str:
 
 
 def _short(v: Any) -> str:
+    if isinstance(v, dict) and set(v) == {"class", "attrs"}:  # a ci.created event
+        v = f"{v['class']}: " + ", ".join(f"{k}={x}" for k, x in sorted(v["attrs"].items()))
     text = "" if v is None else json.dumps(v, default=str) if not isinstance(v, str) else v
     return text if len(text) <= 60 else text[:57] + "..."
 

@@ -404,6 +404,9 @@ def _resolve(name: str, classes: dict[str, CIClass], seen: tuple[str, ...]) -> C
         if c.parent not in classes:
             raise SchemaError(f"class {name} has unknown parent {c.parent!r}")
         p = _resolve(c.parent, classes, (*seen, name))
+        shadowed = sorted(set(p.attributes) & set(c.own_attributes))
+        if shadowed:
+            raise SchemaError(f"class {name} already has attribute(s) {', '.join(shadowed)} from {p.name}")
         c.attributes = {**p.attributes, **c.own_attributes}
         c.identity = list(c.own_identity) if c.own_identity is not None else list(p.identity)
         c.name_from = c.own_name_from if c.own_name_from is not None else p.name_from
