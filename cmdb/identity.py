@@ -56,8 +56,13 @@ class ItemGroup:
         return ", ".join(i.describe() for i in self.items)
 
 
-def merge_batch_items(schema: Schema, items: Sequence[tuple[CIRecord, dict[str, Any]]]) -> list[ItemGroup]:
-    """Union items whose keys overlap; ``items`` pairs each record with its canonical attributes."""
+def merge_batch_items(
+    schema: Schema, items: Sequence[tuple[CIRecord, dict[str, Any]]], keys: Sequence[dict[str, str]] | None = None
+) -> list[ItemGroup]:
+    """Union items whose keys overlap; ``items`` pairs each record with its canonical attributes.
+
+    ``keys`` are the items' identity keys when the caller has computed them already.
+    """
     parent = list(range(len(items)))
 
     def find(i: int) -> int:
@@ -69,9 +74,9 @@ def merge_batch_items(schema: Schema, items: Sequence[tuple[CIRecord, dict[str, 
     owner: dict[str, int] = {}
     item_keys: list[dict[str, str]] = []
     for i, (rec, attrs) in enumerate(items):
-        keys = identity_keys(schema, rec.cls, attrs)
-        item_keys.append(keys)
-        for key in keys:
+        mine = keys[i] if keys is not None else identity_keys(schema, rec.cls, attrs)
+        item_keys.append(mine)
+        for key in mine:
             j = owner.setdefault(key, i)
             if j != i:
                 ri, rj = find(i), find(j)
@@ -93,9 +98,10 @@ def merge_batch_items(schema: Schema, items: Sequence[tuple[CIRecord, dict[str, 
             else:
                 group.attrs[name] = value
         group.keys.update(item_keys[i])
-    # Keys may grow with merged list attributes (hostname + each IP): recompute once per group.
+    # Keys may grow with merged list attributes (hostname + each IP): recompute for merged groups.
     for group in groups.values():
-        group.keys = {**identity_keys(schema, group.cls, group.attrs), **group.keys}
+        if len(group.items) > 1:
+            group.keys = {**identity_keys(schema, group.cls, group.attrs), **group.keys}
     return list(groups.values())
 
 

@@ -20,7 +20,7 @@ from cmdb.batch import Batch, CIRecord, IdentityRef, Ref, RelRecord
 from cmdb.errors import BadInputError, CmdbError
 from cmdb.identity import ItemGroup, identity_keys, merge_batch_items
 from cmdb.model import Schema, default_schema
-from cmdb.reconcile import MANUAL_SOURCES, ReconcileConfig, is_fresh, resolve
+from cmdb.reconcile import MANUAL_SOURCES, ReconcileConfig, freshness_horizon, is_fresh, resolve
 from cmdb.store.base import (
     STATUS_RANK,
     AttrValue,
@@ -30,7 +30,6 @@ from cmdb.store.base import (
     Conflict,
     Event,
     GraphStore,
-    ProvenanceWrite,
     RelState,
     RunRecord,
     Sighting,
@@ -131,6 +130,7 @@ class _Planner:
         self.batch = batch
         self.now = now
         self.at = iso(now)
+        self.horizon = freshness_horizon(now, config)
         self.scope = batch.scope or DEFAULT_SCOPE
         self.groups: list[ItemGroup] = []
         self.ref_group: dict[str, int] = {}
@@ -148,21 +148,24 @@ class _Planner:
         if not batch.source or any(c.isspace() for c in batch.source):
             raise BadInputError(f"{batch.origin}: source {batch.source!r} must be a word like snmp or import:csv")
         items: list[tuple[CIRecord, dict[str, Any]]] = []
+        item_keys: list[dict[str, str]] = []
         refs: dict[str, CIRecord] = {}
         for rec in batch.cis:
             try:
                 attrs = schema.validate(rec.cls, rec.attrs)
             except CmdbError as exc:
                 raise self._fail(rec.describe(), str(exc), exc) from None
-            if not identity_keys(schema, rec.cls, attrs):
-                keys = " | ".join("+".join(k) for k in schema.ci_class(rec.cls).identity)
-                raise self._fail(rec.describe(), f"no identity attributes; give one of: {keys}")
+            keys = identity_keys(schema, rec.cls, attrs)
+            item_keys.append(keys)
+            if not keys:
+                names = " | ".join("+".join(k) for k in schema.ci_class(rec.cls).identity)
+                raise self._fail(rec.describe(), f"no identity attributes; give one of: {names}")
             if rec.ref is not None:
                 if rec.ref in refs:
                     raise self._fail(rec.describe(), f"ref {rec.ref!r} is already used by {refs[rec.ref].describe()}")
                 refs[rec.ref] = rec
             items.append((rec, attrs))
-        self.groups = merge_batch_items(schema, items)
+        self.groups = merge_batch_items(schema, items, item_keys)
         for gi, group in enumerate(self.groups):
             for rec in group.items:
                 if rec.ref is not None:
@@ -287,9 +290,8 @@ class _Planner:
             provenance={a: {src: AttrValue(src, v, run, self.at)} for a, v in attrs.items()},
             sightings={(src, self.scope): sighting},
         )
+        state.provenance[CLASS_ATTR] = {src: AttrValue(src, group.cls, run, self.at)}
         cs.cis_new.append(state)
-        cs.provenance.append(ProvenanceWrite(ci_id, CLASS_ATTR, AttrValue(src, group.cls, run, self.at)))
-        cs.provenance.extend(ProvenanceWrite(ci_id, a, v[src]) for a, v in state.provenance.items())
         cs.sightings.append(SightingWrite("ci", ci_id, sighting))
         self._event(cs, "ci.created", ci_id=ci_id, new={"class": group.cls, "attrs": attrs})
         result.created += 1
@@ -298,12 +300,12 @@ class _Planner:
     def _update_ci(self, cs: ChangeSet, state: CIState, group: ItemGroup, result: IngestResult) -> CIState:
         src, run, at = self.batch.source, self.batch.run_id, self.at
         prov = {a: dict(v) for a, v in state.provenance.items()}
+        prov_changed = False
         for attr, value in [(CLASS_ATTR, group.cls), *group.attrs.items()]:
             mine = prov.setdefault(attr, {}).get(src)
             if mine is None or mine.value != value:
-                av = AttrValue(src, value, run, at)
-                prov[attr][src] = av
-                cs.provenance.append(ProvenanceWrite(state.id, attr, av))
+                prov[attr][src] = AttrValue(src, value, run, at)
+                prov_changed = True
         key = (src, self.scope)
         sightings = dict(state.sightings)
         sightings[key] = self._sighting(sightings.get(key))
@@ -316,7 +318,7 @@ class _Planner:
         for attr, candidates in prov.items():
             if attr == CLASS_ATTR:
                 continue
-            win = resolve(candidates, ancestors, attr, sightings, self.now, self.config)
+            win = resolve(candidates, ancestors, attr, sightings, self.horizon, self.config)
             if win is not None:
                 attrs[attr] = win.value
                 winners[attr] = win.source
@@ -336,8 +338,11 @@ class _Planner:
             changed = True
         if not changed:
             result.unchanged += 1
-            return CIState(state.id, state.cls, state.name, state.status, state.attrs, state.created_at,
+            same = CIState(state.id, state.cls, state.name, state.status, state.attrs, state.created_at,
                            state.updated_at, prov, sightings)
+            if prov_changed:  # a new alternative value: provenance is written, nothing resolved changed
+                cs.cis_changed.append(same)
+            return same
         updated = CIState(
             id=state.id, cls=new_cls, name=self.schema.display_name(new_cls, attrs), status=status,
             attrs=attrs, created_at=state.created_at, updated_at=at, provenance=prov, sightings=sightings,
@@ -349,16 +354,14 @@ class _Planner:
     def _resolve_class(self, state: CIState, prov: dict[str, dict[str, AttrValue]],
                        sightings: dict[tuple[str, str], Sighting]) -> str:
         claims = prov.get(CLASS_ATTR) or {}
-        win = resolve(claims, (), CLASS_ATTR, sightings, self.now, self.config)
+        win = resolve(claims, (), CLASS_ATTR, sightings, self.horizon, self.config)
         if win is None:
             return state.cls
         best = str(win.value)
         # A fresh claim that refines the winner (Server under Host) makes the class more specific.
         for source, claim in claims.items():
             cls = str(claim.value)
-            if cls in self.schema.classes and self.schema.is_a(cls, best) and is_fresh(
-                source, sightings, self.now, self.config
-            ):
+            if cls in self.schema.classes and self.schema.is_a(cls, best) and is_fresh(source, sightings, self.horizon):
                 best = cls
         return best if best in self.schema.classes else state.cls
 
@@ -472,7 +475,7 @@ class _Planner:
                 if status != state.status:
                     self._event(cs, "ci.status", ci_id=ci_id, attr="status", old=state.status, new=status)
                     cs.cis_changed.append(CIState(state.id, state.cls, state.name, status, state.attrs,
-                                                  state.created_at, self.at))
+                                                  state.created_at, self.at, state.provenance))
                     if status == "stale":
                         result.stale += 1
                     elif status == "retired":

@@ -67,7 +67,9 @@ class AttributeSpec:
     def _scalar(self, kind: str, value: Any) -> Any:
         out: Any
         if kind == "string":
-            if not isinstance(value, str | int | float) or isinstance(value, bool):
+            if type(value) is str:
+                out = value
+            elif not isinstance(value, str | int | float) or isinstance(value, bool):
                 raise ValueError(f"expected a string, got {type(value).__name__}")
             out = str(value)
         elif kind == "int":
@@ -192,6 +194,8 @@ class CIClass:
     name_from: tuple[str, ...] = ()
     identity_domain: str = ""
     ancestors: tuple[str, ...] = ()
+    defaults: dict[str, Any] = field(default_factory=dict)
+    required: tuple[str, ...] = ()
 
 
 class Schema:
@@ -296,16 +300,13 @@ class Schema:
         return [n for n in self.descendants(class_name) if not self.classes[n].abstract]
 
     def with_defaults(self, class_name: str, attrs: Mapping[str, Any]) -> dict[str, Any]:
-        out = dict(attrs)
-        for name, spec in self.ci_class(class_name).attributes.items():
-            if spec.default is not None and name not in out:
-                out[name] = spec.validate(spec.default)
-        return out
+        defaults = self.ci_class(class_name).defaults
+        if not defaults:
+            return dict(attrs)
+        return {**defaults, **attrs}
 
     def check_required(self, class_name: str, attrs: Mapping[str, Any]) -> None:
-        missing = [
-            n for n, s in self.ci_class(class_name).attributes.items() if s.required and attrs.get(n) is None
-        ]
+        missing = [n for n in self.ci_class(class_name).required if attrs.get(n) is None]
         if missing:
             raise BadInputError(f"class {class_name} requires attribute(s) {', '.join(missing)}")
 
@@ -423,6 +424,11 @@ def _resolve(name: str, classes: dict[str, CIClass], seen: tuple[str, ...]) -> C
         for attr in key:
             if attr not in c.attributes:
                 raise SchemaError(f"class {name}: identity key uses unknown attribute {attr!r}")
+    try:
+        c.defaults = {a: s.validate(s.default) for a, s in c.attributes.items() if s.default is not None}
+    except ValueError as exc:
+        raise SchemaError(f"class {name}: a default value is invalid: {exc}") from None
+    c.required = tuple(a for a, s in c.attributes.items() if s.required)
     return c
 
 

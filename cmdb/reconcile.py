@@ -35,6 +35,7 @@ class ReconcileConfig:
     fresh_for: timedelta = timedelta(days=7)
     stale_after_runs: int = 3
     retire_after_runs: int = 6
+    _rank_cache: dict[tuple[str, tuple[str, ...], str], int] = field(default_factory=dict, repr=False, compare=False)
 
     @classmethod
     def from_mapping(cls, doc: Mapping[str, Any], origin: str = "config") -> ReconcileConfig:
@@ -75,6 +76,13 @@ class ReconcileConfig:
 
     def rank(self, source: str, ancestors: Sequence[str], attr: str) -> int:
         """Lower is stronger. Unknown sources rank below every listed one."""
+        cache_key = (source, tuple(ancestors), attr)
+        cached = self._rank_cache.get(cache_key)
+        if cached is None:
+            cached = self._rank_cache[cache_key] = self._rank(source, ancestors, attr)
+        return cached
+
+    def _rank(self, source: str, ancestors: Sequence[str], attr: str) -> int:
         order = self.precedence
         for scope in [f"{c}.{attr}" for c in ancestors] + [f"*.{attr}", *ancestors]:
             if scope in self.overrides:
@@ -86,11 +94,14 @@ class ReconcileConfig:
         return len(order)
 
 
-def is_fresh(source: str, sightings: Mapping[tuple[str, str], Sighting], now: datetime,
-             cfg: ReconcileConfig) -> bool:
+def freshness_horizon(now: datetime, cfg: ReconcileConfig) -> str:
+    """Sightings at or after this time are fresh."""
+    return iso(now - cfg.fresh_for)
+
+
+def is_fresh(source: str, sightings: Mapping[tuple[str, str], Sighting], horizon: str) -> bool:
     if source in MANUAL_SOURCES:
         return True
-    horizon = iso(now - cfg.fresh_for)
     return any(s.source == source and s.last_seen >= horizon for s in sightings.values())
 
 
@@ -99,14 +110,16 @@ def resolve(
     ancestors: Sequence[str],
     attr: str,
     sightings: Mapping[tuple[str, str], Sighting],
-    now: datetime,
+    horizon: str,
     cfg: ReconcileConfig,
 ) -> AttrValue | None:
-    """The winning value among the sources' candidates for one attribute."""
+    """The winning value among the sources' candidates for one attribute (fresh before stale, then rank)."""
+    if len(candidates) == 1:
+        return next(iter(candidates.values()))
     best: tuple[int, int] | None = None
     winner: AttrValue | None = None
     for source, value in candidates.items():
-        key = (0 if is_fresh(source, sightings, now, cfg) else 1, cfg.rank(source, ancestors, attr))
+        key = (0 if is_fresh(source, sightings, horizon) else 1, cfg.rank(source, ancestors, attr))
         # Between sources of equal standing the newer value wins (timestamps sort as text).
         if best is None or key < best or (key == best and winner is not None and value.set_at > winner.set_at):
             best, winner = key, value

@@ -137,21 +137,19 @@ class SightingWrite:
 
 
 @dataclass
-class ProvenanceWrite:
-    ci_id: str
-    attr: str
-    value: AttrValue
-
-
-@dataclass
 class ChangeSet:
-    """Everything one batch writes; applied by a store in one transaction."""
+    """Everything one batch writes; applied by a store in one transaction.
+
+    CIs in ``cis_new`` and ``cis_changed`` are whole rows: class, name, status, resolved attributes
+    and the full provenance map are written together (a CI's provenance is stored with it, not as
+    one row per attribute). Sightings are written separately because lifecycle queries them by
+    source and scope.
+    """
 
     run: RunRecord
     cis_new: list[CIState] = field(default_factory=list)
     cis_changed: list[CIState] = field(default_factory=list)
     keys: list[tuple[str, str]] = field(default_factory=list)
-    provenance: list[ProvenanceWrite] = field(default_factory=list)
     sightings: list[SightingWrite] = field(default_factory=list)
     rels_new: list[RelState] = field(default_factory=list)
     rels_changed: list[RelState] = field(default_factory=list)

@@ -36,15 +36,12 @@ DDL = """
 CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS ci(
     id TEXT PRIMARY KEY, class TEXT NOT NULL, name TEXT, name_lc TEXT, status TEXT NOT NULL,
-    attrs TEXT NOT NULL, created_at TEXT NOT NULL, updated_at TEXT NOT NULL);
+    attrs TEXT NOT NULL, created_at TEXT NOT NULL, updated_at TEXT NOT NULL, provenance TEXT NOT NULL);
 CREATE INDEX IF NOT EXISTS ci_class_status ON ci(class, status);
 CREATE INDEX IF NOT EXISTS ci_name ON ci(name_lc);
 CREATE INDEX IF NOT EXISTS ci_status ON ci(status);
 CREATE TABLE IF NOT EXISTS ci_key(key TEXT PRIMARY KEY, ci_id TEXT NOT NULL) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS ci_key_ci ON ci_key(ci_id);
-CREATE TABLE IF NOT EXISTS provenance(
-    ci_id TEXT NOT NULL, attr TEXT NOT NULL, source TEXT NOT NULL, value TEXT, run_id TEXT NOT NULL,
-    set_at TEXT NOT NULL, PRIMARY KEY(ci_id, attr, source)) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS sighting(
     kind TEXT NOT NULL, item_id TEXT NOT NULL, source TEXT NOT NULL, scope TEXT NOT NULL,
     first_seen TEXT NOT NULL, last_seen TEXT NOT NULL, last_run TEXT NOT NULL, missed INTEGER NOT NULL,
@@ -71,11 +68,20 @@ CREATE TABLE IF NOT EXISTS run(
 CREATE INDEX IF NOT EXISTS run_source ON run(source, ended_at);
 """
 
-TABLES = ("ci", "ci_key", "provenance", "sighting", "rel", "event", "conflict", "run")
+TABLES = ("ci", "ci_key", "sighting", "rel", "event", "conflict", "run")
 
 
-def _dumps(value: Any) -> str:
-    return json.dumps(value, sort_keys=True, separators=(",", ":"))
+_dumps = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode
+_decode = json.JSONDecoder().decode
+
+
+def dump_provenance(prov: dict[str, dict[str, AttrValue]]) -> str:
+    """One JSON map per CI: {attr: {source: [value, run_id, set_at]}}."""
+    return _dumps({a: {s: [v.value, v.run_id, v.set_at] for s, v in srcs.items()} for a, srcs in prov.items()})
+
+
+def load_provenance(text: str) -> dict[str, dict[str, AttrValue]]:
+    return {a: {s: AttrValue(s, v[0], v[1], v[2]) for s, v in srcs.items()} for a, srcs in _decode(text).items()}
 
 
 def _loads(text: str | None) -> Any:
@@ -132,21 +138,18 @@ class SqliteStore:
     def _apply(self, cs: ChangeSet) -> None:
         db = self._db
         ci_rows = [
-            (c.id, c.cls, c.name, (c.name or "").lower(), c.status, _dumps(c.attrs), c.created_at, c.updated_at)
+            (c.id, c.cls, c.name, (c.name or "").lower(), c.status, _dumps(c.attrs), c.created_at, c.updated_at,
+             dump_provenance(c.provenance))
             for c in cs.cis_new
         ]
-        db.executemany("INSERT INTO ci VALUES(?,?,?,?,?,?,?,?)", ci_rows)
+        db.executemany("INSERT INTO ci VALUES(?,?,?,?,?,?,?,?,?)", ci_rows)
         db.executemany(
-            "UPDATE ci SET class=?, name=?, name_lc=?, status=?, attrs=?, updated_at=? WHERE id=?",
-            [(c.cls, c.name, (c.name or "").lower(), c.status, _dumps(c.attrs), c.updated_at, c.id)
+            "UPDATE ci SET class=?, name=?, name_lc=?, status=?, attrs=?, updated_at=?, provenance=? WHERE id=?",
+            [(c.cls, c.name, (c.name or "").lower(), c.status, _dumps(c.attrs), c.updated_at,
+              dump_provenance(c.provenance), c.id)
              for c in cs.cis_changed],
         )
         db.executemany("INSERT INTO ci_key(key, ci_id) VALUES(?,?)", cs.keys)
-        db.executemany(
-            "INSERT OR REPLACE INTO provenance VALUES(?,?,?,?,?,?)",
-            [(p.ci_id, p.attr, p.value.source, _dumps(p.value.value), p.value.run_id, p.value.set_at)
-             for p in cs.provenance],
-        )
         db.executemany(
             "INSERT OR REPLACE INTO sighting VALUES(?,?,?,?,?,?,?,?,?)",
             [(w.kind, w.item_id, w.sighting.source, w.sighting.scope, w.sighting.first_seen,
@@ -354,7 +357,7 @@ class SqliteStore:
     # -- export / restore -----------------------------------------------------------------------
     def dump(self) -> Iterator[tuple[str, dict[str, Any]]]:
         for table in TABLES:
-            order = "seq" if table == "event" else "rowid" if table not in ("ci_key", "provenance", "sighting") else "1"
+            order = "seq" if table == "event" else "rowid" if table not in ("ci_key", "sighting") else "1"
             for row in self._rows(f"SELECT * FROM {table} ORDER BY {order}"):
                 yield table, dict(row)
 
@@ -441,17 +444,12 @@ def _load_cis(db: sqlite3.Connection, ids: list[str]) -> dict[str, CIState]:
     id_json = _dumps(ids)
     states: dict[str, CIState] = {}
     for row in db.execute(
-        "SELECT id, class, name, status, attrs, created_at, updated_at FROM ci"
+        "SELECT id, class, name, status, attrs, created_at, updated_at, provenance FROM ci"
         " WHERE id IN (SELECT value FROM json_each(?))",
         (id_json,),
     ):
-        states[row[0]] = CIState(row[0], row[1], row[2], row[3], json.loads(row[4]), row[5], row[6])
-    for ci_id, attr, source, value, run_id, set_at in db.execute(
-        "SELECT ci_id, attr, source, value, run_id, set_at FROM provenance"
-        " WHERE ci_id IN (SELECT value FROM json_each(?))",
-        (id_json,),
-    ):
-        states[ci_id].provenance.setdefault(attr, {})[source] = AttrValue(source, _loads(value), run_id, set_at)
+        states[row[0]] = CIState(row[0], row[1], row[2], row[3], _decode(row[4]), row[5], row[6],
+                                 load_provenance(row[7]))
     for row in db.execute(
         "SELECT item_id, source, scope, first_seen, last_seen, last_run, missed, status FROM sighting"
         " WHERE kind='ci' AND item_id IN (SELECT value FROM json_each(?))",

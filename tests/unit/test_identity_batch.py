@@ -12,7 +12,7 @@ from cmdb.errors import BadInputError, ConfigError
 from cmdb.identity import identity_keys, merge_batch_items
 from cmdb.ingest import scope_covers
 from cmdb.model import Schema
-from cmdb.reconcile import ReconcileConfig, resolve
+from cmdb.reconcile import ReconcileConfig, freshness_horizon, resolve
 from cmdb.store.base import AttrValue, Sighting, iso
 
 SCHEMA = Schema.load()
@@ -63,9 +63,10 @@ def test_resolve_prefers_fresh_higher_source() -> None:
     fresh = {("ssh", "-"): Sighting("ssh", "-", iso(now), iso(now - timedelta(days=1)), "r1"),
              ("scan", "-"): Sighting("scan", "-", iso(now), iso(now), "r2")}
     anc = SCHEMA.ci_class("Server").ancestors
-    assert resolve(cands, anc, "os", fresh, now, cfg).value == "Ubuntu"  # type: ignore[union-attr]
+    horizon = freshness_horizon(now, cfg)
+    assert resolve(cands, anc, "os", fresh, horizon, cfg).value == "Ubuntu"  # type: ignore[union-attr]
     fresh[("ssh", "-")].last_seen = iso(now - timedelta(days=8))
-    assert resolve(cands, anc, "os", fresh, now, cfg).value == "Linux"  # type: ignore[union-attr]
+    assert resolve(cands, anc, "os", fresh, horizon, cfg).value == "Linux"  # type: ignore[union-attr]
 
 
 def test_scope_coverage() -> None:
