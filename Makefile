@@ -3,7 +3,7 @@
 
 VENV := .venv
 BIN := $(VENV)/bin
-DEMO_STORE ?= sqlite:///$(CURDIR)/.cmdb/demo.db
+DEMO_STORE ?= sqlite:///.cmdb/demo.db
 
 venv:
 	@scripts/bootstrap.sh

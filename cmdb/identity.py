@@ -32,6 +32,8 @@ def identity_keys(schema: Schema, cls: str, attrs: Mapping[str, Any]) -> dict[st
         parts: list[list[str]] = []
         for attr in key:
             value = attrs.get(attr)
+            if value is None:  # a schema default (IPAddress.vrf: global) is part of the identity too
+                value = ci_class.defaults.get(attr)
             if value is None or value == "" or value == []:
                 break
             values = value if isinstance(value, list) else [value]

@@ -1,6 +1,6 @@
 """Stores behind the GraphStore protocol, chosen by URL.
 
-``sqlite:///path/to/cmdb.db`` (or a plain path) is the embedded default;
+``sqlite:////abs/path/cmdb.db``, ``sqlite:///relative.db`` or a plain path is the embedded default;
 ``neo4j://user@host:7687`` / ``bolt://...`` select Neo4j, its password read from
 ``CMDB_NEO4J_PASSWORD`` or the 0600 file named by ``CMDB_NEO4J_PASSWORD_FILE``.
 """
@@ -26,11 +26,11 @@ def open_store(url: str | None = None) -> GraphStore:
     if url.startswith("sqlite://"):
         from cmdb.store.sqlite import SqliteStore
 
-        # sqlite:///abs/path.db, sqlite://relative.db, sqlite:///:memory:
+        # SQLAlchemy's convention: sqlite:///relative.db, sqlite:////absolute/path.db, sqlite:///:memory:
         path = url[len("sqlite://"):]
-        if path in ("", "/:memory:", ":memory:"):
+        if path in ("", "/", "/:memory:", ":memory:"):
             return SqliteStore(":memory:")
-        return SqliteStore("/" + path.lstrip("/") if path.startswith("/") else path)
+        return SqliteStore(path[1:] if path.startswith("/") else path)
     if url.split("://", 1)[0] in ("neo4j", "bolt", "neo4j+s", "bolt+s", "neo4j+ssc", "bolt+ssc"):
         try:
             from cmdb.store.neo4j import Neo4jStore  # type: ignore[import-not-found,unused-ignore]
