@@ -8,6 +8,7 @@ sightings and writes no history.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import ipaddress
 import uuid
@@ -136,6 +137,7 @@ class _Planner:
         self.ref_group: dict[str, int] = {}
         self.rels: list[_PreparedRel] = []
         self.event_count = 0
+        self._ref_cache: dict[IdentityRef, dict[str, str]] = {}
 
     def _fail(self, where: str, msg: str, cause: CmdbError | None = None) -> BadInputError:
         """A BadInputError naming the batch and item; keeps the cause's subclass (UnknownClassError)."""
@@ -194,6 +196,12 @@ class _Planner:
 
     def _ref_keys(self, rel: RelRecord, ref: IdentityRef) -> dict[str, str]:
         try:
+            cached = self._ref_cache.get(ref)
+        except TypeError:  # a list value in the reference (MACs): not hashable, not cached
+            cached = None
+        if cached is not None:
+            return cached
+        try:
             attrs = self.schema.validate(ref.cls, dict(ref.attrs))
         except CmdbError as exc:
             raise self._fail(rel.describe(), f"reference {ref.describe()}: {exc}", exc) from None
@@ -201,6 +209,8 @@ class _Planner:
         if not keys:
             names = " | ".join("+".join(k) for k in self.schema.ci_class(ref.cls).identity)
             raise self._fail(rel.describe(), f"reference {ref.describe()} has no identity key; give one of: {names}")
+        with contextlib.suppress(TypeError):
+            self._ref_cache[ref] = keys
         return keys
 
     # -- planning, inside the write transaction ---------------------------------------------------
@@ -209,13 +219,20 @@ class _Planner:
         cs = ChangeSet(
             run=RunRecord(batch.run_id, batch.source, batch.scope, batch.complete, at, at, batch.actor)
         )
-        all_keys: set[str] = set()
+        group_keys: set[str] = set()
         for group in self.groups:
-            all_keys.update(group.keys)
+            group_keys.update(group.keys)
+        key_map, states = reader.match_keys(group_keys) if group_keys else ({}, {})
+        ref_keys: set[str] = set()
         for rel in self.rels:
-            all_keys.update(rel.src_keys or ())
-            all_keys.update(rel.dst_keys or ())
-        key_map, states = reader.match_keys(all_keys)
+            ref_keys.update(rel.src_keys or ())
+            ref_keys.update(rel.dst_keys or ())
+        ref_keys -= group_keys
+        ref_classes: dict[str, str] = {}
+        if ref_keys:
+            for key, (ci_id, cls) in reader.resolve_keys(ref_keys).items():
+                key_map[key] = ci_id
+                ref_classes[ci_id] = cls
 
         group_ci: list[str | None] = []
         group_cls: dict[str, str] = {}
@@ -246,6 +263,8 @@ class _Planner:
                 result.ci_ids[ref] = cid
         result.conflicts = cs.conflicts
 
+        for ci_id, cls in ref_classes.items():
+            group_cls.setdefault(ci_id, cls)
         seen_rel = self._plan_rels(reader, cs, key_map, states, group_ci, group_cls, result)
         if batch.complete and batch.source not in MANUAL_SOURCES:
             self._age_unseen(reader, cs, seen_ci, seen_rel, result)

@@ -181,6 +181,9 @@ class BatchReader(Protocol):
     def match_keys(self, keys: Iterable[str]) -> tuple[dict[str, str], dict[str, CIState]]:
         """Which CI each known key belongs to, and the full state of those CIs."""
 
+    def resolve_keys(self, keys: Iterable[str]) -> dict[str, tuple[str, str]]:
+        """Key -> (CI id, class) for relationship ends: no state is loaded."""
+
     def load_cis(self, ids: Iterable[str]) -> dict[str, CIState]: ...
 
     def load_rels(self, triples: Iterable[tuple[str, str, str]]) -> dict[tuple[str, str, str], RelState]:

@@ -400,6 +400,14 @@ class _Reader:
         key_map = {k: c for k, c in rows}
         return key_map, _load_cis(self.db, sorted(set(key_map.values())))
 
+    def resolve_keys(self, keys: Iterable[str]) -> dict[str, tuple[str, str]]:
+        rows = self.db.execute(
+            "SELECT k.key, k.ci_id, c.class FROM json_each(?) j JOIN ci_key k ON k.key = j.value"
+            " JOIN ci c ON c.id = k.ci_id",
+            (_dumps(list(keys)),),
+        ).fetchall()
+        return {k: (ci_id, cls) for k, ci_id, cls in rows}
+
     def load_cis(self, ids: Iterable[str]) -> dict[str, CIState]:
         return _load_cis(self.db, list(ids))
 
