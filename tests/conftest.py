@@ -36,4 +36,4 @@ def neo4j_server() -> Iterator[Neo4jEndpoint]:
     try:
         yield Neo4jEndpoint(server.uri, server.user, server.password, server)
     finally:
-        server.stop()
+        server.close()
