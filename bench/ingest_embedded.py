@@ -21,10 +21,10 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from cmdb.batch import Batch  # noqa: E402
-from cmdb.ingest import ingest  # noqa: E402
-from cmdb.store.sqlite import SqliteStore  # noqa: E402
-from cmdb.synthetic import synthetic_batches  # noqa: E402
+from cmdb.batch import Batch
+from cmdb.ingest import ingest
+from cmdb.store.sqlite import SqliteStore
+from cmdb.synthetic import synthetic_batches
 
 
 def load_all(store: SqliteStore, docs: list[dict[str, Any]]) -> tuple[float, int, int, int]:
@@ -49,8 +49,9 @@ def raw_baseline(path: Path, docs: list[dict[str, Any]]) -> float:
         db.execute("BEGIN")
         db.executemany("INSERT INTO ci VALUES(?,?,?)",
                        [(c.get("ref"), c["class"], json.dumps(c)) for c in doc.get("cis") or []])
+        rels = doc.get("relationships") or []
         db.executemany("INSERT INTO rel VALUES(?,?,?)",
-                       [(r["type"], json.dumps(r["from"]), json.dumps(r["to"])) for r in doc.get("relationships") or []])
+                       [(r["type"], json.dumps(r["from"]), json.dumps(r["to"])) for r in rels])
         db.execute("COMMIT")
     elapsed = time.perf_counter() - start
     db.close()

@@ -37,6 +37,9 @@ ci_app = typer.Typer(no_args_is_help=True, help="Configuration items.")
 rel_app = typer.Typer(no_args_is_help=True, help="Relationships.")
 app.add_typer(ci_app, name="ci")
 app.add_typer(rel_app, name="rel")
+from impact.cli import impact_app  # noqa: E402  (the impact sub-app; impact.cli never imports this module)
+
+app.add_typer(impact_app, name="impact")
 
 out = Console()
 err = Console(stderr=True)
@@ -348,6 +351,66 @@ def runs(source: Annotated[str | None, typer.Option()] = None, limit: int = 20, 
         table.add_row(r.run_id, r.source, r.scope or "", "yes" if r.complete else "partial", r.ended_at[:19],
                       ", ".join(f"{k} {v}" for k, v in r.stats.items() if v))
     out.print(table)
+
+
+@app.command()
+def export(
+    file: Annotated[Path, typer.Argument(help="Where to write the dump (JSON Lines).")],
+    as_json: JsonOpt = False,
+) -> None:
+    """Write the whole CMDB (CIs, relationships, provenance, history, runs, conflicts) to a file."""
+    from cmdb.migrate import export_store
+
+    with _store() as store:
+        counts = export_store(store, file)
+    if as_json:
+        _emit_json({"file": str(file), "records": counts})
+    else:
+        out.print(f"exported to {file}: " + ", ".join(f"{n} {k}" for k, n in counts.items()))
+
+
+@app.command()
+def restore(
+    file: Annotated[Path, typer.Argument(help="A dump written by `cmdb export`.")],
+    as_json: JsonOpt = False,
+) -> None:
+    """Load a dump into an empty store (the one named by --store)."""
+    from cmdb.migrate import import_dump
+
+    with _store() as store:
+        counts = import_dump(store, file)
+    if as_json:
+        _emit_json({"file": str(file), "records": counts})
+    else:
+        out.print(f"restored {file}: " + ", ".join(f"{n} {k}" for k, n in counts.items()))
+
+
+@app.command()
+def migrate(
+    src: Annotated[str, typer.Option("--from", help="Store URL to copy from.")],
+    dst: Annotated[str, typer.Option("--to", help="Store URL to copy into (must be empty).")],
+    replace: Annotated[bool, typer.Option("--replace", help="Clear the target first.")] = False,
+    verify: Annotated[bool, typer.Option(help="Compare both stores afterwards.")] = True,
+    as_json: JsonOpt = False,
+) -> None:
+    """Move a whole CMDB, history and provenance included, between stores (SQLite <-> Neo4j)."""
+    from cmdb.migrate import compare_stores
+    from cmdb.migrate import migrate as run_migration
+
+    source, target = open_store(src), open_store(dst)
+    try:
+        counts = run_migration(source, target, replace=replace)
+        diffs = compare_stores(source, target) if verify else []
+    finally:
+        source.close()
+        target.close()
+    if diffs:
+        raise CmdbError(f"migration finished but the stores differ: {'; '.join(diffs[:5])}")
+    if as_json:
+        _emit_json({"from": source.url, "to": target.url, "records": counts, "verified": verify})
+    else:
+        out.print(f"migrated {source.url} -> {target.url}: " + ", ".join(f"{n} {k}" for k, n in counts.items())
+                  + (" (verified identical)" if verify else ""))
 
 
 def _guard(fn: Callable[[], T]) -> T:

@@ -101,3 +101,22 @@ def test_errors_are_one_clear_line_and_write_nothing(loaded: Path) -> None:
     assert proc.returncode == 2 and "no CI matches 'no-such-thing'" in proc.stderr
     proc = cmdb(loaded, "--store", "mysql://x", "stats", ok=False)
     assert proc.returncode == 2 and "unknown store URL" in proc.stderr
+
+
+def test_export_restore_and_migrate_between_sqlite_files(loaded: Path) -> None:
+    dump = loaded / "dump.jsonl"
+    cmdb(loaded, "export", str(dump))
+    assert dump.read_text().splitlines()[0].startswith('{"format": "cmdb-dump"')
+    env_store = f"sqlite:///{loaded / 'restored.db'}"
+    restored = subprocess.run([sys.executable, "-m", "cmdb.cli", "--store", env_store, "restore", str(dump), "--json"],
+                              capture_output=True, text=True, timeout=60, check=True)
+    assert json.loads(restored.stdout)["records"]["ci"] == 4
+    again = subprocess.run([sys.executable, "-m", "cmdb.cli", "--store", env_store, "restore", str(dump)],
+                           capture_output=True, text=True, timeout=60, check=False)
+    assert again.returncode == 2 and "not empty" in again.stderr
+    moved = as_json(cmdb(loaded, "migrate", "--from", f"sqlite:///{loaded / 'cli.db'}",
+                         "--to", f"sqlite:///{loaded / 'moved.db'}", "--json"))
+    assert moved["verified"] and moved["records"]["event"] == 7
+    shown = subprocess.run([sys.executable, "-m", "cmdb.cli", "--store", f"sqlite:///{loaded / 'moved.db'}",
+                            "ci", "show", "SRV-1", "--json"], capture_output=True, text=True, timeout=60, check=True)
+    assert json.loads(shown.stdout)["provenance"]["serial_number"]["import:csv"]["value"] == "SRV-1"

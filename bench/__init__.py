@@ -1,0 +1,1 @@
+"""Benchmark scripts (a package only so that bench/impact.py does not shadow the impact package for mypy)."""
