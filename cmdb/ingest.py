@@ -116,8 +116,8 @@ def ingest(
     now = now or datetime.now(UTC)
     planner = _Planner(schema, config, batch, now)
     planner.prepare()
-    result = IngestResult(run_id=batch.run_id)
-    store.write_batch(lambda reader: planner.plan(reader, result))
+    store.write_batch(planner.plan)
+    result = planner.result
     result.events = planner.event_count
     return result
 
@@ -138,6 +138,7 @@ class _Planner:
         self.rels: list[_PreparedRel] = []
         self.event_count = 0
         self._ref_cache: dict[IdentityRef, dict[str, str]] = {}
+        self.result = IngestResult(run_id=batch.run_id)
 
     def _fail(self, where: str, msg: str, cause: CmdbError | None = None) -> BadInputError:
         """A BadInputError naming the batch and item; keeps the cause's subclass (UnknownClassError)."""
@@ -214,8 +215,10 @@ class _Planner:
         return keys
 
     # -- planning, inside the write transaction ---------------------------------------------------
-    def plan(self, reader: BatchReader, result: IngestResult) -> ChangeSet:
+    def plan(self, reader: BatchReader) -> ChangeSet:
+        """Build the ChangeSet; a store may call this again when it retries a transaction."""
         batch, at = self.batch, self.at
+        result = self.result = IngestResult(run_id=batch.run_id)
         cs = ChangeSet(
             run=RunRecord(batch.run_id, batch.source, batch.scope, batch.complete, at, at, batch.actor)
         )
@@ -486,7 +489,7 @@ class _Planner:
                 if status != s.status:
                     flips.setdefault(item_id, []).append(aged)
         if flips_ci:
-            for ci_id, state in reader.load_cis(flips_ci).items():
+            for ci_id, state in sorted(reader.load_cis(flips_ci).items()):  # store-independent event order
                 sightings = dict(state.sightings)
                 for s in flips_ci[ci_id]:
                     sightings[(s.source, s.scope)] = s
@@ -500,7 +503,7 @@ class _Planner:
                     elif status == "retired":
                         result.retired += 1
         if flips_rel:
-            for rel_id, rel in reader.load_rels_by_id(flips_rel).items():
+            for rel_id, rel in sorted(reader.load_rels_by_id(flips_rel).items()):
                 sightings = dict(rel.sightings)
                 for s in flips_rel[rel_id]:
                     sightings[(s.source, s.scope)] = s

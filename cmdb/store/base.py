@@ -252,6 +252,10 @@ class GraphStore(Protocol):
         """Every record of the store as (kind, row), for export and migration."""
 
     def restore(self, records: Iterable[tuple[str, dict[str, Any]]]) -> None:
-        """Load a dump into an empty store, in one transaction."""
+        """Load a dump into an empty store; a failure leaves it empty (SQLite: one transaction;
+        Neo4j: chunked transactions, cleared on failure)."""
+
+    def clear(self) -> None:
+        """Delete everything the store holds."""
 
     def close(self) -> None: ...

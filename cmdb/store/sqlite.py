@@ -382,6 +382,18 @@ class SqliteStore:
                 self._db.execute("ROLLBACK")
                 raise
 
+    def clear(self) -> None:
+        """Delete everything (for ``migrate --replace``); one transaction."""
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                for table in TABLES:
+                    self._db.execute(f"DELETE FROM {table}")
+                self._db.execute("COMMIT")
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+
     def close(self) -> None:
         with self._lock:
             self._db.close()

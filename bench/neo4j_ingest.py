@@ -1,0 +1,205 @@
+"""Neo4j ingest throughput and blast-radius latency, beside a naive loader and the SQLite store.
+
+On one Neo4j server (started here with scripts/neo4j_server.py, or ``CMDB_TEST_NEO4J_URI`` with
+``CMDB_TEST_NEO4J_USER`` / ``CMDB_TEST_NEO4J_PASSWORD``) and the same synthetic estate
+(``cmdb.synthetic``):
+
+* batched: ``ingest`` of 5,000-item batches through ``Neo4jStore`` (identification, history,
+  sightings, one transaction per batch);
+* naive: one ``MERGE`` per item per transaction, the way a first loader is often written, timed
+  on a sample (``--naive-sample`` CIs and as many relationships) and extrapolated to the estate;
+* re-load of the unchanged estate (time, and that it wrote no history event);
+* blast radius: who depends on a CI (the closure over incoming ``to_source`` edges) for 100
+  random CIs: ``Neo4jStore.reachable`` (one server-side query), frontier expansion with
+  ``neighbors()`` on Neo4j and on a SQLite store loaded with the same estate.
+
+    python bench/neo4j_ingest.py [--cis 100000] [--batch 5000] [--naive-sample 2000] [--starts 100]
+
+The naive loader's Cypher lives here, not in cmdb/store, because it is a baseline, not product code.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import os
+import random
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "scripts"))
+
+from cmdb.batch import Batch  # noqa: E402
+from cmdb.identity import identity_keys  # noqa: E402
+from cmdb.ingest import ingest  # noqa: E402
+from cmdb.model import default_schema  # noqa: E402
+from cmdb.store.base import GraphStore  # noqa: E402
+from cmdb.store.neo4j import Neo4jStore  # noqa: E402
+from cmdb.store.sqlite import SqliteStore  # noqa: E402
+from cmdb.synthetic import synthetic_batches  # noqa: E402
+
+SCHEMA = default_schema()
+UPSTREAM = sorted(t for t, r in SCHEMA.relationships.items() if r.impact == "to_source")
+
+
+def primary_key(item: dict[str, Any]) -> str:
+    """The strongest identity key of a batch item or identity reference."""
+    attrs = {k: v for k, v in item.items() if k not in ("ref", "class")}
+    keys = identity_keys(SCHEMA, item["class"], SCHEMA.validate(item["class"], attrs))
+    return next(iter(keys))
+
+
+def load(store: GraphStore, docs: list[dict[str, Any]]) -> tuple[float, int]:
+    """Ingest every batch; (seconds, history events written)."""
+    events = 0
+    start = time.perf_counter()
+    for doc in docs:
+        events += ingest(store, Batch.from_dict(doc)).events
+    return time.perf_counter() - start, events
+
+
+def naive_load(store: Neo4jStore, docs: list[dict[str, Any]], sample: int) -> tuple[float, float]:
+    """(CIs/s, rels/s) of one MERGE per item per transaction, on ``sample`` items of each kind."""
+    driver = store._driver
+    db = store.database
+    driver.execute_query("CREATE CONSTRAINT naive_key IF NOT EXISTS FOR (n:NaiveCI) REQUIRE n.key IS UNIQUE",
+                         database_=db)
+    driver.execute_query("CALL db.awaitIndexes(300)", database_=db)
+    cis = [c for d in docs for c in d.get("cis") or []][:sample]
+    rels = [r for d in docs for r in d.get("relationships") or []][:sample]
+
+    def props(item: dict[str, Any]) -> dict[str, Any]:
+        return {k: v for k, v in item.items() if k != "ref" and not isinstance(v, dict)}
+
+    def merge_ci(tx: Any, key: str, values: dict[str, Any]) -> None:
+        tx.run("MERGE (n:NaiveCI {key: $key}) SET n += $props", key=key, props=values).consume()
+
+    def merge_rel(tx: Any, rtype: str, a: str, b: str) -> None:
+        tx.run(f"MATCH (a:NaiveCI {{key: $a}}) MATCH (b:NaiveCI {{key: $b}}) MERGE (a)-[x:{rtype}]->(b)"
+               " SET x.naive = true", a=a, b=b).consume()
+
+    with driver.session(database=db) as session:
+        start = time.perf_counter()
+        for c in cis:
+            session.execute_write(merge_ci, primary_key(c), props(c))
+        ci_rate = len(cis) / (time.perf_counter() - start)
+        ends = [{"key": primary_key(end), "class": end["class"]} for r in rels for end in (r["from"], r["to"])]
+        driver.execute_query("UNWIND $rows AS row MERGE (n:NaiveCI {key: row.key}) SET n.class = row.class",
+                             rows=ends, database_=db)  # the ends exist before the timed part, as in a real load
+        start = time.perf_counter()
+        for r in rels:
+            rtype = SCHEMA.rel_type(r["type"]).name  # whitelisted: a type cannot be a parameter
+            session.execute_write(merge_rel, rtype, primary_key(r["from"]), primary_key(r["to"]))
+        rel_rate = len(rels) / (time.perf_counter() - start)
+    with driver.session(database=db) as session:  # CALL IN TRANSACTIONS needs an implicit transaction
+        session.run("MATCH (n:NaiveCI) CALL (n) { DETACH DELETE n } IN TRANSACTIONS OF 5000 ROWS").consume()
+    driver.execute_query("DROP CONSTRAINT naive_key IF EXISTS", database_=db)
+    return ci_rate, rel_rate
+
+
+def closure_by_frontier(store: GraphStore, start: str) -> set[str]:
+    """Who depends on ``start``: incoming upstream edges, one ``neighbors`` call per hop."""
+    seen: set[str] = set()
+    frontier = {start}
+    while frontier:
+        found = {r.src for r in store.neighbors(frontier, UPSTREAM, "in")}
+        frontier = found - seen
+        seen |= found
+    return seen
+
+
+def latencies(fn: Callable[[str], set[str]], starts: Iterable[str]) -> tuple[list[float], list[int]]:
+    times, sizes = [], []
+    for ci in starts:
+        t = time.perf_counter()
+        sizes.append(len(fn(ci)))
+        times.append((time.perf_counter() - t) * 1000)
+    return times, sizes
+
+
+def pct(values: list[float], p: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(p / 100 * (len(ordered) - 1)))]
+
+
+def open_neo4j() -> tuple[Neo4jStore, Any]:
+    uri = os.environ.get("CMDB_TEST_NEO4J_URI")
+    if uri:
+        return Neo4jStore(uri, os.environ.get("CMDB_TEST_NEO4J_USER", "neo4j"),
+                          os.environ.get("CMDB_TEST_NEO4J_PASSWORD", "")), None
+    server = importlib.import_module("neo4j_server").Neo4jServer(heap="2g", pagecache="1g", startup_timeout=180.0)
+    server.start()
+    return Neo4jStore(server.uri, server.user, server.password), server
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--cis", type=int, default=100_000)
+    ap.add_argument("--batch", type=int, default=5000)
+    ap.add_argument("--naive-sample", type=int, default=2000)
+    ap.add_argument("--starts", type=int, default=100)
+    args = ap.parse_args()
+
+    docs = list(synthetic_batches(args.cis, batch_size=args.batch))
+    n_cis = sum(len(d.get("cis") or []) for d in docs)
+    n_rels = sum(len(d.get("relationships") or []) for d in docs)
+    neo, server = open_neo4j()
+    rows: list[tuple[str, str, str, str, str, str]] = []
+    try:
+        neo.clear()
+        first_s, first_events = load(neo, docs)
+        stats = neo.stats()
+        assert stats["cis"] == n_cis and stats["relationships"] == n_rels, stats
+        again_s, again_events = load(neo, docs)
+        ci_rate, rel_rate = naive_load(neo, docs, args.naive_sample)
+        naive_s = n_cis / ci_rate + n_rels / rel_rate
+        rows.append(("neo4j", "batched first load", f"{first_s:.1f}", f"{n_cis / first_s:,.0f}",
+                     f"{n_rels / first_s:,.0f}", f"{first_events:,}"))
+        rows.append(("neo4j", "re-load, unchanged", f"{again_s:.1f}", f"{n_cis / again_s:,.0f}",
+                     f"{n_rels / again_s:,.0f}", f"{again_events:,}"))
+        rows.append(("neo4j", f"naive MERGE/tx (x{args.naive_sample} extrap.)", f"{naive_s:.1f}",
+                     f"{ci_rate:,.0f}", f"{rel_rate:,.0f}", "-"))
+
+        with tempfile.TemporaryDirectory() as tmp:
+            lite = SqliteStore(Path(tmp) / "bench.db")
+            lite_s, lite_events = load(lite, docs)
+            rows.append(("sqlite", "batched first load", f"{lite_s:.1f}", f"{n_cis / lite_s:,.0f}",
+                         f"{n_rels / lite_s:,.0f}", f"{lite_events:,}"))
+            rng = random.Random(11)
+            picks = rng.sample([c for d in docs for c in d.get("cis") or []], args.starts)
+            keys = [primary_key(c) for c in picks]
+            neo_ids = [neo.find_by_key(k) or "" for k in keys]
+            lite_ids = [lite.find_by_key(k) or "" for k in keys]
+            n_t, n_sizes = latencies(lambda ci: neo.reachable([ci], [], UPSTREAM), neo_ids)
+            f_t, f_sizes = latencies(lambda ci: closure_by_frontier(neo, ci), neo_ids)
+            s_t, s_sizes = latencies(lambda ci: closure_by_frontier(lite, ci), lite_ids)
+            lite.close()
+        assert n_sizes == f_sizes == s_sizes, "the three closures disagree"
+    finally:
+        neo.close()
+        if server is not None:
+            server.close()
+
+    print(f"estate: {n_cis:,} CIs, {n_rels:,} relationships, batches of {args.batch}")
+    print(f"{'store':<7} {'phase':<34} {'seconds':>8} {'CIs/s':>9} {'rels/s':>9} {'events':>9}")
+    for r in rows:
+        print(f"{r[0]:<7} {r[1]:<34} {r[2]:>8} {r[3]:>9} {r[4]:>9} {r[5]:>9}")
+    print(f"batched vs naive: {naive_s / first_s:.1f}x faster on Neo4j (naive extrapolated from "
+          f"{args.naive_sample} CIs + {args.naive_sample} relationships)")
+    print(f"\nblast radius (who depends on a CI; closure over incoming {len(UPSTREAM)} to_source types), "
+          f"{args.starts} random CIs, mean closure {statistics.mean(n_sizes):.0f}, max {max(n_sizes)}")
+    print(f"{'method':<42} {'p50 ms':>8} {'p95 ms':>8} {'max ms':>8}")
+    for name, t in (("neo4j reachable() (one query)", n_t), ("neo4j neighbors() frontier", f_t),
+                    ("sqlite neighbors() frontier", s_t)):
+        print(f"{name:<42} {pct(t, 50):>8.1f} {pct(t, 95):>8.1f} {max(t):>8.1f}")
+
+
+if __name__ == "__main__":
+    main()
