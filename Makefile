@@ -24,8 +24,12 @@ test:
 	$(BIN)/mypy
 	$(BIN)/python -m pytest
 
+## bench: the benchmark scripts (they print figures; not part of the tests)
 bench: venv
+	$(BIN)/python -m pip install -q -e '.[dev,bench]'
 	$(BIN)/python bench/ingest_embedded.py
+	$(BIN)/python bench/neo4j_ingest.py
+	$(BIN)/python bench/impact.py
 
 clean:
 	rm -rf .cmdb .pytest_cache .mypy_cache .ruff_cache
