@@ -36,6 +36,7 @@ from cmdb.store.base import (
     Sighting,
     SightingWrite,
     iso,
+    rel_id_for,
 )
 
 CLASS_ATTR = "@class"  # provenance slot for the class each source claims
@@ -514,7 +515,3 @@ class _Planner:
                     cs.rels_changed.append(RelState(rel.id, rel.type, rel.src, rel.dst, rel.attrs, status,
                                                     rel.created_at, self.at))
 
-
-def rel_id_for(rtype: str, src: str, dst: str) -> str:
-    """Relationship ids are derived from their ends so a re-run can never duplicate one."""
-    return "rel-" + hashlib.sha1(f"{rtype}|{src}|{dst}".encode()).hexdigest()[:20]

@@ -12,6 +12,7 @@ returns in that same transaction. Either all of it lands or none of it does.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -27,6 +28,12 @@ def iso(dt: datetime) -> str:
     if dt.tzinfo is None:
         dt = dt.replace(tzinfo=UTC)
     return dt.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def rel_id_for(rtype: str, src: str, dst: str) -> str:
+    """Relationship ids are derived from their ends, so a re-run can never duplicate one and every
+    store can find a relationship by (type, src, dst) through its primary key."""
+    return "rel-" + hashlib.sha1(f"{rtype}|{src}|{dst}".encode()).hexdigest()[:20]
 
 
 def parse_iso(text: str) -> datetime:

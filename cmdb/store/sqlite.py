@@ -27,6 +27,7 @@ from cmdb.store.base import (
     RunRecord,
     SearchQuery,
     Sighting,
+    rel_id_for,
 )
 
 SCHEMA_VERSION = 1
@@ -424,16 +425,9 @@ class _Reader:
         return _load_cis(self.db, list(ids))
 
     def load_rels(self, triples: Iterable[tuple[str, str, str]]) -> dict[tuple[str, str, str], RelState]:
-        wanted = [list(t) for t in triples]
-        cur = self.db.execute(
-            "SELECT r.* FROM json_each(?) j JOIN rel r ON r.src = json_extract(j.value, '$[1]')"
-            " AND r.type = json_extract(j.value, '$[0]') AND r.dst = json_extract(j.value, '$[2]')",
-            (_dumps(wanted),),
-        )
-        cur.row_factory = sqlite3.Row
-        rels = _rels_from_rows(cur.fetchall())
-        _attach_rel_sightings(self.db, rels)
-        return {(r.type, r.src, r.dst): r for r in rels}
+        # Ids are derived from (type, src, dst): a primary-key look-up per relationship.
+        found = self.load_rels_by_id([rel_id_for(*t) for t in triples])
+        return {(r.type, r.src, r.dst): r for r in found.values()}
 
     def load_rels_by_id(self, ids: Iterable[str]) -> dict[str, RelState]:
         cur = self.db.execute("SELECT * FROM rel WHERE id IN (SELECT value FROM json_each(?))", (_dumps(list(ids)),))
