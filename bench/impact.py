@@ -5,15 +5,21 @@ blast radius (state propagation with quorum, cycles, caps) of 100 random start C
 CIs with the largest blast radius, three ways on the same graph:
 
 * ``store``: the engine expanding frontiers on the embedded store (one ``neighbors`` call per hop);
-* ``index``: the engine on the in-memory index (``MemoryIndex.from_store``);
+* ``index``: the Python engine on the in-memory index (``MemoryIndex.from_store``);
+* ``vector``: the numpy engine (``impact.vector``) on the same index: affected CIs with states, to
+  the fixpoint (the dicts and explanation paths are built lazily, only when asked for);
 * ``scipy``: ``scipy.sparse.csgraph.breadth_first_order`` on a CSR matrix of the same impact edges,
   the physical-limit anchor (pure reachability: no states, no quorum, no explanation).
 
 Every state > ok propagates across every impact edge, so the engine's affected set equals plain
-reachability; the bench checks that the three sizes agree. Start CIs are drawn from the CIs that
+reachability; the bench checks that all sizes agree. Start CIs are drawn from the CIs that
 have at least one impact edge. scipy is a bench-only dependency (``pip install scipy``).
 
-    python bench/impact.py [--sizes 100000,1000000] [--starts 100] [--top 10] [--skip-store-top]
+``--direct`` skips SQLite: the index is built straight from the generated batches (CIs keyed by
+their batch ``ref``; Service and Cluster attributes as the store would describe them), so 1M CIs
+load in about a minute instead of more than twenty; the store column is then left out.
+
+    python bench/impact.py [--sizes 100000,1000000] [--starts 100] [--top 10] [--skip-store-top] [--direct]
 """
 
 from __future__ import annotations
@@ -40,7 +46,7 @@ from cmdb.store.sqlite import SqliteStore
 from cmdb.synthetic import synthetic_batches
 from impact.engine import blast_radius
 from impact.index import MemoryIndex
-from impact.source import StoreSource
+from impact.source import NodeInfo, StoreSource
 from impact.states import State
 
 CANDIDATES_FOR_TOP = 300  # CIs with the highest impact out-degree, among which the largest radii are sought
@@ -75,29 +81,70 @@ def load(n: int, path: Path) -> tuple[SqliteStore, float]:
     return store, time.perf_counter() - start
 
 
+def _end_key(ref: dict[str, Any]) -> str:
+    """The batch ``ref`` a synthetic relationship end points at (names and hostnames are refs)."""
+    if "name" in ref:
+        return str(ref["name"])
+    if "fqdn" in ref:
+        return str(ref["fqdn"]).split(".", 1)[0]
+    return str(ref.get("email", ref))
+
+
+def load_direct(n: int) -> tuple[MemoryIndex, int, float]:
+    """The impact index straight from the generated batches, no store (``--direct``)."""
+    start = time.perf_counter()
+    index = MemoryIndex.empty()
+    rels = 0
+    for doc in synthetic_batches(n, batch_size=20_000):
+        for c in doc.get("cis", ()):
+            if c["class"] in ("Service", "Cluster"):
+                tier = c.get("tier") if c["class"] == "Service" else None
+                attrs = {k: v for k, v in c.items() if k not in ("ref", "class")}
+                index.nodes[c["ref"]] = NodeInfo(c["ref"], c.get("name", c["ref"]), c["class"],
+                                                 int(tier) if isinstance(tier, int) else None, attrs)
+        for r in doc.get("relationships", ()):
+            rels += 1
+            index.add_edge(r["type"], _end_key(r["from"]), _end_key(r["to"]))
+    return index, rels, time.perf_counter() - start
+
+
+COLUMNS = ("store", "index", "vector", "scipy")
+
+
 def row(label: str, n: int, sizes: list[int], t: dict[str, list[float]]) -> None:
     cols = [f"{label:<14} {n:>8} {statistics.median(sizes):>9.0f} {max(sizes):>8}"]
-    for k in ("store", "index", "scipy"):
+    for k in COLUMNS:
         v = t.get(k)
         cols.append(f"{pct(v, 50) * 1000:>9.2f} {pct(v, 95) * 1000:>9.2f}" if v else f"{'-':>9} {'-':>9}")
-    idx, sp = t["index"], t["scipy"]
-    cols.append(f"{pct(idx, 50) / pct(sp, 50):>7.1f}x {pct(idx, 95) / pct(sp, 95):>7.1f}x")
+    sp = t["scipy"]
+    for k in ("index", "vector"):
+        cols.append(f"{pct(t[k], 50) / pct(sp, 50):>6.1f}x {pct(t[k], 95) / pct(sp, 95):>6.1f}x")
     print(" | ".join(cols), flush=True)
 
 
-def bench_size(n: int, starts: int, top: int, store_top: bool, seed: int) -> None:
+def bench_size(n: int, starts: int, top: int, store_top: bool, seed: int, direct: bool) -> None:
     with tempfile.TemporaryDirectory() as tmp:
-        store, load_s = load(n, Path(tmp) / "bench.db")
-        st = store.stats()
-        t0 = time.perf_counter()
-        index = MemoryIndex.from_store(store)
-        index_s = time.perf_counter() - t0
+        store: SqliteStore | None = None
+        if direct:
+            index, rels, load_s = load_direct(n)
+            index_s = 0.0
+        else:
+            store, load_s = load(n, Path(tmp) / "bench.db")
+            rels = store.stats()["relationships"]
+            t0 = time.perf_counter()
+            index = MemoryIndex.from_store(store)
+            index_s = time.perf_counter() - t0
         t0 = time.perf_counter()
         csr, pos = csr_of(index)
         csr_s = time.perf_counter() - t0
-        print(f"# {n} CIs, {st['relationships']} relationships ({index.edge_count} impact edges): load "
-              f"{load_s:.1f}s, index build {index_s:.1f}s, CSR build {csr_s:.1f}s", flush=True)
-        source = StoreSource(store)
+        t0 = time.perf_counter()
+        index.vector()
+        vec_s = time.perf_counter() - t0
+        how = "direct from batches, no store" if direct else "SQLite"
+        print(f"# {n} CIs, {rels} relationships ({index.edge_count} impact edges), {how}: load "
+              f"{load_s:.1f}s, index build {index_s:.1f}s, CSR build {csr_s:.1f}s, vector build {vec_s:.1f}s",
+              flush=True)
+        source = StoreSource(store) if store is not None else None
         rng = random.Random(seed)
         pool = sorted(pos)
         sample = rng.sample(pool, starts)
@@ -107,24 +154,27 @@ def bench_size(n: int, starts: int, top: int, store_top: bool, seed: int) -> Non
         reach = {c: len(breadth_first_order(csr, pos[c], directed=True, return_predecessors=False)) for c in cands}
         largest = sorted(reach, key=lambda c: -reach[c])[:top]
         for label, group, with_store in (("random", sample, True), (f"largest {top}", largest, store_top)):
-            times: dict[str, list[float]] = {"index": [], "scipy": []}
-            if with_store:
+            times: dict[str, list[float]] = {"index": [], "vector": [], "scipy": []}
+            if with_store and source is not None:
                 times["store"] = []
             sizes = []
             for c in group:
-                ti, ni = timed(lambda c=c: len(blast_radius(index, {c: State.DOWN}).states))  # type: ignore[misc]
+                ti, ni = timed(lambda c=c: len(blast_radius(index, {c: State.DOWN}, vector=False).states))  # type: ignore[misc]
+                tv, nv = timed(lambda c=c: blast_radius(index, {c: State.DOWN}).count())  # type: ignore[misc]
                 tsp, nsp = timed(lambda c=c: len(breadth_first_order(csr, pos[c], directed=True,  # type: ignore[misc]
                                                                      return_predecessors=False)))
-                assert ni == nsp, (c, ni, nsp)
+                assert ni == nsp == nv, (c, ni, nsp, nv)
                 times["index"].append(ti)
+                times["vector"].append(tv)
                 times["scipy"].append(tsp)
-                if with_store:
+                if "store" in times and source is not None:
                     ts, ns = timed(lambda c=c: len(blast_radius(source, {c: State.DOWN}).states))  # type: ignore[misc]
                     assert ns == ni, (c, ns, ni)
                     times["store"].append(ts)
                 sizes.append(ni)
             row(label, n, sizes, times)
-        store.close()
+        if store is not None:
+            store.close()
 
 
 def main() -> None:
@@ -134,11 +184,14 @@ def main() -> None:
     ap.add_argument("--top", type=int, default=10)
     ap.add_argument("--seed", type=int, default=11)
     ap.add_argument("--skip-store-top", action="store_true", help="skip the store engine on the largest radii")
+    ap.add_argument("--direct", action="store_true",
+                    help="build the index straight from the generated batches (no SQLite, no store column)")
     args = ap.parse_args()
     print(f"{'starts':<14} {'CIs':>8} {'radius p50':>9} {'max':>8} | {'store p50':>9} {'p95 ms':>9} | "
-          f"{'index p50':>9} {'p95 ms':>9} | {'scipy p50':>9} {'p95 ms':>9} | index/scipy p50, p95")
+          f"{'index p50':>9} {'p95 ms':>9} | {'vector p50':>9} {'p95 ms':>9} | {'scipy p50':>9} {'p95 ms':>9} | "
+          f"index/scipy p50, p95 | vector/scipy p50, p95")
     for n in (int(s) for s in args.sizes.split(",")):
-        bench_size(n, args.starts, args.top, not args.skip_store_top, args.seed)
+        bench_size(n, args.starts, args.top, not args.skip_store_top, args.seed, args.direct)
 
 
 if __name__ == "__main__":

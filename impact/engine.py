@@ -150,8 +150,32 @@ class BlastRadius:
         return self.source.describe(self.affected)
 
 
-def blast_radius(source: ImpactSource, failures: Mapping[str, State], max_hops: int | None = None) -> BlastRadius:
+def blast_radius(source: ImpactSource, failures: Mapping[str, State], max_hops: int | None = None,
+                 vector: bool | None = None) -> BlastRadius:
     """Propagate ``failures`` (CI id -> state) through ``source`` to a fixpoint.
+
+    On a ``MemoryIndex`` without ``max_hops`` this runs the numpy engine (``impact.vector``, same
+    results) when numpy is importable, unless ``vector=False``; ``vector=True`` insists on it.
+    Otherwise, and on stores, the Python engine (``propagate``) below.
+    """
+    if vector is not False and max_hops is None:
+        from impact.index import MemoryIndex
+
+        if isinstance(source, MemoryIndex):
+            try:
+                from impact.vector import vector_blast_radius
+            except ImportError:
+                if vector:
+                    raise
+            else:
+                return vector_blast_radius(source, failures)
+    if vector:
+        raise ValueError("the vector engine needs a MemoryIndex and no max_hops")
+    return propagate(source, failures, max_hops)
+
+
+def propagate(source: ImpactSource, failures: Mapping[str, State], max_hops: int | None = None) -> BlastRadius:
+    """The Python engine: frontier expansion on any source, the reference for ``impact.vector``.
 
     The hot loop touches each edge once per rise of its source's state and allocates nothing per
     edge; which edge explains what is worked out afterwards, only when a path is asked for.
