@@ -14,8 +14,12 @@ demo: venv
 	@$(BIN)/cmdb --store $(DEMO_STORE) load --sample
 	@$(BIN)/cmdb --store $(DEMO_STORE) stats
 	@echo
+	@echo "== Impact of losing fraud-fra-01 (a deliberate single point of failure in the sample) =="
+	@$(BIN)/cmdb --store $(DEMO_STORE) impact incident fraud-fra-01 --urgency high
+	@echo
 	@echo "Try:  $(BIN)/cmdb --store $(DEMO_STORE) ci show sw-core-fra-1"
 	@echo "      $(BIN)/cmdb --store $(DEMO_STORE) ci search --class Service"
+	@echo "      $(BIN)/cmdb --store $(DEMO_STORE) impact spof --tier 1"
 
 ## test: lint, type-check and run every test, starting and stopping the test servers itself
 test:
