@@ -11,7 +11,8 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import ipaddress
-import uuid
+import secrets
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -77,6 +78,12 @@ class _PreparedRel:
     attrs: dict[str, Any]
     src_keys: dict[str, str] | None = None
     dst_keys: dict[str, str] | None = None
+
+
+def new_ci_id() -> str:
+    """Time-ordered ids: a batch's new CIs land next to each other in every index keyed by CI id,
+    so a commit writes a few sequential pages instead of one random page per CI and index."""
+    return f"ci-{time.time_ns():016x}{secrets.token_hex(3)}"
 
 
 def scope_covers(outer: str, inner: str) -> bool:
@@ -304,7 +311,7 @@ class _Planner:
             schema.check_required(group.cls, attrs)
         except CmdbError as exc:
             raise self._fail(group.describe(), str(exc)) from None
-        ci_id = "ci-" + uuid.uuid4().hex[:20]
+        ci_id = new_ci_id()
         src, run = self.batch.source, self.batch.run_id
         sighting = self._sighting(None)
         state = CIState(
