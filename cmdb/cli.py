@@ -7,9 +7,8 @@ exit status 2; nothing is half written because every load is one batch, one tran
 from __future__ import annotations
 
 import json
-import sys
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 from dataclasses import asdict
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
@@ -19,12 +18,13 @@ from rich.console import Console
 from rich.table import Table
 
 from cmdb.batch import Batch
+from cmdb.cli_output import emit_json, opened_store
 from cmdb.errors import BadInputError, CmdbError
 from cmdb.history import ci_as_of, history_near, parse_since, parse_time, resolve_ci
 from cmdb.ingest import ingest
 from cmdb.model import default_schema
 from cmdb.reconcile import ReconcileConfig
-from cmdb.store import default_store_url, open_store
+from cmdb.store import open_store
 from cmdb.store.base import CIState, Event, GraphStore, RelState, SearchQuery
 
 SAMPLE_ESTATE = Path(__file__).parent / "sample" / "estate.yaml"
@@ -59,17 +59,8 @@ def _main(
     _state["store_url"] = store
 
 
-@contextmanager
-def _store() -> Iterator[GraphStore]:
-    s = open_store(_state["store_url"] or default_store_url())
-    try:
-        yield s
-    finally:
-        s.close()
-
-
-def _emit_json(data: Any) -> None:
-    sys.stdout.write(json.dumps(data, indent=2, sort_keys=True, default=str) + "\n")
+def _store() -> AbstractContextManager[GraphStore]:
+    return opened_store(_state["store_url"])
 
 
 def _ci_dict(c: CIState, full: bool = False) -> dict[str, Any]:
@@ -109,7 +100,7 @@ def load(
             res = ingest(store, batch, config=config)
             results.append({"file": str(path), "run_id": res.run_id, **res.summary()})
     if as_json:
-        _emit_json(results)
+        emit_json(results)
         return
     for r in results:
         out.print(f"[bold]{r['file']}[/]: {r['created']} created, {r['updated']} updated, "
@@ -123,7 +114,7 @@ def stats(as_json: JsonOpt = False) -> None:
     with _store() as store:
         st = store.stats()
     if as_json:
-        _emit_json(st)
+        emit_json(st)
         return
     out.print(f"[bold]{st['cis']}[/] CIs, [bold]{st['relationships']}[/] relationships, "
               f"{st['events']} history events, {st['runs']} runs, {st['conflicts']} open conflicts")
@@ -194,7 +185,7 @@ def _search(text: str | None, cls: str | None, status: str | None, attrs: list[s
     with _store() as store:
         page = store.search(query)
     if as_json:
-        _emit_json({"total": page.total, "limit": limit, "offset": offset,
+        emit_json({"total": page.total, "limit": limit, "offset": offset,
                     "items": [_ci_dict(c) for c in page.items]})
     else:
         _print_cis(page.items, page.total)
@@ -214,7 +205,7 @@ def ci_show(
             snap = ci_as_of(store, ci_id, parse_time(as_of))
             names = _names(store, {r["src"] for r in snap.relationships} | {r["dst"] for r in snap.relationships})
             if as_json:
-                _emit_json(asdict(snap))
+                emit_json(asdict(snap))
                 return
             out.print(f"[bold]{snap.id}[/] {snap.cls} as of {snap.at} ({snap.status})")
             for k, v in sorted(snap.attrs.items()):
@@ -227,7 +218,7 @@ def ci_show(
         ci_rels = store.relationships(ci_id, include_retired=True)
         rel_names = _names(store, {r.src for r in ci_rels} | {r.dst for r in ci_rels})
     if as_json:
-        _emit_json({**_ci_dict(ci, full=True), "relationships": [_rel_dict(r) for r in ci_rels]})
+        emit_json({**_ci_dict(ci, full=True), "relationships": [_rel_dict(r) for r in ci_rels]})
         return
     out.print(f"[bold]{ci.name}[/] ({ci.cls}) {ci.id} status={ci.status} created {ci.created_at}")
     table = Table()
@@ -265,7 +256,7 @@ def rel_list(
         rels = store.relationships(ci_id, type, direction, limit=limit, offset=offset)  # type: ignore[arg-type]
         names = _names(store, {r.src for r in rels} | {r.dst for r in rels})
     if as_json:
-        _emit_json([_rel_dict(r) for r in rels])
+        emit_json([_rel_dict(r) for r in rels])
         return
     table = Table()
     for col in ("from", "type", "to", "status"):
@@ -289,7 +280,7 @@ def history(
         events = history_near(store, schema, ci_id, parse_since(since) if since else None, depth)
         names = _names(store, {e.ci_id for e in events if e.ci_id} | {e.peer_id for e in events if e.peer_id})
     if as_json:
-        _emit_json([asdict(e) for e in events])
+        emit_json([asdict(e) for e in events])
         return
     table = Table()
     for col in ("at", "CI", "change", "old", "new", "source"):
@@ -322,7 +313,7 @@ def conflicts(as_json: JsonOpt = False) -> None:
         items = store.conflicts()
         names = _names(store, {i for c in items for i in c.ci_ids})
     if as_json:
-        _emit_json([asdict(c) for c in items])
+        emit_json([asdict(c) for c in items])
         return
     if not items:
         out.print("no identity conflicts")
@@ -342,7 +333,7 @@ def runs(source: Annotated[str | None, typer.Option()] = None, limit: int = 20, 
     with _store() as store:
         items = store.runs(source, limit)
     if as_json:
-        _emit_json([asdict(r) for r in items])
+        emit_json([asdict(r) for r in items])
         return
     table = Table()
     for col in ("run", "source", "scope", "complete", "ended", "changes"):
@@ -364,7 +355,7 @@ def export(
     with _store() as store:
         counts = export_store(store, file)
     if as_json:
-        _emit_json({"file": str(file), "records": counts})
+        emit_json({"file": str(file), "records": counts})
     else:
         out.print(f"exported to {file}: " + ", ".join(f"{n} {k}" for k, n in counts.items()))
 
@@ -380,7 +371,7 @@ def restore(
     with _store() as store:
         counts = import_dump(store, file)
     if as_json:
-        _emit_json({"file": str(file), "records": counts})
+        emit_json({"file": str(file), "records": counts})
     else:
         out.print(f"restored {file}: " + ", ".join(f"{n} {k}" for k, n in counts.items()))
 
@@ -407,7 +398,7 @@ def migrate(
     if diffs:
         raise CmdbError(f"migration finished but the stores differ: {'; '.join(diffs[:5])}")
     if as_json:
-        _emit_json({"from": source.url, "to": target.url, "records": counts, "verified": verify})
+        emit_json({"from": source.url, "to": target.url, "records": counts, "verified": verify})
     else:
         out.print(f"migrated {source.url} -> {target.url}: " + ", ".join(f"{n} {k}" for k, n in counts.items())
                   + (" (verified identical)" if verify else ""))

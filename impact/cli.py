@@ -6,23 +6,21 @@ Registered on the main ``cmdb`` app by ``cmdb/cli.py``. The store URL comes from
 
 from __future__ import annotations
 
-import json
 import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from dataclasses import asdict
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
+from cmdb.cli_output import emit_json, opened_store
 from cmdb.errors import BadInputError
 from cmdb.history import parse_time, resolve_ci
 from cmdb.model import default_schema
-from cmdb.store import default_store_url, open_store
 from cmdb.store.base import GraphStore, iso
 from impact.change import analyse_change, change_dict, change_html, change_markdown
 from impact.engine import blast_radius
@@ -42,18 +40,8 @@ STATE_STYLE = {"down": "bold red", "degraded": "yellow", "at_risk": "cyan"}
 JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable JSON output.")]
 
 
-@contextmanager
-def _store(ctx: typer.Context) -> Iterator[GraphStore]:
-    url = ctx.find_root().params.get("store")
-    s = open_store(url or default_store_url())
-    try:
-        yield s
-    finally:
-        s.close()
-
-
-def _emit_json(data: Any) -> None:
-    sys.stdout.write(json.dumps(data, indent=2, sort_keys=True, default=str) + "\n")
+def _store(ctx: typer.Context) -> AbstractContextManager[GraphStore]:
+    return opened_store(ctx.find_root().params.get("store"))
 
 
 def _styled(state: str) -> str:
@@ -93,7 +81,7 @@ def incident(
             data["recorded"] = record_incident(store, record, touched, started,
                                                priority=rep.priority.priority)
     if as_json:
-        _emit_json(data)
+        emit_json(data)
         return
     p = data["priority"]
     causes = ", ".join(c["name"] for c in data["causes"])
@@ -138,7 +126,7 @@ def spof(
     with _store(ctx) as store:
         found = single_points_of_failure(MemoryIndex.from_store(store), tier, include_groups)
     if as_json:
-        _emit_json([{"id": s.id, "name": s.name, "class": s.cls,
+        emit_json([{"id": s.id, "name": s.name, "class": s.cls,
                      "services": [{"name": n, "tier": t, "path": list(p)} for n, t, p in s.services]}
                     for s in found])
         return
@@ -172,7 +160,7 @@ def change(
         if record:
             data["recorded"] = record_change(store, record, rep.cis, rep.start, rep.end, type, state)
     if as_json:
-        _emit_json(data)
+        emit_json(data)
         return
     if markdown or html:
         sys.stdout.write(change_html(rep) if html else change_markdown(rep))
@@ -262,7 +250,7 @@ def expiry(
         {"id": c, "name": names[c].name if c in names else c, "class": names[c].cls if c in names else "",
          "expires": t} for c, t in sorted(lapsing.items(), key=lambda kv: kv[1])]
     if as_json:
-        _emit_json({"at": when, "within_days": within_days, "expiring": items,
+        emit_json({"at": when, "within_days": within_days, "expiring": items,
                     "services": [{"name": s.name, "tier": s.tier, "state": s.state.label, "path": list(s.path)}
                                  for s in services]})
         return
