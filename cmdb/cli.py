@@ -344,6 +344,13 @@ def runs(source: Annotated[str | None, typer.Option()] = None, limit: int = 20, 
     out.print(table)
 
 
+def _report_records(verb: str, file: Path, counts: dict[str, int], as_json: bool) -> None:
+    if as_json:
+        emit_json({"file": str(file), "records": counts})
+    else:
+        out.print(f"{verb} {file}: " + ", ".join(f"{n} {k}" for k, n in counts.items()))
+
+
 @app.command()
 def export(
     file: Annotated[Path, typer.Argument(help="Where to write the dump (JSON Lines).")],
@@ -353,11 +360,7 @@ def export(
     from cmdb.migrate import export_store
 
     with _store() as store:
-        counts = export_store(store, file)
-    if as_json:
-        emit_json({"file": str(file), "records": counts})
-    else:
-        out.print(f"exported to {file}: " + ", ".join(f"{n} {k}" for k, n in counts.items()))
+        _report_records("exported to", file, export_store(store, file), as_json)
 
 
 @app.command()
@@ -369,11 +372,7 @@ def restore(
     from cmdb.migrate import import_dump
 
     with _store() as store:
-        counts = import_dump(store, file)
-    if as_json:
-        emit_json({"file": str(file), "records": counts})
-    else:
-        out.print(f"restored {file}: " + ", ".join(f"{n} {k}" for k, n in counts.items()))
+        _report_records("restored", file, import_dump(store, file), as_json)
 
 
 @app.command()
