@@ -40,6 +40,11 @@ app.add_typer(rel_app, name="rel")
 from impact.cli import impact_app  # noqa: E402  (the impact sub-app; impact.cli never imports this module)
 
 app.add_typer(impact_app, name="impact")
+from discovery.cli import discover_app, register_methods, runs_app  # noqa: E402
+
+app.add_typer(runs_app, name="runs")
+app.add_typer(discover_app, name="discover")
+register_methods(app)
 
 out = Console()
 err = Console(stderr=True)
@@ -324,23 +329,6 @@ def conflicts(as_json: JsonOpt = False) -> None:
     for c in items:
         table.add_row(c.at[:19], c.source, c.item, ", ".join(names.get(i, i) for i in c.ci_ids),
                       "\n".join(f"{k} -> {names.get(v, v)}" for k, v in c.keys.items()))
-    out.print(table)
-
-
-@app.command()
-def runs(source: Annotated[str | None, typer.Option()] = None, limit: int = 20, as_json: JsonOpt = False) -> None:
-    """The run ledger: which source ran over which scope, complete or partial."""
-    with _store() as store:
-        items = store.runs(source, limit)
-    if as_json:
-        emit_json([asdict(r) for r in items])
-        return
-    table = Table()
-    for col in ("run", "source", "scope", "complete", "ended", "changes"):
-        table.add_column(col)
-    for r in items:
-        table.add_row(r.run_id, r.source, r.scope or "", "yes" if r.complete else "partial", r.ended_at[:19],
-                      ", ".join(f"{k} {v}" for k, v in r.stats.items() if v))
     out.print(table)
 
 

@@ -137,6 +137,31 @@ class RunRecord:
 
 
 @dataclass
+class DiscoveryRunRecord:
+    """One discovery run: who ran which method over which targets, and each target's outcome.
+
+    ``outcomes`` holds one dict per target (target, outcome, detail, profile, items, seconds); the
+    ingest ledger (``runs``) holds the batches the run wrote, with run ids ``<run_id>/<n>``.
+    Never holds a secret: profiles are referenced by name.
+    """
+
+    run_id: str
+    method: str
+    started_at: str
+    ended_at: str | None = None
+    actor: str | None = None
+    targets: list[str] = field(default_factory=list)
+    options: dict[str, Any] = field(default_factory=dict)
+    outcomes: list[dict[str, Any]] = field(default_factory=list)
+
+    def counts(self) -> dict[str, int]:
+        out: dict[str, int] = {}
+        for o in self.outcomes:
+            out[o["outcome"]] = out.get(o["outcome"], 0) + 1
+        return out
+
+
+@dataclass
 class SightingWrite:
     kind: Literal["ci", "rel"]
     item_id: str
@@ -252,6 +277,14 @@ class GraphStore(Protocol):
     def conflicts(self) -> list[Conflict]: ...
 
     def runs(self, source: str | None = None, limit: int = 100) -> list[RunRecord]: ...
+
+    def save_discovery_run(self, run: DiscoveryRunRecord) -> None:
+        """Insert or replace one discovery run record (its own small transaction)."""
+
+    def discovery_runs(self, method: str | None = None, limit: int = 100) -> list[DiscoveryRunRecord]:
+        """Newest first."""
+
+    def get_discovery_run(self, run_id: str) -> DiscoveryRunRecord | None: ...
 
     def stats(self) -> dict[str, Any]: ...
 

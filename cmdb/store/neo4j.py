@@ -34,6 +34,7 @@ import os
 import re
 import stat
 from collections.abc import Callable, Iterable, Iterator
+from dataclasses import asdict
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -49,6 +50,7 @@ from cmdb.store.base import (
     CIState,
     Conflict,
     Direction,
+    DiscoveryRunRecord,
     Event,
     Page,
     RelState,
@@ -61,7 +63,7 @@ SCHEMA_VERSION = 1
 BATCH_ROWS = 5000
 OTHER_REL = "CMDB_OTHER"
 STORE_LABELS = ("CI", "CIKey", "Sighting", "SightScope", "Event", "Run", "Conflict")
-TABLES = ("ci", "ci_key", "sighting", "rel", "event", "conflict", "run")
+TABLES = ("ci", "ci_key", "sighting", "rel", "event", "conflict", "run", "discovery_run")
 
 _CLASS_NAME = re.compile(r"[A-Z][A-Za-z0-9]*")
 _REL_NAME = re.compile(r"[A-Z][A-Z0-9_]*")
@@ -329,6 +331,8 @@ class Neo4jStore:
             "cmdb_event_ci": "CREATE INDEX cmdb_event_ci IF NOT EXISTS FOR (n:Event) ON (n.ci_id)",
             "cmdb_event_peer": "CREATE INDEX cmdb_event_peer IF NOT EXISTS FOR (n:Event) ON (n.peer_id)",
             "cmdb_event_at": "CREATE INDEX cmdb_event_at IF NOT EXISTS FOR (n:Event) ON (n.at)",
+            "cmdb_discovery_run":
+                "CREATE CONSTRAINT cmdb_discovery_run IF NOT EXISTS FOR (n:DiscoveryRun) REQUIRE n.run_id IS UNIQUE",
             "cmdb_run_source": "CREATE INDEX cmdb_run_source IF NOT EXISTS FOR (n:Run) ON (n.source)",
         }
         for rtype in [*self._rel_types, OTHER_REL]:
@@ -678,6 +682,21 @@ class Neo4jStore:
             for x in (r["x"] for r in rows)
         ]
 
+    def save_discovery_run(self, run: DiscoveryRunRecord) -> None:
+        self._write("MERGE (x:DiscoveryRun {run_id: $run_id}) SET x.method = $method, x.started_at = $started_at,"
+                    " x.data = $data", run_id=run.run_id, method=run.method, started_at=run.started_at,
+                    data=json.dumps(asdict(run), sort_keys=True))
+
+    def discovery_runs(self, method: str | None = None, limit: int = 100) -> list[DiscoveryRunRecord]:
+        cond = "" if method is None else " WHERE x.method = $method"
+        rows = self._read(f"MATCH (x:DiscoveryRun){cond} RETURN x.data AS data"
+                          f" ORDER BY x.started_at DESC, x.run_id LIMIT {int(limit)}", method=method)
+        return [DiscoveryRunRecord(**json.loads(r["data"])) for r in rows]
+
+    def get_discovery_run(self, run_id: str) -> DiscoveryRunRecord | None:
+        rows = self._read("MATCH (x:DiscoveryRun {run_id: $run_id}) RETURN x.data AS data", run_id=run_id)
+        return DiscoveryRunRecord(**json.loads(rows[0]["data"])) if rows else None
+
     def stats(self) -> dict[str, Any]:
         by_class = {r["k"]: r["n"] for r in self._read("MATCH (c:CI) RETURN c.class AS k, count(*) AS n")}
         by_status = {r["k"]: r["n"] for r in self._read("MATCH (c:CI) RETURN c.status AS k, count(*) AS n")}
@@ -747,10 +766,15 @@ class Neo4jStore:
             yield "run", {"run_id": x["run_id"], "source": x["source"], "scope": x.get("scope"),
                           "complete": int(bool(x["complete"])), "started_at": x["started_at"],
                           "ended_at": x["ended_at"], "actor": x.get("actor"), "stats": x["stats"]}
+        for r in self._stream("MATCH (x:DiscoveryRun) RETURN x {.*} AS x ORDER BY x.started_at, x.run_id"):
+            x = r["x"]
+            yield "discovery_run", {"run_id": x["run_id"], "method": x["method"], "started_at": x["started_at"],
+                                    "data": x["data"]}
 
     def is_empty(self) -> bool:
         row = self._read(
             "RETURN NOT (EXISTS { MATCH (c:CI) } OR EXISTS { MATCH (e:Event) } OR EXISTS { MATCH (x:Run) }"
+            " OR EXISTS { MATCH (d:DiscoveryRun) }"
             " OR EXISTS { MATCH (k:CIKey) } OR EXISTS { MATCH (s:Sighting) }) AS empty"
         )
         return bool(row[0]["empty"])
@@ -954,6 +978,8 @@ class _Restorer:
         if kind == "conflict":
             return {k: row[k] for k in ("id", "at", "source", "run_id", "item", "item_class", "keys", "ci_ids",
                                         "attrs")}
+        if kind == "discovery_run":
+            return {k: row[k] for k in ("run_id", "method", "started_at", "data")}
         return {"run_id": row["run_id"], "source": row["source"], "scope": row.get("scope"),
                 "complete": bool(row["complete"]), "started_at": row["started_at"], "ended_at": row["ended_at"],
                 "actor": row.get("actor"), "stats": row.get("stats") or "{}"}
@@ -984,5 +1010,5 @@ class _Restorer:
                                         " dump does not hold (CIs must come before relationships)")
         else:
             label = {"ci_key": "CIKey", "sighting": "Sighting", "event": "Event", "conflict": "Conflict",
-                     "run": "Run"}[kind]
+                     "run": "Run", "discovery_run": "DiscoveryRun"}[kind]
             store._restore_write(f"UNWIND $rows AS row CREATE (n:{label}) SET n = row", rows)

@@ -11,6 +11,7 @@ import re
 import sqlite3
 import threading
 from collections.abc import Callable, Iterable, Iterator
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +22,7 @@ from cmdb.store.base import (
     CIState,
     Conflict,
     Direction,
+    DiscoveryRunRecord,
     Event,
     Page,
     RelState,
@@ -67,9 +69,12 @@ CREATE TABLE IF NOT EXISTS run(
     run_id TEXT PRIMARY KEY, source TEXT NOT NULL, scope TEXT, complete INTEGER NOT NULL,
     started_at TEXT NOT NULL, ended_at TEXT NOT NULL, actor TEXT, stats TEXT NOT NULL);
 CREATE INDEX IF NOT EXISTS run_source ON run(source, ended_at);
+CREATE TABLE IF NOT EXISTS discovery_run(
+    run_id TEXT PRIMARY KEY, method TEXT NOT NULL, started_at TEXT NOT NULL, data TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS discovery_run_started ON discovery_run(started_at);
 """
 
-TABLES = ("ci", "ci_key", "sighting", "rel", "event", "conflict", "run")
+TABLES = ("ci", "ci_key", "sighting", "rel", "event", "conflict", "run", "discovery_run")
 
 
 _dumps = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode
@@ -336,6 +341,29 @@ class SqliteStore:
                       r["actor"], _loads(r["stats"]))
             for r in self._rows(sql, params)
         ]
+
+    def save_discovery_run(self, run: DiscoveryRunRecord) -> None:
+        with self._lock:
+            try:
+                self._db.execute(
+                    "INSERT OR REPLACE INTO discovery_run(run_id, method, started_at, data) VALUES(?,?,?,?)",
+                    (run.run_id, run.method, run.started_at, json.dumps(asdict(run), sort_keys=True)),
+                )
+            except sqlite3.Error as exc:
+                raise StoreError(f"saving discovery run {run.run_id} in {self.path} failed: {exc}") from exc
+
+    def discovery_runs(self, method: str | None = None, limit: int = 100) -> list[DiscoveryRunRecord]:
+        sql, params = "SELECT data FROM discovery_run", list[Any]()
+        if method is not None:
+            sql += " WHERE method=?"
+            params.append(method)
+        sql += " ORDER BY started_at DESC, run_id LIMIT ?"
+        params.append(limit)
+        return [DiscoveryRunRecord(**json.loads(r["data"])) for r in self._rows(sql, params)]
+
+    def get_discovery_run(self, run_id: str) -> DiscoveryRunRecord | None:
+        rows = self._rows("SELECT data FROM discovery_run WHERE run_id=?", [run_id])
+        return DiscoveryRunRecord(**json.loads(rows[0]["data"])) if rows else None
 
     def stats(self) -> dict[str, Any]:
         by_class = {r["class"]: r["n"] for r in self._rows("SELECT class, count(*) n FROM ci GROUP BY class")}

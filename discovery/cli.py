@@ -1,0 +1,146 @@
+"""``cmdb runs`` and ``cmdb discover`` / ``cmdb scan``: discovery from the command line.
+
+Each discovery method lives in its own package (``discovery.scan``, ``discovery.snmp``,
+``discovery.ssh``, ``discovery.netdev``) whose ``cli.register(app, discover_app)`` adds its
+command; heavy protocol libraries are imported inside the commands so ``cmdb --help`` stays quick.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+import logging
+import sys
+from collections.abc import Sequence
+from contextlib import AbstractContextManager
+from dataclasses import asdict
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from cmdb.cli_output import emit_json, opened_store
+from cmdb.errors import NotFoundError
+from cmdb.reconcile import ReconcileConfig
+from cmdb.store.base import DiscoveryRunRecord, GraphStore
+from discovery.runner import Collector, run_discovery
+
+METHOD_MODULES = ("discovery.scan.cli", "discovery.snmp.cli", "discovery.ssh.cli", "discovery.netdev.cli")
+
+runs_app = typer.Typer(help="Discovery runs and the ingest run ledger.", invoke_without_command=True)
+discover_app = typer.Typer(no_args_is_help=True, help="Discover devices and hosts: snmp, ssh, devices.")
+out = Console()
+JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable JSON output.")]
+
+
+def store_of(ctx: typer.Context) -> AbstractContextManager[GraphStore]:
+    return opened_store(ctx.find_root().params.get("store"))
+
+
+def register_methods(app: typer.Typer) -> None:
+    """Adds each discovery method's command (``cmdb scan``, ``cmdb discover snmp`` ...)."""
+    for name in METHOD_MODULES:
+        if importlib.util.find_spec(name.rsplit(".", 1)[0]) is None or importlib.util.find_spec(name) is None:
+            continue
+        importlib.import_module(name).register(app, discover_app)
+
+
+def execute(
+    ctx: typer.Context,
+    collector: Collector,
+    targets: Sequence[str],
+    *,
+    concurrency: int,
+    target_timeout: float | None,
+    options: dict[str, Any],
+    as_json: bool,
+) -> DiscoveryRunRecord:
+    """Runs ``collector`` over ``targets`` into the CLI's store and prints the outcomes."""
+    if not logging.getLogger().handlers:
+        logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    with store_of(ctx) as store:
+        record = asyncio.run(run_discovery(
+            collector, targets, store, concurrency=concurrency, target_timeout=target_timeout, options=options,
+            show_progress=not as_json and sys.stderr.isatty(), config=ReconcileConfig.load(),
+        ))
+    print_run(record, as_json)
+    return record
+
+
+def print_run(record: DiscoveryRunRecord, as_json: bool) -> None:
+    if as_json:
+        emit_json(asdict(record))
+        return
+    counts = ", ".join(f"{n} {k}" for k, n in sorted(record.counts().items()))
+    out.print(f"run {record.run_id} ({record.method}, by {record.actor}): {len(record.outcomes)} targets: {counts}",
+              highlight=False)
+    shown = [o for o in record.outcomes if o["outcome"] != "ok" or o["items"]]
+    if not shown:
+        return
+    table = Table()
+    for col in ("target", "outcome", "profile", "items", "changes", "seconds", "detail"):
+        table.add_column(col)
+    for o in shown:
+        table.add_row(o["target"], o["outcome"], o.get("profile") or "", str(o["items"]), str(o.get("changes", "")),
+                      f"{o['seconds']:.2f}", o.get("detail") or "")
+    out.print(table)
+
+
+@runs_app.callback()
+def _runs(
+    ctx: typer.Context,
+    source: Annotated[str | None, typer.Option(help="Only this source's batches.")] = None,
+    limit: int = 20,
+    as_json: JsonOpt = False,
+) -> None:
+    """Without a sub-command: the ingest ledger (which source ran over which scope, complete or partial)."""
+    if ctx.invoked_subcommand is not None:
+        return
+    with store_of(ctx) as store:
+        items = store.runs(source, limit)
+    if as_json:
+        emit_json([asdict(r) for r in items])
+        return
+    table = Table()
+    for col in ("run", "source", "scope", "complete", "ended", "changes"):
+        table.add_column(col)
+    for r in items:
+        table.add_row(r.run_id, r.source, r.scope or "", "yes" if r.complete else "partial", r.ended_at[:19],
+                      ", ".join(f"{k} {v}" for k, v in r.stats.items() if v))
+    out.print(table)
+
+
+@runs_app.command("list")
+def runs_list(
+    ctx: typer.Context,
+    method: Annotated[str | None, typer.Option(help="scan, snmp, ssh or netdev.")] = None,
+    limit: int = 20,
+    as_json: JsonOpt = False,
+) -> None:
+    """Discovery runs, newest first, with their outcome counts."""
+    with store_of(ctx) as store:
+        items = store.discovery_runs(method, limit)
+    if as_json:
+        emit_json([asdict(r) for r in items])
+        return
+    table = Table()
+    for col in ("run", "method", "by", "started", "ended", "targets", "outcomes"):
+        table.add_column(col)
+    for r in items:
+        table.add_row(r.run_id, r.method, r.actor or "", r.started_at[:19], (r.ended_at or "running")[:19],
+                      str(len(r.targets)) if len(r.targets) != 1 else r.targets[0],
+                      ", ".join(f"{n} {k}" for k, n in sorted(r.counts().items())))
+    out.print(table)
+
+
+@runs_app.command("show")
+def runs_show(ctx: typer.Context, run_id: str, as_json: JsonOpt = False) -> None:
+    """One discovery run: its targets' outcomes, the profile that worked, what each wrote."""
+    with store_of(ctx) as store:
+        record = store.get_discovery_run(run_id)
+    if record is None:
+        raise NotFoundError(f"no discovery run {run_id!r}; `cmdb runs list` shows them")
+    if not as_json:
+        out.print(f"targets: {', '.join(record.targets)}; options: {record.options}", highlight=False)
+    print_run(record, as_json)

@@ -1,0 +1,184 @@
+"""The discovery run: many targets, one collector, bounded concurrency, one record of what happened.
+
+Each target is collected on its own (``Collector.collect``); its batch is ingested at once as its
+own transaction with the run id ``<run>/<n>``, so one bad target costs only itself and the graph
+fills while the run goes on. Outcomes (ok, timeout, refused, auth failed, unreachable, parse error
+...) are kept per target in a ``DiscoveryRunRecord``, saved when the run starts and when it ends.
+After the last target the collector may add run-level batches (``finish``): SSH discovery maps
+application dependencies across hosts there.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import getpass
+import logging
+import time
+import uuid
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
+from typing import Any, Protocol
+
+from cmdb.batch import Batch
+from cmdb.errors import CmdbError
+from cmdb.ingest import ingest
+from cmdb.model import Schema, default_schema
+from cmdb.reconcile import ReconcileConfig
+from cmdb.store.base import DiscoveryRunRecord, GraphStore, SearchQuery, iso
+from discovery.outcomes import Outcome, TargetError, TargetResult
+
+log = logging.getLogger("cmdb.discovery")
+
+
+class Collector(Protocol):
+    """One discovery method. ``collect`` does the I/O for one target and returns transformed data."""
+
+    method: str
+    profile_attr: str | None  # Device attribute remembering the working profile (snmp_profile ...)
+
+    async def collect(self, target: str, remembered_profile: str | None) -> TargetResult: ...
+
+    def finish(self, results: Sequence[TargetResult], run_id: str) -> list[Batch]:
+        """Run-level batches built from every target's facts (may be empty)."""
+
+
+def new_run_id(method: str) -> str:
+    return f"{method}-{datetime.now(UTC).strftime('%Y%m%dT%H%M%S')}-{uuid.uuid4().hex[:6]}"
+
+
+def remembered_profiles(store: GraphStore, targets: Sequence[str], attr: str, schema: Schema) -> dict[str, str]:
+    """target -> name of the profile that last worked on the device with that address or name."""
+    classes = schema.descendants_concrete("Device")
+    out: dict[str, str] = {}
+    for target in targets:
+        for key in ("management_ip", "ip_addresses", "hostname"):
+            page = store.search(SearchQuery(classes=classes, attrs={key: target}, limit=5))
+            named = [ci.attrs.get(attr) for ci in page.items if ci.attrs.get(attr)]
+            if named:
+                out[target] = str(named[0])
+                break
+    return out
+
+
+class _Progress:
+    """A rich progress bar on a terminal; nothing otherwise."""
+
+    def __init__(self, enabled: bool, method: str, total: int) -> None:
+        self.bar: Any = None
+        if not enabled:
+            return
+        from rich.console import Console
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+        console = Console(stderr=True)
+        if not console.is_terminal:
+            return
+        self.bar = Progress(TextColumn(f"{method}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                            TextColumn("{task.description}"), console=console, transient=True)
+        self.task = self.bar.add_task("", total=total)
+        self.bar.start()
+
+    def advance(self, text: str) -> None:
+        if self.bar is not None:
+            self.bar.update(self.task, advance=1, description=text)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.stop()
+
+
+async def run_discovery(
+    collector: Collector,
+    targets: Sequence[str],
+    store: GraphStore,
+    *,
+    concurrency: int = 32,
+    target_timeout: float | None = None,
+    actor: str | None = None,
+    options: dict[str, Any] | None = None,
+    show_progress: bool = False,
+    schema: Schema | None = None,
+    config: ReconcileConfig | None = None,
+    run_id: str | None = None,
+    on_result: Callable[[TargetResult], None] | None = None,
+) -> DiscoveryRunRecord:
+    """Collect every target, ingest each target's batch, and return the saved run record."""
+    if concurrency < 1:
+        raise CmdbError(f"concurrency must be at least 1, not {concurrency}")
+    schema = schema or default_schema()
+    record = DiscoveryRunRecord(
+        run_id=run_id or new_run_id(collector.method), method=collector.method, started_at=iso(datetime.now(UTC)),
+        actor=actor or _whoami(), targets=list(targets), options=dict(options or {}),
+    )
+    store.save_discovery_run(record)
+    remembered = (remembered_profiles(store, targets, collector.profile_attr, schema)
+                  if collector.profile_attr else {})
+    sem = asyncio.Semaphore(concurrency)
+    results: list[TargetResult] = []
+    progress = _Progress(show_progress, collector.method, len(targets))
+    batch_no = 0
+
+    async def one(target: str) -> tuple[TargetResult, float]:
+        async with sem:
+            started = time.monotonic()
+            try:
+                coro = collector.collect(target, remembered.get(target))
+                result = await (asyncio.wait_for(coro, target_timeout) if target_timeout else coro)
+            except TargetError as exc:
+                result = TargetResult(target, exc.outcome, str(exc), exc.profile)
+            except TimeoutError:
+                result = TargetResult(target, Outcome.TIMEOUT, f"no answer within {target_timeout:g} s")
+            except CmdbError as exc:
+                result = TargetResult(target, Outcome.ERROR, str(exc))
+            except Exception as exc:
+                log.debug("%s %s: unexpected %s", collector.method, target, type(exc).__name__, exc_info=True)
+                result = TargetResult(target, Outcome.ERROR, f"{type(exc).__name__}: {exc}")
+            return result, time.monotonic() - started
+
+    def write(batch: Batch, where: str) -> tuple[Outcome, str, int, int]:
+        nonlocal batch_no
+        batch_no += 1
+        batch.run_id = f"{record.run_id}/{batch_no:04d}"
+        batch.actor = record.actor
+        batch.origin = f"{collector.method} {where}"
+        try:
+            res = ingest(store, batch, schema=schema, config=config)
+        except CmdbError as exc:
+            return Outcome.REJECTED, str(exc), 0, 0
+        return Outcome.OK, "", len(batch.cis) + len(batch.rels), res.events
+
+    try:
+        for fut in asyncio.as_completed([one(t) for t in targets]):
+            result, seconds = await fut
+            items = changes = 0
+            if result.outcome == Outcome.OK and result.batch is not None:
+                outcome, detail, items, changes = write(result.batch, result.target)
+                if outcome != Outcome.OK:
+                    result.outcome, result.detail = outcome, detail
+            results.append(result)
+            record.outcomes.append({"target": result.target, "outcome": str(result.outcome), "detail": result.detail,
+                                    "profile": result.profile, "items": items, "changes": changes,
+                                    "seconds": round(seconds, 3)})
+            log.info("%s %s: %s%s", collector.method, result.target, result.outcome,
+                     f" ({result.detail})" if result.detail else "")
+            if on_result is not None:
+                on_result(result)
+            progress.advance(f"{result.target}: {result.outcome}")
+        for extra in collector.finish(results, record.run_id):
+            outcome, detail, items, changes = write(extra, "run-level")
+            record.options.setdefault("run_level_batches", []).append(
+                {"scope": extra.scope, "outcome": str(outcome), "detail": detail, "items": items, "changes": changes})
+    finally:
+        progress.close()
+        order = {t: i for i, t in enumerate(targets)}
+        record.outcomes.sort(key=lambda o: order.get(o["target"], len(order)))
+        record.ended_at = iso(datetime.now(UTC))
+        store.save_discovery_run(record)
+    return record
+
+
+def _whoami() -> str:
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return "unknown"
