@@ -617,6 +617,10 @@ def build() -> dict[str, Any]:
              environment="production", criticality=crit,
              maintenance_window="Sun 02:00-04:00 UTC" if rs else None,
              tags=["pci"] if name.startswith("payments") else None)
+    g = e.cis("Database endpoints (address:port as discovery sees them)")
+    for name, (engine, _version, port, _role, host, _rs) in DATABASES.items():
+        e.ci(g, f"{name}-endpoint", "ServiceEndpoint", address=host_ip[host], port=port, protocol="tcp",
+             service=engine.split()[0].lower(), host_name=host)
 
     g = e.cis("Applications", block=True)
     for name, (desc, version, vendor, url, app_port, process, crit, _team, _runs_on, _deps) in APPS.items():
@@ -754,6 +758,8 @@ def build() -> dict[str, Any]:
         e.rel(rg, "RUNS_ON", name, host)
         if rs:
             e.rel(rg, "MEMBER_OF", name, rs)
+        e.rel(rg, "LISTENS_ON", name, f"{name}-endpoint")
+        e.rel(rg, "RUNS_ON", f"{name}-endpoint", host)
 
     rg = e.rels("Applications: single-instance apps RUNS_ON a host; everything else via DEPENDS_ON")
     for name, app in APPS.items():

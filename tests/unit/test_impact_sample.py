@@ -226,7 +226,7 @@ def check_both_pool_members(store: GraphStore) -> None:
 def check_database_primary(store: GraphStore) -> None:
     br = run(store, "orders-db-fra-01")
     assert named_states(store, br) == {
-        "orders-db-fra-01": DOWN, "orders-db-rs": DEGRADED, "checkout-api": DEGRADED,
+        "orders-db-fra-01": DOWN, "10.10.20.11:5432/tcp": DOWN, "orders-db-rs": DEGRADED, "checkout-api": DEGRADED,
         "customer-portal": DEGRADED, "order-processor": DEGRADED, "Checkout": DEGRADED,
         "Customer Portal": DEGRADED, "Order Fulfilment": DEGRADED}
     assert services(br) == {

@@ -182,6 +182,9 @@ def test_names_unique_per_class(estate: dict[str, Any], schema: dict[str, Any]) 
         name = ci.get("name")
         for candidate in inherited(schema, ci["class"], "name_from") or []:
             name = name or ci.get(candidate)
+        fmt = inherited(schema, ci["class"], "name_format")
+        if not name and fmt:
+            name = fmt.format(**ci)
         assert name, f"{ci['ref']} has no name"
         key = (ci["class"], str(name))
         assert key not in seen, f"{ci['ref']} and {seen[key]} are both {key}"
