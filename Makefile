@@ -23,7 +23,7 @@ demo: venv
 
 ## test: lint, type-check and run every test, starting and stopping the test servers itself
 test:
-	@CMDB_WITH_NEO4J=1 scripts/bootstrap.sh
+	@CMDB_WITH_NEO4J=1 CMDB_WITH_TEST_SERVERS=1 scripts/bootstrap.sh
 	$(BIN)/ruff check .
 	$(BIN)/mypy
 	$(BIN)/python -m pytest

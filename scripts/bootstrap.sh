@@ -15,11 +15,25 @@ if [ "${CMDB_WITH_NEO4J:-0}" = 1 ]; then
   command -v java >/dev/null 2>&1 || need_apt+=(openjdk-17-jre-headless)
   command -v mvn >/dev/null 2>&1 || need_apt+=(maven)
 fi
+if [ "${CMDB_WITH_TEST_SERVERS:-0}" = 1 ]; then
+  # Real peers for the discovery tests: net-snmp's agent and tools, OpenSSH's server.
+  [ -x /usr/sbin/snmpd ] || need_apt+=(snmpd)
+  command -v snmpbulkwalk >/dev/null 2>&1 || need_apt+=(snmp)
+  [ -x /usr/sbin/sshd ] || need_apt+=(openssh-server)
+  command -v ssh-keygen >/dev/null 2>&1 || need_apt+=(openssh-client)
+  [ -x /usr/bin/python3 ] && /usr/bin/python3 -c 'import venv, ensurepip' 2>/dev/null || need_apt+=(python3-venv)
+fi
 if [ ${#need_apt[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ]; then SUDO=""; else SUDO="sudo"; fi
   echo "bootstrap: installing Debian packages: ${need_apt[*]}"
   $SUDO apt-get update -qq
+  # policy-rc.d keeps the packages' own daemons (snmpd on :161, sshd on :22) from starting.
+  printf '#!/bin/sh\nexit 101\n' | $SUDO tee /usr/sbin/policy-rc.d.cmdb >/dev/null
+  if [ ! -e /usr/sbin/policy-rc.d ]; then $SUDO cp /usr/sbin/policy-rc.d.cmdb /usr/sbin/policy-rc.d; rm_policy=1; fi
+  $SUDO chmod +x /usr/sbin/policy-rc.d 2>/dev/null || true
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need_apt[@]}" >/dev/null
+  if [ "${rm_policy:-0}" = 1 ]; then $SUDO rm -f /usr/sbin/policy-rc.d; fi
+  $SUDO rm -f /usr/sbin/policy-rc.d.cmdb
 fi
 
 stamp=.venv/.installed

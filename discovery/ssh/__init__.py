@@ -1,0 +1,1 @@
+"""SSH discovery: Linux hosts (facts, packages, sockets) and application dependency mapping."""
