@@ -19,7 +19,7 @@ from cmdb.batch import Batch
 from cmdb.errors import ConfigError, StoreError, StoreUnavailableError
 from cmdb.ingest import ingest
 from cmdb.migrate import compare_stores, export_store, import_dump, migrate
-from cmdb.store.base import SearchQuery
+from cmdb.store.base import DiscoveryRunRecord, SearchQuery, iso
 from cmdb.store.neo4j import Neo4jStore
 from cmdb.store.sqlite import SqliteStore
 
@@ -87,9 +87,13 @@ def test_migration_sqlite_neo4j_sqlite_round_trip(tmp_path: Path, neo: Neo4jStor
         load(first, shrunk, T0 + timedelta(days=day))
     stats = first.stats()
     assert stats["cis"] >= 20 and stats["events"] > stats["cis"]
+    first.save_discovery_run(DiscoveryRunRecord(
+        "snmp-1", "snmp", iso(T0), iso(T0 + timedelta(seconds=3)), "ops", ["10.0.0.0/30"], {"profiles": ["lab"]},
+        [{"target": "10.0.0.1", "outcome": "ok", "detail": "", "profile": "lab", "items": 4, "seconds": 0.2}]))
 
     counts = migrate(first, neo)
     assert counts["ci"] == stats["cis"] and counts["rel"] == stats["relationships"]
+    assert counts["discovery_run"] == 1 and neo.get_discovery_run("snmp-1") == first.get_discovery_run("snmp-1")
     assert compare_stores(first, neo) == []
     assert neo.stats() == stats
 
