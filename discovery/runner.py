@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import getpass
+import ipaddress
 import logging
 import time
 import uuid
@@ -21,10 +22,11 @@ from typing import Any, Protocol
 
 from cmdb.batch import Batch
 from cmdb.errors import CmdbError
+from cmdb.identity import identity_keys
 from cmdb.ingest import ingest
 from cmdb.model import Schema, default_schema
 from cmdb.reconcile import ReconcileConfig
-from cmdb.store.base import DiscoveryRunRecord, GraphStore, SearchQuery, iso
+from cmdb.store.base import DiscoveryRunRecord, GraphStore, iso
 from discovery.outcomes import Outcome, TargetError, TargetResult
 
 log = logging.getLogger("cmdb.discovery")
@@ -47,16 +49,26 @@ def new_run_id(method: str) -> str:
 
 
 def remembered_profiles(store: GraphStore, targets: Sequence[str], attr: str, schema: Schema) -> dict[str, str]:
-    """target -> name of the profile that last worked on the device with that address or name."""
-    classes = schema.descendants_concrete("Device")
-    out: dict[str, str] = {}
+    """target -> name of the profile that last worked on the device with that address (or FQDN).
+
+    One identity-key look-up per target (``management_ip`` or ``fqdn``), then one bulk read."""
+    found: dict[str, str] = {}
     for target in targets:
-        for key in ("management_ip", "ip_addresses", "hostname"):
-            page = store.search(SearchQuery(classes=classes, attrs={key: target}, limit=5))
-            named = [ci.attrs.get(attr) for ci in page.items if ci.attrs.get(attr)]
-            if named:
-                out[target] = str(named[0])
+        try:
+            attrs: dict[str, Any] = {"management_ip": str(ipaddress.ip_address(target))}
+        except ValueError:
+            attrs = {"fqdn": target}
+        for key in identity_keys(schema, "Host", attrs):
+            ci_id = store.find_by_key(key)
+            if ci_id is not None:
+                found[target] = ci_id
                 break
+    cis = store.get_cis(set(found.values()))
+    out: dict[str, str] = {}
+    for target, ci_id in found.items():
+        value = cis[ci_id].attrs.get(attr) if ci_id in cis else None
+        if value:
+            out[target] = str(value)
     return out
 
 
