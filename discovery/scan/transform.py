@@ -1,0 +1,165 @@
+"""Raw probe results -> one Batch per target (pure: no I/O, tested on ``tests/data/scan/*.json``).
+
+What a scanned address becomes (source ``scan``, scope ``<address>/32``):
+
+- at least one open port: a ``Host`` (management_ip and ip_addresses = the address, hostname/fqdn
+  from reverse DNS), an ``IPAddress`` (address, dns_name) with Host HAS_ADDRESS IPAddress, one
+  ``ServiceEndpoint`` per open port (address, port, tcp, service guess, banner, tls, host_name) with
+  ServiceEndpoint RUNS_ON Host, and a ``Certificate`` per certificate the endpoint served with
+  ServiceEndpoint USES_CERTIFICATE Certificate. The leaf has ``chain_position`` 0 on that edge;
+  intermediates (and a root, if the server sends one) are linked too with positions 1, 2 ...,
+  because a served intermediate that expires breaks clients as surely as the leaf does (the
+  AddTrust root expiry of 2020 broke clients through a served chain certificate);
+- no open port and every port refused: an empty complete batch, so lifecycle ages what the scan
+  saw there before (outcome ok);
+- no open port, some ports filtered: no batch (nothing definite to say; outcome ok);
+- every port filtered: outcome timeout; no port open or refused and a port unreachable: unreachable.
+
+``complete`` is True only when every port got a definite answer (open or refused) and every
+attempted TLS handshake ended (succeeded or was refused by the peer) and every served certificate
+parsed: a timeout anywhere leaves the target partial, so nothing it failed to see is aged.
+
+Names: a reverse-DNS name gives ``hostname`` (first label) and ``fqdn`` (when dotted); names of the
+loopback kind (``localhost``) are kept on the IPAddress only, since many boxes share them.
+``tls_verified`` (whether the served chain verifies against the system store) is written on the
+ServiceEndpoint when the schema has that attribute, and is always in the raw result.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from cmdb.batch import Batch, CIRecord, RelRecord
+from cmdb.model import Schema, default_schema
+from discovery.outcomes import Outcome
+from discovery.scan.probe import CLOSED, FILTERED, OPEN, UNREACHABLE
+from discovery.scan.services import guess_service
+from discovery.scan.tls import describe_certificate
+from discovery.targets import scope_of
+
+SOURCE = "scan"
+LOOPBACK_NAMES = frozenset({"localhost", "localhost.localdomain", "ip6-localhost", "ip6-loopback"})
+TLS_VERIFIED_ATTR = "tls_verified"
+
+
+@dataclass
+class ScanReading:
+    """What one target's probes amount to: the run outcome, a one-line detail and the batch (or None)."""
+
+    outcome: Outcome
+    detail: str
+    batch: Batch | None
+    complete: bool = False
+
+
+def names_of(raw: Mapping[str, Any]) -> tuple[str | None, str | None, str | None]:
+    """(dns_name, hostname, fqdn) from reverse DNS, else from the name the target was given as."""
+    dns_name = raw.get("ptr") or raw.get("name")
+    if not dns_name:
+        return None, None, None
+    dns_name = str(dns_name).rstrip(".").lower()
+    if dns_name in LOOPBACK_NAMES or dns_name.startswith("localhost."):
+        return dns_name, None, None
+    hostname = dns_name.split(".", 1)[0]
+    fqdn = dns_name if "." in dns_name and not dns_name.replace(".", "").isdigit() else None
+    return dns_name, hostname, fqdn
+
+
+def transform_scan(raw: Mapping[str, Any], schema: Schema | None = None) -> ScanReading:
+    """One target's raw probe result as a ScanReading (outcome, detail, batch)."""
+    schema = schema or default_schema()
+    target, address = str(raw["target"]), str(raw["address"])
+    ports: list[Mapping[str, Any]] = list(raw.get("ports") or [])
+    states = [str(p["state"]) for p in ports]
+    opened = [p for p in ports if p["state"] == OPEN]
+    counts = {s: states.count(s) for s in (OPEN, CLOSED, FILTERED, UNREACHABLE) if s in states}
+    others = len(states) - sum(counts.values())
+    summary = ", ".join(f"{n} {s}" for s, n in counts.items()) + (f", {others} error" if others else "")
+    scope = scope_of(target)
+
+    if not opened:
+        if states and all(s == CLOSED for s in states):
+            return ScanReading(Outcome.OK, f"no open port ({summary})",
+                               Batch(source=SOURCE, scope=scope, complete=True), True)
+        if CLOSED in states:
+            return ScanReading(Outcome.OK, f"no open port ({summary})", None)
+        if UNREACHABLE in states:
+            return ScanReading(Outcome.UNREACHABLE, f"{target}: host or network unreachable ({summary}); "
+                                                    "check the route or drop it from the targets", None)
+        if states and all(s == FILTERED for s in states):
+            return ScanReading(Outcome.TIMEOUT, f"{target}: every probe timed out ({summary}); the host is down "
+                                                "or filtered, or raise --timeout", None)
+        errors = sorted({str(p.get("error") or "error") for p in ports})
+        return ScanReading(Outcome.ERROR, f"{target}: probes failed ({summary}): {'; '.join(errors)}", None)
+
+    complete = all(s in (OPEN, CLOSED) for s in states)
+    batch = Batch(source=SOURCE, scope=scope)
+    dns_name, hostname, fqdn = names_of(raw)
+    host: dict[str, Any] = {"management_ip": address, "ip_addresses": [address]}
+    if hostname:
+        host["hostname"] = hostname
+    if fqdn:
+        host["fqdn"] = fqdn
+    batch.cis.append(CIRecord("Host", host, ref="host"))
+    ip: dict[str, Any] = {"address": address}
+    if dns_name:
+        ip["dns_name"] = dns_name
+    batch.cis.append(CIRecord("IPAddress", ip, ref="ip"))
+    batch.rels.append(RelRecord("HAS_ADDRESS", "host", "ip"))
+
+    endpoint_attrs = schema.ci_class("ServiceEndpoint").attributes
+    cert_refs: set[str] = set()
+    notes: list[str] = []
+    shown: list[str] = []
+    for p in sorted(opened, key=lambda p: int(p["port"])):
+        port = int(p["port"])
+        tls_raw: Mapping[str, Any] = p.get("tls") or {}
+        banner = p.get("banner")
+        tls: bool | None = None
+        if tls_raw.get("status") == "ok":
+            tls = True
+        elif tls_raw.get("status") == "failed" or banner:
+            tls = False
+        elif tls_raw.get("status") == "timeout":
+            complete = False
+            notes.append(f"{port}: TLS handshake timed out")
+        ep_ref = f"ep:{port}"
+        ep: dict[str, Any] = {"address": address, "port": port, "protocol": "tcp"}
+        service = guess_service(port, banner, tls)
+        if service:
+            ep["service"] = service
+        shown.append(f"{port} {service}" if service else str(port))
+        if banner:
+            ep["banner"] = banner
+        if tls is not None:
+            ep["tls"] = tls
+        if hostname:
+            ep["host_name"] = hostname
+        if tls and tls_raw.get("trusted") is not None and TLS_VERIFIED_ATTR in endpoint_attrs:
+            ep[TLS_VERIFIED_ATTR] = bool(tls_raw["trusted"])
+        batch.cis.append(CIRecord("ServiceEndpoint", ep, ref=ep_ref))
+        batch.rels.append(RelRecord("RUNS_ON", ep_ref, "host"))
+        for position, pem in enumerate(tls_raw.get("chain") or []):
+            try:
+                cert = describe_certificate(str(pem))
+            except ValueError as exc:
+                complete = False
+                notes.append(f"{port}: certificate {position} unparseable ({exc})")
+                continue
+            cert_ref = f"cert:{cert['fingerprint_sha256']}"
+            if cert_ref not in cert_refs:
+                cert_refs.add(cert_ref)
+                batch.cis.append(CIRecord("Certificate", cert, ref=cert_ref))
+            batch.rels.append(RelRecord("USES_CERTIFICATE", ep_ref, cert_ref, {"chain_position": position}))
+
+    for i, c in enumerate(batch.cis):
+        c.index = i
+    for i, r in enumerate(batch.rels):
+        r.index = i
+    batch.complete = complete
+    detail = f"{summary}: {', '.join(shown)}" + (f" ({len(cert_refs)} certificates)" if cert_refs else "")
+    if not complete:
+        detail += "; partial" + (f": {'; '.join(notes)}" if notes else " (some ports filtered)")
+    return ScanReading(Outcome.OK, detail, batch, complete)
