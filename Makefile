@@ -34,6 +34,8 @@ bench: venv
 	$(BIN)/python bench/ingest_embedded.py
 	$(BIN)/python bench/neo4j_ingest.py
 	$(BIN)/python bench/impact.py
+	$(BIN)/python bench/scan.py
+	$(BIN)/python bench/ssh.py
 
 clean:
 	rm -rf .cmdb .pytest_cache .mypy_cache .ruff_cache

@@ -58,12 +58,7 @@ class KnownHosts:
             if known is not None and key.get_name() in known:
                 if known[key.get_name()] == key:
                     return fingerprint(key)
-                log.warning("SSH host key of %s CHANGED: recorded %s, offered %s; connection refused", entry,
-                            fingerprint(known[key.get_name()]), fingerprint(key))
-                raise TargetError(Outcome.HOST_KEY_CHANGED,
-                                  f"host key of {entry} changed (offered {fingerprint(key)}, recorded "
-                                  f"{fingerprint(known[key.get_name()])} in {self.path}); if the change is expected,"
-                                  f" remove the old entry with ssh-keygen -R '{entry}' -f {self.path}")
+                raise self.changed(entry, key, known[key.get_name()])
             if known is not None and known.keys():
                 log.warning("SSH host %s offered a %s key; %s records only %s; connection refused", entry,
                             key.get_name(), self.path, ", ".join(known.keys()))
@@ -81,6 +76,16 @@ class KnownHosts:
             self.path.chmod(0o600)
             log.info("trusted SSH host key of %s on first use: %s", entry, fingerprint(key))
             return fingerprint(key)
+
+    def changed(self, entry: str, offered: paramiko.PKey, recorded: paramiko.PKey) -> TargetError:
+        """Logs the alert for a changed host key and returns the error to raise. Also used for paramiko's
+        own ``BadHostKeyException``, raised when ``prepare`` loaded the recorded key into the client."""
+        log.warning("SSH host key of %s CHANGED: recorded %s, offered %s; connection refused", entry,
+                    fingerprint(recorded), fingerprint(offered))
+        return TargetError(Outcome.HOST_KEY_CHANGED,
+                           f"host key of {entry} changed (offered {fingerprint(offered)}, recorded "
+                           f"{fingerprint(recorded)} in {self.path}); if the change is expected,"
+                           f" remove the old entry with ssh-keygen -R '{entry}' -f {self.path}")
 
     def policy(self) -> paramiko.MissingHostKeyPolicy:
         """For ``SSHClient.set_missing_host_key_policy``: unknown hosts go through ``verify``."""
