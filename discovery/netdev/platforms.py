@@ -22,7 +22,7 @@ from typing import Any
 import textfsm
 
 from cmdb.model import canonical_mac
-from discovery.netdev.names import long_interface_name, short_hostname
+from discovery.names import long_interface_name, short_hostname
 from discovery.netdev.records import InterfaceRecord, NeighbourRecord, Record, SystemRecord
 
 Rows = list[dict[str, Any]]

@@ -34,6 +34,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from cmdb.batch import Batch, CIRecord, RelRecord
+from discovery.names import short_hostname
 from discovery.scan.services import guess_service
 from discovery.ssh.facts import HostFacts
 from discovery.ssh.parsers import Link, Socket
@@ -165,6 +166,8 @@ _OPER = {"UP": "up", "DOWN": "down", "LOWERLAYERDOWN": "lowerLayerDown", "DORMAN
 def transform_host(facts: HostFacts, *, packages: Sequence[str] = DEFAULT_PACKAGE_PATTERNS) -> Batch:
     """The host's batch: scope is the target (``a.b.c.d/32``), complete when every required command worked."""
     label = facts.label
+    # Interfaces carry the short host name, the spelling SNMP, LLDP and netmiko agree on (discovery.names).
+    if_device = short_hostname(facts.hostname) if label in (facts.fqdn, facts.hostname) else label
     batch = Batch(source=SOURCE, scope=scope_of(facts.target), complete=facts.complete)
     cis, rels = batch.cis, batch.rels
 
@@ -190,7 +193,7 @@ def transform_host(facts: HostFacts, *, packages: Sequence[str] = DEFAULT_PACKAG
     )
 
     for link in links:
-        iref = ci("Interface", f"if:{link.name}", device_name=label, if_name=link.name,
+        iref = ci("Interface", f"if:{link.name}", device_name=if_device, if_name=link.name,
                   mac_address=link.mac if identity_mac(link.mac) else None,
                   admin_status="up" if link.admin_up else "down", oper_status=_OPER.get(link.oper_state, "unknown"))
         rel("HAS_INTERFACE", host, iref)

@@ -18,7 +18,7 @@ import yaml
 from cmdb.ingest import ingest
 from cmdb.store.base import SearchQuery
 from cmdb.store.sqlite import SqliteStore
-from discovery.netdev.names import long_interface_name, short_hostname
+from discovery.names import long_interface_name, short_hostname
 from discovery.netdev.platforms import (
     PLATFORMS,
     CommandParseError,
