@@ -21,7 +21,8 @@ import yaml
 from cmdb.errors import ConfigError
 from cmdb.store.base import AttrValue, Sighting, iso
 
-DEFAULT_PRECEDENCE: tuple[str, ...] = ("manual", "aws", "ssh", "snmp", "import", "scan")
+# "neighbours": what a device says about its CDP/LLDP neighbours, below anything that asked them directly.
+DEFAULT_PRECEDENCE: tuple[str, ...] = ("manual", "aws", "ssh", "snmp", "import", "scan", "neighbours")
 MANUAL_SOURCES = frozenset({"manual"})
 
 
