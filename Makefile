@@ -34,6 +34,7 @@ bench: venv
 	$(BIN)/python bench/ingest_embedded.py
 	$(BIN)/python bench/neo4j_ingest.py
 	$(BIN)/python bench/impact.py
+	$(BIN)/python bench/snmp.py
 	$(BIN)/python bench/scan.py
 	$(BIN)/python bench/ssh.py
 

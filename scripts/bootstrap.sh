@@ -45,3 +45,7 @@ if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
   .venv/bin/python -m pip install -q -e '.[dev]'
   touch "$stamp"
 fi
+if [ "${CMDB_WITH_TEST_SERVERS:-0}" = 1 ]; then
+  # snmpsim runs from a venv of Debian's python3 that the unprivileged agent user can read.
+  .venv/bin/python scripts/snmp_agents.py ensure-snmpsim >/dev/null
+fi
