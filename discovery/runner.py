@@ -17,6 +17,7 @@ import logging
 import time
 import uuid
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
@@ -159,12 +160,17 @@ async def run_discovery(
             return Outcome.REJECTED, str(exc), 0, 0
         return Outcome.OK, "", len(batch.cis) + len(batch.rels), res.events
 
+    # Writes run on one worker thread, one at a time, so a slow store never stalls the event loop
+    # (and with it the timeouts of the targets still being collected).
+    writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="cmdb-ingest")
+    loop = asyncio.get_running_loop()
     try:
         for fut in asyncio.as_completed([one(t) for t in targets]):
             result, seconds = await fut
             items = changes = 0
             if result.outcome == Outcome.OK and result.batch is not None:
-                outcome, detail, items, changes = write(result.batch, result.target)
+                outcome, detail, items, changes = await loop.run_in_executor(writer, write, result.batch,
+                                                                             result.target)
                 if outcome != Outcome.OK:
                     result.outcome, result.detail = outcome, detail
             results.append(result)
@@ -177,10 +183,11 @@ async def run_discovery(
                 on_result(result)
             progress.advance(f"{result.target}: {result.outcome}")
         for extra in collector.finish(results, record.run_id):
-            outcome, detail, items, changes = write(extra, "run-level")
+            outcome, detail, items, changes = await loop.run_in_executor(writer, write, extra, "run-level")
             record.options.setdefault("run_level_batches", []).append(
                 {"scope": extra.scope, "outcome": str(outcome), "detail": detail, "items": items, "changes": changes})
     finally:
+        writer.shutdown(wait=True)
         progress.close()
         order = {t: i for i, t in enumerate(targets)}
         record.outcomes.sort(key=lambda o: order.get(o["target"], len(order)))

@@ -41,7 +41,7 @@ class ScriptedCollector:
             if target == "auth-fail":
                 raise TargetError(Outcome.AUTH_FAILED, "auth-fail: every profile was refused (tried: lab)")
             if target == "slow":
-                await asyncio.sleep(5)
+                await asyncio.sleep(20)
             if target == "crash":
                 raise RuntimeError("collector bug")
             if target == "bad-batch":
@@ -59,7 +59,7 @@ class ScriptedCollector:
 def test_one_bad_target_never_stops_the_run(store: GraphStore) -> None:
     targets = ["10.9.0.1", "auth-fail", "slow", "crash", "bad-batch", "10.9.0.2", "quiet"]
     collector = ScriptedCollector()
-    record = asyncio.run(run_discovery(collector, targets, store, concurrency=3, target_timeout=1.0,
+    record = asyncio.run(run_discovery(collector, targets, store, concurrency=3, target_timeout=2.0,
                                        options={"profiles": ["lab"]}))
     outcomes = {o["target"]: o["outcome"] for o in record.outcomes}
     assert [o["target"] for o in record.outcomes] == targets
