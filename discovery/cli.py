@@ -8,7 +8,6 @@ command; heavy protocol libraries are imported inside the commands so ``cmdb --h
 from __future__ import annotations
 
 import asyncio
-import importlib
 import logging
 import sys
 from collections.abc import Sequence
@@ -26,8 +25,6 @@ from cmdb.reconcile import ReconcileConfig
 from cmdb.store.base import DiscoveryRunRecord, GraphStore
 from discovery.runner import Collector, run_discovery
 
-METHOD_MODULES = ("discovery.scan.cli", "discovery.snmp.cli", "discovery.ssh.cli", "discovery.netdev.cli")
-
 runs_app = typer.Typer(help="Discovery runs and the ingest run ledger.", invoke_without_command=True)
 discover_app = typer.Typer(no_args_is_help=True, help="Discover devices and hosts: snmp, ssh, devices.")
 out = Console()
@@ -39,11 +36,14 @@ def store_of(ctx: typer.Context) -> AbstractContextManager[GraphStore]:
 
 
 def register_methods(app: typer.Typer) -> None:
-    """Adds each discovery method's command (``cmdb scan``, ``cmdb discover snmp`` ...)."""
-    for name in METHOD_MODULES:
-        if importlib.util.find_spec(name.rsplit(".", 1)[0]) is None or importlib.util.find_spec(name) is None:
-            continue
-        importlib.import_module(name).register(app, discover_app)
+    """Adds each discovery method's command (``cmdb scan``, ``cmdb discover snmp|ssh|devices``)."""
+    from discovery.netdev import cli as netdev_cli
+    from discovery.scan import cli as scan_cli
+    from discovery.snmp import cli as snmp_cli
+    from discovery.ssh import cli as ssh_cli
+
+    for module in (scan_cli, snmp_cli, ssh_cli, netdev_cli):
+        module.register(app, discover_app)
 
 
 def execute(
