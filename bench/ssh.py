@@ -126,7 +126,7 @@ def main() -> None:
         targets = [h.address for h in hosts]
         profile = SshProfile("bench", lab.user, key_file=str(lab.client_key), port=hosts[0].port)
         inventory = write_inventory(workdir / "inventory.ini", hosts, lab.user, lab.client_key)
-        import ansible  # type: ignore[import-untyped]
+        import ansible
 
         kind = "own network/UTS/mount namespaces" if isolated else "plain processes, one machine"
         print(f"SSH facts from {len(hosts)} sshd hosts on {targets[0]}..{targets[-1]} ({kind}), "
