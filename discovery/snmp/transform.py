@@ -436,23 +436,24 @@ def transform(raw: RawDevice) -> Batch:
                 batch.cis.append(CIRecord("Subnet", {"cidr": info.subnet}, ref=f"net:{info.subnet}"))
             batch.rels.append(RelRecord("IN_SUBNET", ref, f"net:{info.subnet}"))
 
-    linked: set[int] = set()
-    seen: set[tuple[str, str, str]] = set()
-    link_key: tuple[str, str, str]
-    lldp = _lldp_links(view, interfaces)
-    cdp = _cdp_links(view, interfaces)
-    for protocol, links in (("lldp", lldp), ("cdp", cdp)):
-        for itf, remote_name, remote_port in links:
-            if protocol == "cdp" and itf.if_index in linked:
-                continue  # LLDP already told us who is on this port
-            link_key = (itf.ref, remote_name, remote_port)
-            if link_key in seen:
-                continue
-            seen.add(link_key)
-            linked.add(itf.if_index)
-            ref = f"{protocol}:{len(seen)}"
-            batch.cis.append(CIRecord("Interface", {"device_name": remote_name, "if_name": remote_port}, ref=ref))
-            batch.rels.append(RelRecord("CONNECTED_TO", itf.ref, ref, {"protocol": protocol}))
+    # One link per (local port, remote box, remote port), with every protocol that reported it, spelt
+    # like the netmiko collector spells it ("cdp+lldp"), so the two never overwrite each other's value.
+    found: dict[tuple[str, str, str], tuple[_Interface, str, str, set[str]]] = {}
+    lldp_ports: set[int] = set()
+    for itf, remote_name, remote_port in _lldp_links(view, interfaces):
+        link = (itf.ref, remote_name.lower(), remote_port.lower())
+        found.setdefault(link, (itf, remote_name, remote_port, set()))[3].add("lldp")
+        lldp_ports.add(itf.if_index)
+    for itf, remote_name, remote_port in _cdp_links(view, interfaces):
+        link = (itf.ref, remote_name.lower(), remote_port.lower())
+        if link in found:
+            found[link][3].add("cdp")
+        elif itf.if_index not in lldp_ports:  # LLDP already told us who is on this port
+            found[link] = (itf, remote_name, remote_port, {"cdp"})
+    for n, (itf, remote_name, remote_port, protocols) in enumerate(found.values(), start=1):
+        ref = f"link:{n}"
+        batch.cis.append(CIRecord("Interface", {"device_name": remote_name, "if_name": remote_port}, ref=ref))
+        batch.rels.append(RelRecord("CONNECTED_TO", itf.ref, ref, {"protocol": "+".join(sorted(protocols))}))
 
     for address, hw in sorted(_neighbour_addresses(view).items()):
         if address not in own and address != raw.address:

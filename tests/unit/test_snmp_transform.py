@@ -82,7 +82,8 @@ def test_cisco_core_switch() -> None:
         "mac_address": "70:1f:53:aa:01:01", "speed_mbps": 1000, "admin_status": "up", "oper_status": "up"}
     assert interfaces["GigabitEthernet1/0/5"]["oper_status"] == "down"
     assert links(batch) == {
-        ("sw-core-1", "GigabitEthernet1/0/1", "sw-acc-2", "Ethernet1", "lldp"),  # port id subtype interfaceName
+        # port id subtype interfaceName; CDP reports the same link
+        ("sw-core-1", "GigabitEthernet1/0/1", "sw-acc-2", "Ethernet1", "cdp+lldp"),
         # subtype local: the description names it
         ("sw-core-1", "GigabitEthernet1/0/2", "sw-acc-3", "ge-0/0/0", "lldp"),
         # CDP only where LLDP is silent
