@@ -191,6 +191,9 @@ def _some(records: Sequence[Record | None]) -> list[Record]:
 
 # -- Cisco IOS / IOS-XE ----------------------------------------------------------------------------
 
+_IOS_XE = re.compile(r"IOS[ -]?XE", re.IGNORECASE)
+
+
 def _ios_version(rows: Rows, raw: str) -> list[Record]:
     row = rows[0]
     hostname = _text(row.get("hostname"))
@@ -198,6 +201,7 @@ def _ios_version(rows: Rows, raw: str) -> list[Record]:
         raise ValueError("no hostname in the output")
     return [SystemRecord(hostname=short_hostname(hostname), model=_text(row.get("hardware")),
                          serial_number=_text(row.get("serial")), os_version=_text(row.get("version")),
+                         os="IOS-XE" if _IOS_XE.search(raw) else None,  # the spelling SNMP's sysDescr gives
                          base_mac=_mac(row.get("mac_address")), description=_text(row.get("software_image")))]
 
 

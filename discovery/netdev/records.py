@@ -20,6 +20,7 @@ class SystemRecord:
     model: str | None = None
     serial_number: str | None = None
     os_version: str | None = None
+    os: str | None = None  # when the output names a flavour the platform's default does not (IOS-XE)
     base_mac: str | None = None
     description: str | None = None  # the raw platform line, for telling a router from a switch
 

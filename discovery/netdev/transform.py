@@ -114,7 +114,7 @@ def device_batch(platform: Platform, view: DeviceView, reach: Reach, *, complete
                  key=lambda s: (ipaddress.ip_address(s).version, ipaddress.ip_address(s)))
     batch.cis.append(CIRecord(cls, _put(
         {}, hostname=hostname, fqdn=system.fqdn, serial_number=system.serial_number, model=system.model,
-        vendor=platform.vendor, os=platform.os, os_version=system.os_version, management_ip=reach.address,
+        vendor=platform.vendor, os=system.os or platform.os, os_version=system.os_version, management_ip=reach.address,
         ip_addresses=ips, mac_addresses=[system.base_mac] if system.base_mac else None,
         ssh_host_key=reach.host_key, ssh_profile=reach.profile,
     ), ref="device"))

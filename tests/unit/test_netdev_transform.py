@@ -215,7 +215,7 @@ def test_ios_switch_batch_holds_device_interfaces_addresses_and_neighbour_ports(
     device = batch.cis[0]
     assert device.cls == "Switch"
     assert device.attrs == {
-        "hostname": "sw1", "serial_number": "FOC2231X0AB", "model": "C9300-24T", "vendor": "Cisco", "os": "IOS",
+        "hostname": "sw1", "serial_number": "FOC2231X0AB", "model": "C9300-24T", "vendor": "Cisco", "os": "IOS-XE",
         "os_version": "17.6.4", "management_ip": "127.0.5.1",
         "ip_addresses": ["10.0.13.1", "10.10.0.1", "10.99.0.1", "10.255.0.1", "127.0.5.1"],
         "mac_addresses": ["70:d3:79:be:6a:00"], "ssh_host_key": "SHA256:abc", "ssh_profile": "lab",

@@ -152,7 +152,7 @@ def test_the_same_device_found_by_snmp_is_one_ci(netdev_lab: Lab, store: SqliteS
     sw1 = [c for c in devices(store).values() if c.attrs.get("serial_number") == "FOC2231X0AB"]
     assert len(sw1) == 1 and sw1[0].cls == "Switch"
     assert set(sw1[0].provenance["serial_number"]) == {"snmp", "ssh"}
-    assert sw1[0].attrs["os"] == "IOS" and sw1[0].attrs["sys_object_id"] == "1.3.6.1.4.1.9.1.2494"
+    assert sw1[0].attrs["os"] == "IOS-XE" and sw1[0].attrs["sys_object_id"] == "1.3.6.1.4.1.9.1.2494"
     ports = interfaces(store, "sw1")
     assert len(ports) == len(set(ports))
     assert [p[1] for p in ports] == sorted(["GigabitEthernet0/0", "GigabitEthernet1/0/1", "GigabitEthernet1/0/2",
