@@ -148,6 +148,23 @@ class _Planner:
         self._ref_cache: dict[IdentityRef, dict[str, str]] = {}
         self.result = IngestResult(run_id=batch.run_id)
 
+    def _rel_attrs_to_write(self, old: RelState, attrs: dict[str, Any]) -> dict[str, Any]:
+        """The batch's relationship attributes minus values a stronger source, still seeing the
+        relationship, said otherwise: two collectors that disagree must not flip a value every run."""
+        source = self.batch.source
+        others = {s.source for s in old.sightings.values()
+                  if s.source != source and s.status == "active" and s.last_seen >= self.horizon}
+        if not others:
+            return attrs
+        out: dict[str, Any] = {}
+        for attr, value in attrs.items():
+            if attr in old.attrs and old.attrs[attr] != value:
+                mine = self.config.rank(source, (old.type,), attr)
+                if any(self.config.rank(o, (old.type,), attr) < mine for o in others):
+                    continue
+            out[attr] = value
+        return out
+
     def _fail(self, where: str, msg: str, cause: CmdbError | None = None) -> BadInputError:
         """A BadInputError naming the batch and item; keeps the cause's subclass (UnknownClassError)."""
         kind = type(cause) if isinstance(cause, BadInputError) else BadInputError
@@ -455,7 +472,7 @@ class _Planner:
             sightings = dict(old.sightings)
             sightings[key] = self._sighting(sightings.get(key))
             cs.sightings.append(SightingWrite("rel", old.id, sightings[key]))
-            merged = {**old.attrs, **attrs}
+            merged = {**old.attrs, **self._rel_attrs_to_write(old, attrs)}
             status = derive_status(sightings.values())
             changed = False
             for attr in sorted(set(merged) | set(old.attrs)):

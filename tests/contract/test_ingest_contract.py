@@ -81,6 +81,27 @@ def test_stale_higher_source_yields_to_best_fresh_value(store: GraphStore) -> No
     assert only_ci(store).attrs["os"] == "Ubuntu"
 
 
+def _link_view(source: str, protocol: str) -> dict[str, Any]:
+    return {"source": source, "scope": "lab", "cis": [
+        {"ref": "a", "class": "Interface", "device_name": "sw1", "if_name": "GigabitEthernet1/0/1"},
+        {"ref": "b", "class": "Interface", "device_name": "sw2", "if_name": "Ethernet1"}],
+        "relationships": [{"type": "CONNECTED_TO", "from": "a", "to": "b", "attributes": {"protocol": protocol}}]}
+
+
+def test_two_sources_disagreeing_on_a_relationship_attribute_do_not_flip_it(store: GraphStore) -> None:
+    cfg = ReconcileConfig(fresh_for=timedelta(days=7))
+    load(store, _link_view("snmp", "lldp"), T0, cfg)
+    load(store, _link_view("ssh", "cdp+lldp"), T0 + timedelta(hours=1), cfg)  # ssh outranks snmp
+    [rel] = store.relationships(type="CONNECTED_TO")
+    assert rel.attrs == {"protocol": "cdp+lldp"}
+    for hour in (2, 3):  # both keep running: nothing changes
+        assert load(store, _link_view("snmp", "lldp"), T0 + timedelta(hours=hour), cfg).events == 0
+        assert load(store, _link_view("ssh", "cdp+lldp"), T0 + timedelta(hours=hour, minutes=30), cfg).events == 0
+    assert store.relationships(type="CONNECTED_TO")[0].attrs == {"protocol": "cdp+lldp"}
+    load(store, _link_view("snmp", "lldp"), T0 + timedelta(days=9), cfg)  # ssh silent for 9 days: snmp's turn
+    assert store.relationships(type="CONNECTED_TO")[0].attrs == {"protocol": "lldp"}
+
+
 def test_items_sharing_a_key_in_one_batch_are_merged(store: GraphStore) -> None:
     doc = {"source": "snmp", "cis": [
         {"class": "Switch", "serial_number": "FOC1", "mac_addresses": ["aa:aa:aa:aa:aa:01"]},
