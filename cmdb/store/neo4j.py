@@ -11,15 +11,24 @@ except as parameters):
 * ``(a)-[:TYPE {id, type, attrs, ...}]->(b)`` per relationship; the Neo4j type comes from the
   schema's relationship whitelist (``CMDB_OTHER`` holds types outside it, ``r.type`` is the truth).
   The id is unique by a constraint per type.
-* ``(:Sighting {sid, ss, v})`` per (item, source, scope), because lifecycle asks "what did this
-  source see in these scopes", which needs an index, not JSON. ``sid`` is kind, item, source and
-  scope joined by U+001F (an item's sightings are a prefix seek), ``ss`` the (source, scope) pair
-  and ``v`` the rest as JSON: few properties per record is what makes Neo4j write fast.
-  ``(:SightScope {sk, source, scope})`` registers which scopes a source has sightings in.
-* ``(:Event {seq, at, ci_id, peer_id, b})`` with the rest of the event in ``b`` (JSON), for the
-  same reason; ``(:Run)``, ``(:Conflict)``; ``(:CmdbMeta {name: 'store'})`` holds the
-  event counter. Every write transaction first writes that node, so its lock serialises writers
-  exactly as SQLite's ``BEGIN IMMEDIATE`` does: a plan's reads stay true until its commit.
+* Sightings live on their item: ``sg`` on a CI node or relationship is a list of
+  ``source<US>scope<US>[first_seen, last_seen, last_run, missed, status]`` strings (U+001F, which no
+  source or scope may contain), so reading an item needs no second look-up and writing one costs no
+  node. Lifecycle asks "what did this source see in these scopes": ``(:SightScope {sk, source,
+  scope})`` registers the scopes a source has sightings in, and ``(:SightMembers {sk, kind, label,
+  ids})`` holds, one node per batch and (source, scope), the items that gained a sighting there
+  (append-only, as sightings are never removed; ``label`` is the relationship type to seek by).
+* History is packed: ``(:EventPack {n, at0, at1, k, b})`` holds up to ``EVENTS_PER_PACK``
+  consecutive events (``n`` is the first seq, ``k`` the count, ``b`` a JSON list of rows). The
+  ``ev`` list of a CI names the packs holding its events, that of a relationship the packs holding
+  the relationship's (a restore files those under both end CIs instead; ``(:EventIndex {id, ev})``
+  stands in for an id without a CI node, which only a dump can bring). ``events(ci_ids)`` reads the
+  packs of the CIs and of their relationships and filters them exactly; a node per event with
+  three index entries was the largest share of a load's cost.
+* ``(:Run)``, ``(:Conflict)``; ``(:CmdbMeta {name: 'store'})`` holds the event counter and the
+  layout version (``SCHEMA_VERSION``). Every write transaction first writes that node, so its lock
+  serialises writers exactly as SQLite's ``BEGIN IMMEDIATE`` does: a plan's reads stay true until
+  its commit.
 
 Each batch is one managed transaction (``execute_write``): the driver retries transient failures
 and re-runs the plan, which only reads. Driver exceptions become ``StoreError`` /
@@ -57,26 +66,28 @@ from cmdb.store.base import (
     RunRecord,
     SearchQuery,
     Sighting,
+    rel_id_for,
 )
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+"""2: sightings on their items, history in packs (1 had a node per sighting and per event)."""
 BATCH_ROWS = 5000
+EVENTS_PER_PACK = 64
 OTHER_REL = "CMDB_OTHER"
-STORE_LABELS = ("CI", "CIKey", "Sighting", "SightScope", "Event", "Run", "Conflict")
+STORE_LABELS = ("CI", "CIKey", "SightScope", "SightMembers", "EventPack", "EventIndex", "Run", "Conflict")
+OBSOLETE_SCHEMA = {"cmdb_sighting": "CONSTRAINT", "cmdb_sighting_scope": "INDEX", "cmdb_event_ci": "INDEX",
+                   "cmdb_event_peer": "INDEX", "cmdb_event_at": "INDEX"}
 TABLES = ("ci", "ci_key", "sighting", "rel", "event", "conflict", "run", "discovery_run")
 
 _CLASS_NAME = re.compile(r"[A-Z][A-Za-z0-9]*")
 _REL_NAME = re.compile(r"[A-Z][A-Z0-9_]*")
 _ATTR_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
-_CI_MAP = "c {.id, .class, .name, .status, .attrs, .created_at, .updated_at, .provenance}"
+_CI_MAP = "c {.id, .class, .name, .status, .attrs, .created_at, .updated_at, .provenance, .sg}"
 SEP = "\x1f"
-_CI_SIGHTS = ("COLLECT { MATCH (s:Sighting) WHERE s.sid STARTS WITH 'ci\\u001f' + c.id + '\\u001f'"
-              " RETURN [s.sid, s.v] }")
 _REL_MAP = "r {.id, .type, .attrs, .status, .created_at, .updated_at}"
-_REL_SIGHTS = ("COLLECT { MATCH (s:Sighting) WHERE s.sid STARTS WITH 'rel\\u001f' + r.id + '\\u001f'"
-               " RETURN [s.sid, s.v] }")
-_LOAD_CIS = f"UNWIND $ids AS id MATCH (c:CI {{id: id}}) RETURN {_CI_MAP} AS ci, {_CI_SIGHTS} AS sights"
+_REL_MAP_SG = "r {.id, .type, .attrs, .status, .created_at, .updated_at, .sg}"
+_LOAD_CIS = f"UNWIND $ids AS id MATCH (c:CI {{id: id}}) RETURN {_CI_MAP} AS ci"
 _LOCK = (
     "MERGE (m:CmdbMeta {name: 'store'}) ON CREATE SET m.seq = 0, m.schema_version = $version"
     " SET m.writes = coalesce(m.writes, 0) + 1 RETURN m.seq AS seq, m.restoring AS restoring"
@@ -116,17 +127,30 @@ def attr_tokens(attrs: dict[str, Any]) -> list[str]:
     return sorted(out)
 
 
-def _sight_row(kind: str, item_id: str, s: Sighting) -> dict[str, Any]:
-    """A Sighting node's properties."""
-    return {"sid": SEP.join((kind, item_id, s.source, s.scope)), "ss": _dumps([s.source, s.scope]),
-            "v": _dumps([s.first_seen, s.last_seen, s.last_run, s.missed, s.status])}
+def _sight_key(source: str, scope: str) -> str:
+    """The prefix of one (source, scope)'s entry in an item's ``sg`` list."""
+    if SEP in source or SEP in scope:
+        raise BadInputError(f"scope {scope!r} of source {source!r} contains U+001F; use printable text")
+    return f"{source}{SEP}{scope}{SEP}"
 
 
-def _parse_sighting(sid: str, v: str) -> tuple[str, str, Sighting]:
-    """(kind, item id, sighting) from a Sighting node."""
-    kind, item_id, source, scope = sid.split(SEP)
+def _sight_entry(s: Sighting) -> str:
+    """One entry of an item's ``sg`` list."""
+    return _sight_key(s.source, s.scope) + _dumps([s.first_seen, s.last_seen, s.last_run, s.missed, s.status])
+
+
+def _parse_sighting(entry: str) -> Sighting:
+    source, scope, v = entry.split(SEP, 2)
     first_seen, last_seen, last_run, missed, status = json.loads(v)
-    return kind, item_id, Sighting(source, scope, first_seen, last_seen, last_run, int(missed), status)
+    return Sighting(source, scope, first_seen, last_seen, last_run, int(missed), status)
+
+
+def _sightings(entries: list[str] | None) -> dict[tuple[str, str], Sighting]:
+    out: dict[tuple[str, str], Sighting] = {}
+    for entry in sorted(entries or ()):
+        s = _parse_sighting(entry)
+        out[(s.source, s.scope)] = s
+    return out
 
 
 def _prov_blob(prov: dict[str, dict[str, AttrValue]]) -> str:
@@ -141,22 +165,14 @@ def _provenance(blob: str | None) -> dict[str, dict[str, AttrValue]]:
     return out
 
 
-def _ci_state(ci: dict[str, Any], sights: list[list[str]]) -> CIState:
-    state = CIState(ci["id"], ci["class"], ci["name"], ci["status"], json.loads(ci["attrs"]), ci["created_at"],
-                    ci["updated_at"], _provenance(ci["provenance"]))
-    for sid, v in sights:
-        s = _parse_sighting(sid, v)[2]
-        state.sightings[(s.source, s.scope)] = s
-    return state
+def _ci_state(ci: dict[str, Any]) -> CIState:
+    return CIState(ci["id"], ci["class"], ci["name"], ci["status"], json.loads(ci["attrs"]), ci["created_at"],
+                   ci["updated_at"], _provenance(ci["provenance"]), _sightings(ci.get("sg")))
 
 
-def _rel_state(r: dict[str, Any], src: str, dst: str, sights: list[list[str]] | None = None) -> RelState:
-    rel = RelState(r["id"], r["type"], src, dst, json.loads(r["attrs"]), r["status"], r["created_at"],
-                   r["updated_at"])
-    for sid, v in sights or ():
-        s = _parse_sighting(sid, v)[2]
-        rel.sightings[(s.source, s.scope)] = s
-    return rel
+def _rel_state(r: dict[str, Any], src: str, dst: str) -> RelState:
+    return RelState(r["id"], r["type"], src, dst, json.loads(r["attrs"]), r["status"], r["created_at"],
+                    r["updated_at"], _sightings(r.get("sg")))
 
 
 def _last_wins(items: Iterable[Any], key: Callable[[Any], Any]) -> list[Any]:
@@ -315,7 +331,6 @@ class Neo4jStore:
         wanted = {
             "cmdb_ci_id": "CREATE CONSTRAINT cmdb_ci_id IF NOT EXISTS FOR (n:CI) REQUIRE n.id IS UNIQUE",
             "cmdb_ci_key": "CREATE CONSTRAINT cmdb_ci_key IF NOT EXISTS FOR (n:CIKey) REQUIRE n.key IS UNIQUE",
-            "cmdb_sighting": "CREATE CONSTRAINT cmdb_sighting IF NOT EXISTS FOR (n:Sighting) REQUIRE n.sid IS UNIQUE",
             "cmdb_sight_scope":
                 "CREATE CONSTRAINT cmdb_sight_scope IF NOT EXISTS FOR (n:SightScope) REQUIRE n.sk IS UNIQUE",
             "cmdb_run_id": "CREATE CONSTRAINT cmdb_run_id IF NOT EXISTS FOR (n:Run) REQUIRE n.run_id IS UNIQUE",
@@ -325,12 +340,13 @@ class Neo4jStore:
             "cmdb_ci_class": "CREATE INDEX cmdb_ci_class IF NOT EXISTS FOR (n:CI) ON (n.class)",
             "cmdb_ci_status": "CREATE INDEX cmdb_ci_status IF NOT EXISTS FOR (n:CI) ON (n.status)",
             "cmdb_ci_name": "CREATE INDEX cmdb_ci_name IF NOT EXISTS FOR (n:CI) ON (n.name_lc)",
-            "cmdb_sighting_scope": "CREATE INDEX cmdb_sighting_scope IF NOT EXISTS FOR (n:Sighting) ON (n.ss)",
+            "cmdb_sight_members": "CREATE INDEX cmdb_sight_members IF NOT EXISTS FOR (n:SightMembers) ON (n.sk)",
             "cmdb_sight_scope_source":
                 "CREATE INDEX cmdb_sight_scope_source IF NOT EXISTS FOR (n:SightScope) ON (n.source)",
-            "cmdb_event_ci": "CREATE INDEX cmdb_event_ci IF NOT EXISTS FOR (n:Event) ON (n.ci_id)",
-            "cmdb_event_peer": "CREATE INDEX cmdb_event_peer IF NOT EXISTS FOR (n:Event) ON (n.peer_id)",
-            "cmdb_event_at": "CREATE INDEX cmdb_event_at IF NOT EXISTS FOR (n:Event) ON (n.at)",
+            "cmdb_event_pack":
+                "CREATE CONSTRAINT cmdb_event_pack IF NOT EXISTS FOR (n:EventPack) REQUIRE n.n IS UNIQUE",
+            "cmdb_event_index":
+                "CREATE CONSTRAINT cmdb_event_index IF NOT EXISTS FOR (n:EventIndex) REQUIRE n.id IS UNIQUE",
             "cmdb_discovery_run":
                 "CREATE CONSTRAINT cmdb_discovery_run IF NOT EXISTS FOR (n:DiscoveryRun) REQUIRE n.run_id IS UNIQUE",
             "cmdb_run_source": "CREATE INDEX cmdb_run_source IF NOT EXISTS FOR (n:Run) ON (n.source)",
@@ -338,8 +354,12 @@ class Neo4jStore:
         for rtype in [*self._rel_types, OTHER_REL]:
             name = f"cmdb_rel_{rtype.lower()}"
             wanted[name] = f"CREATE CONSTRAINT {name} IF NOT EXISTS FOR ()-[r:{rtype}]-() REQUIRE r.id IS UNIQUE"
+        self._check_layout()
         have = {r["name"] for r in self._read("SHOW INDEXES YIELD name RETURN name")}
         have |= {r["name"] for r in self._read("SHOW CONSTRAINTS YIELD name RETURN name")}
+        for name, kind in OBSOLETE_SCHEMA.items():  # left by an emptied store of an older layout
+            if name in have:
+                self._autocommit(f"DROP {kind} {name} IF EXISTS", "dropping an obsolete index")
         missing = [ddl for name, ddl in wanted.items() if name not in have]
         for ddl in missing:
             try:
@@ -353,6 +373,21 @@ class Neo4jStore:
         self._write(
             "MERGE (m:CmdbMeta {name: 'store'}) ON CREATE SET m.seq = 0, m.schema_version = $version",
             version=SCHEMA_VERSION,
+        )
+
+    def _check_layout(self) -> None:
+        """Refuse a store written in another layout; an empty one is simply taken over."""
+        rows = self._read("OPTIONAL MATCH (m:CmdbMeta {name: 'store'}) RETURN m.schema_version AS v")
+        version = rows[0]["v"] if rows else None
+        if version is None or version == SCHEMA_VERSION:
+            return
+        if self.is_empty():
+            self._write("MATCH (m:CmdbMeta {name: 'store'}) SET m.schema_version = $v", v=SCHEMA_VERSION)
+            return
+        raise StoreError(
+            f"{self.url} holds a CMDB in store layout {version}; this version of cmdb reads layout {SCHEMA_VERSION}."
+            " Export it with the cmdb version that wrote it (cmdb export), then import that file into an empty"
+            " store with this version"
         )
 
     def _class_label(self, cls: str) -> str:
@@ -375,8 +410,9 @@ class Neo4jStore:
             meta = tx.run(_LOCK, version=SCHEMA_VERSION).single(strict=True)
             if meta["restoring"]:
                 raise StoreError(f"{self.url} holds an unfinished restore; clear it and restore again")
-            cs = plan(_TxReader(tx, [*self._rel_types, OTHER_REL]))
-            self._apply(tx, cs, int(meta["seq"] or 0))
+            reader = _TxReader(tx, [*self._rel_types, OTHER_REL])
+            cs = plan(reader)
+            self._apply(tx, cs, int(meta["seq"] or 0), reader)
             return cs
 
         try:
@@ -388,31 +424,76 @@ class Neo4jStore:
         except (nx.Neo4jError, nx.DriverError) as exc:
             raise self._translate(exc, "writing a batch") from exc
 
-    def _apply(self, tx: neo4j.ManagedTransaction, cs: ChangeSet, seq: int) -> None:
-        """The change set as one UNWIND statement per record kind (and per label or type)."""
-        def run(query: str, **params: Any) -> None:
-            tx.run(query, params).consume()
+    def _apply(self, tx: neo4j.ManagedTransaction, cs: ChangeSet, seq: int, reader: _TxReader) -> None:
+        """The change set as one UNWIND statement per record kind (and per label or type).
 
-        new_ci_ids = {c.id for c in cs.cis_new}
-        new_rel_ids = {r.id for r in cs.rels_new}
+        Sightings and history references ride on the statements that create or update their item,
+        so an item seen again or a CI created costs one row, not three nodes."""
+        def run(query: str, **params: Any) -> Any:
+            return tx.run(query, params).single()
+
+        new_rels = {r.id: r for r in cs.rels_new}
+
+        # Sightings per item (the last write of one (source, scope) wins) and new scope members.
+        sights: dict[tuple[str, str], dict[str, str]] = {}
+        scope_of: dict[str, tuple[str, str]] = {}
+        for w in cs.sightings:
+            s = w.sighting
+            key = _sight_key(s.source, s.scope)
+            scope_of[key] = (s.source, s.scope)
+            sights.setdefault((w.kind, w.item_id), {})[key] = _sight_entry(s)
+        members: dict[tuple[str, str, str], list[str]] = {}
+        rel_types = {**reader.rel_types, **{r.id: r.type for r in cs.rels_changed}, **{i: r.type
+                                                                                        for i, r in new_rels.items()}}
+
+        def member(key: str, kind: str, item_id: str) -> None:
+            label = "" if kind == "ci" else self._rel_label(rel_types[item_id])
+            members.setdefault((key, kind, label), []).append(item_id)
+
+        # History: packs of consecutive events; each CI or relationship lists the packs it is in.
+        packs: list[list[Any]] = []
+        ev: dict[tuple[str, str], list[int]] = {}
+        rel_ends = {i: (r.src, r.dst) for i, r in new_rels.items()}
+        rel_ends.update((r.id, (r.src, r.dst)) for r in cs.rels_changed)
+        dumps = _dumps
+        for start in range(0, len(cs.events), EVENTS_PER_PACK):
+            chunk = cs.events[start:start + EVENTS_PER_PACK]
+            n = seq + start + 1
+            packs.append([n, min(e.at for e in chunk), max(e.at for e in chunk), len(chunk), dumps(
+                [[n + i, e.at, e.ci_id, e.peer_id, e.kind, e.source, e.run_id, e.rel_id, e.attr, e.old, e.new,
+                  e.actor] for i, e in enumerate(chunk)])])
+            for e in chunk:
+                if e.rel_id is not None and rel_ends.get(e.rel_id) == (e.ci_id, e.peer_id):
+                    owners: tuple[tuple[str, str], ...] = (("rel", e.rel_id),)
+                else:
+                    owners = tuple(("ci", i) for i in (e.ci_id, e.peer_id) if i is not None)
+                for owner in owners:
+                    lst = ev.setdefault(owner, [])
+                    if not lst or lst[-1] != n:
+                        lst.append(n)
+
         by_label: dict[str, list[list[Any]]] = {}
         for c in cs.cis_new:
+            sg = sights.pop(("ci", c.id), {})
+            for key in sg:
+                member(key, "ci", c.id)
             by_label.setdefault(self._class_label(c.cls), []).append(
-                [c.id, c.cls, c.name, (c.name or "").lower(), c.status, _dumps(c.attrs), attr_tokens(c.attrs),
-                 c.created_at, c.updated_at, _prov_blob(c.provenance)]
+                [c.id, c.cls, c.name, (c.name or "").lower(), c.status, dumps(c.attrs), attr_tokens(c.attrs),
+                 c.created_at, c.updated_at, _prov_blob(c.provenance), sorted(sg.values()) or None,
+                 ev.pop(("ci", c.id), None)]
             )
         for label, group in by_label.items():
             # Lists, not maps, as rows: less to pack and unpack per item.
             run(f"UNWIND $rows AS row CREATE (c:CI{label} {{id: row[0], class: row[1], name: row[2],"
                 " name_lc: row[3], status: row[4], attrs: row[5], aidx: row[6], created_at: row[7],"
-                " updated_at: row[8], provenance: row[9]})", rows=group)
+                " updated_at: row[8], provenance: row[9], sg: row[10], ev: row[11]})", rows=group)
 
         changed: dict[str, list[dict[str, Any]]] = {}
         for c in _last_wins(cs.cis_changed, lambda c: c.id):
             changed.setdefault(self._class_label(c.cls), []).append(
                 {"id": c.id, "class": c.cls, "name": c.name, "name_lc": (c.name or "").lower(), "status": c.status,
-                 "attrs": _dumps(c.attrs), "aidx": attr_tokens(c.attrs), "updated_at": c.updated_at,
-                 "provenance": _prov_blob(c.provenance)}
+                 "attrs": dumps(c.attrs), "aidx": attr_tokens(c.attrs), "updated_at": c.updated_at,
+                 "provenance": _prov_blob(c.provenance), "ev": ev.pop(("ci", c.id), [])}
             )
         all_labels = ":".join(self._class_labels)
         for label, rows in changed.items():
@@ -420,66 +501,94 @@ class Neo4jStore:
             run(
                 "UNWIND $rows AS row MATCH (c:CI {id: row.id}) WITH c, row, c.class AS old"
                 " SET c.class = row.class, c.name = row.name, c.name_lc = row.name_lc, c.status = row.status,"
-                " c.attrs = row.attrs, c.aidx = row.aidx, c.updated_at = row.updated_at, c.provenance = row.provenance"
+                " c.attrs = row.attrs, c.aidx = row.aidx, c.updated_at = row.updated_at, c.provenance = row.provenance,"
+                " c.ev = CASE WHEN size(row.ev) > 0 THEN coalesce(c.ev, []) + row.ev ELSE c.ev END"
                 f" WITH c, row, old WHERE old <> row.class{relabel}" + (f" SET c{label}" if label else ""),
                 rows=rows,
             )
         if cs.keys:
             run("UNWIND $rows AS row CREATE (:CIKey {key: row[0], ci_id: row[1]})", rows=[list(k) for k in cs.keys])
 
-        sight_new: list[dict[str, Any]] = []
-        sight_old: list[dict[str, Any]] = []
-        scopes: dict[str, dict[str, str]] = {}
-        for w in _last_wins(cs.sightings, lambda w: (w.kind, w.item_id, w.sighting.source, w.sighting.scope)):
-            s = w.sighting
-            if SEP in s.scope or SEP in s.source:
-                raise BadInputError(f"scope {s.scope!r} of source {s.source!r} contains U+001F; use printable text")
-            row = _sight_row(w.kind, w.item_id, s)
-            is_new = w.item_id in (new_ci_ids if w.kind == "ci" else new_rel_ids)
-            (sight_new if is_new else sight_old).append(row)
-            scopes[_dumps([s.source, s.scope])] = {"sk": _dumps([s.source, s.scope]), "source": s.source,
-                                                   "scope": s.scope}
-        if sight_new:
-            run("UNWIND $rows AS row CREATE (s:Sighting {sid: row.sid, ss: row.ss, v: row.v})", rows=sight_new)
-        if sight_old:
-            run("UNWIND $rows AS row MERGE (s:Sighting {sid: row.sid}) SET s.ss = row.ss, s.v = row.v",
-                rows=sight_old)
-        if scopes:
-            run("UNWIND $rows AS row MERGE (x:SightScope {sk: row.sk})"
-                " ON CREATE SET x.source = row.source, x.scope = row.scope", rows=list(scopes.values()))
-
         rels_new: dict[str, list[list[Any]]] = {}
         for r in cs.rels_new:
+            sg = sights.pop(("rel", r.id), {})
+            for key in sg:
+                member(key, "rel", r.id)
             rels_new.setdefault(self._rel_label(r.type), []).append(
-                [r.src, r.dst, r.id, r.type, _dumps(r.attrs), r.status, r.created_at, r.updated_at]
+                [r.src, r.dst, r.id, r.type, dumps(r.attrs), r.status, r.created_at, r.updated_at,
+                 sorted(sg.values()) or None, ev.pop(("rel", r.id), None)]
             )
-        for rtype, new_rels in rels_new.items():
-            made = tx.run(
-                "UNWIND $rows AS row MATCH (a:CI {id: row[0]}) MATCH (b:CI {id: row[1]})"
+        for rtype, new_rows in rels_new.items():
+            made = run(
+                "UNWIND $rows AS row MATCH (a:CI {id: row[0]}) USING INDEX SEEK a:CI(id)"
+                " MATCH (b:CI {id: row[1]}) USING INDEX SEEK b:CI(id)"
                 f" CREATE (a)-[r:{rtype} {{id: row[2], type: row[3], attrs: row[4], status: row[5],"
-                " created_at: row[6], updated_at: row[7]}]->(b) RETURN count(r) AS n",
-                rows=new_rels,
-            ).single(strict=True)["n"]
-            if made != len(new_rels):
-                raise StoreError(f"{len(new_rels) - made} new {rtype} relationship(s) name a CI that does not exist "
+                " created_at: row[6], updated_at: row[7], sg: row[8], ev: row[9]}]->(b) RETURN count(r) AS n",
+                rows=new_rows,
+            )["n"]
+            if made != len(new_rows):
+                raise StoreError(f"{len(new_rows) - made} new {rtype} relationship(s) name a CI that does not exist "
                                  f"in {self.url}; nothing of this batch was written")
         rels_changed: dict[str, list[dict[str, Any]]] = {}
         for r in _last_wins(cs.rels_changed, lambda r: r.id):
             rels_changed.setdefault(self._rel_label(r.type), []).append(
-                {"id": r.id, "attrs": _dumps(r.attrs), "status": r.status, "updated_at": r.updated_at}
+                {"id": r.id, "attrs": dumps(r.attrs), "status": r.status, "updated_at": r.updated_at,
+                 "ev": ev.pop(("rel", r.id), [])}
             )
         for rtype, rows in rels_changed.items():
-            run(f"UNWIND $rows AS row MATCH ()-[r:{rtype} {{id: row.id}}]->() USING INDEX r:{rtype}(id)"
-                " SET r.attrs = row.attrs, r.status = row.status, r.updated_at = row.updated_at", rows=rows)
+            run(f"UNWIND $rows AS row MATCH ()-[r:{rtype} {{id: row.id}}]->() USING INDEX SEEK r:{rtype}(id)"
+                " SET r.attrs = row.attrs, r.status = row.status, r.updated_at = row.updated_at,"
+                " r.ev = CASE WHEN size(row.ev) > 0 THEN coalesce(r.ev, []) + row.ev ELSE r.ev END", rows=rows)
 
-        if cs.events:
-            dumps = _dumps
-            events = [[seq + i, e.at, e.ci_id, e.peer_id,
-                       dumps([e.kind, e.source, e.run_id, e.rel_id, e.attr, e.old, e.new, e.actor])]
-                      for i, e in enumerate(cs.events, start=1)]
-            run("UNWIND $rows AS row CREATE (e:Event {seq: row[0], at: row[1], ci_id: row[2], peer_id: row[3],"
-                " b: row[4]})", rows=events)
-            run("MATCH (m:CmdbMeta {name: 'store'}) SET m.seq = $seq", seq=seq + len(events))
+        # Sightings of items that already existed: replace this (source, scope)'s entry, note new members.
+        update: dict[str, list[list[Any]]] = {}
+        unknown = [i for k, i in sights if k == "rel" and i not in rel_types]
+        if unknown:
+            rel_types.update(reader.rel_types_of(unknown))
+        for (kind, item_id), sg in sights.items():
+            if kind == "ci":
+                label = ""
+            elif item_id in rel_types:
+                label = self._rel_label(rel_types[item_id])
+            else:
+                raise StoreError(f"a sighting names relationship {item_id}, which does not exist in {self.url};"
+                                 " nothing of this batch was written")
+            update.setdefault(label, []).append([item_id, list(sg), sorted(sg.values())])
+        for label, items in update.items():
+            match = (f"MATCH ()-[x:{label} {{id: row[0]}}]->() USING INDEX SEEK x:{label}(id)" if label
+                     else "MATCH (x:CI {id: row[0]})")
+            rec = run(
+                f"UNWIND $rows AS row {match}"
+                " WITH x, row, [p IN row[1] WHERE NOT any(e IN coalesce(x.sg, []) WHERE e STARTS WITH p)] AS fresh"
+                " SET x.sg = [e IN coalesce(x.sg, []) WHERE NOT any(p IN row[1] WHERE e STARTS WITH p)] + row[2]"
+                " RETURN count(*) AS n, collect(CASE WHEN size(fresh) > 0 THEN [x.id, fresh] END) AS fresh",
+                rows=items,
+            )
+            if rec["n"] != len(items):
+                raise StoreError(f"{len(items) - rec['n']} sighting(s) name an item that does not exist in {self.url};"
+                                 " nothing of this batch was written")
+            for item_id, keys in rec["fresh"]:
+                for key in keys:
+                    member(key, "rel" if label else "ci", item_id)
+        if members:
+            run("UNWIND $rows AS row CREATE (:SightMembers {sk: row[0], kind: row[1], label: row[2], ids: row[3]})",
+                rows=[[dumps(list(scope_of[k])), kind, label, ids] for (k, kind, label), ids in members.items()])
+        if scope_of:
+            run("UNWIND $rows AS row MERGE (x:SightScope {sk: row[0]})"
+                " ON CREATE SET x.source = row[1], x.scope = row[2]",
+                rows=[[dumps([src, scope]), src, scope] for src, scope in scope_of.values()])
+
+        if packs:
+            run("UNWIND $rows AS row CREATE (:EventPack {n: row[0], at0: row[1], at1: row[2], k: row[3],"
+                " b: row[4]})", rows=packs)
+            # Events of CIs and relationships this change set does not write (another planner's): by CI.
+            rest: dict[str, list[int]] = {}
+            for (kind, item_id), ns in ev.items():
+                if kind == "ci":
+                    rest.setdefault(item_id, []).extend(ns)
+            if rest:
+                self._index_events(run, rest)
+            run("MATCH (m:CmdbMeta {name: 'store'}) SET m.seq = $seq", seq=seq + len(cs.events))
         if cs.conflicts:
             run("UNWIND $rows AS row MERGE (c:Conflict {id: row.id}) SET c = row",
                 rows=[_conflict_row(c) for c in cs.conflicts])
@@ -487,7 +596,17 @@ class Neo4jStore:
         run("MERGE (x:Run {run_id: $row.run_id}) SET x = $row",
             row={"run_id": ledger.run_id, "source": ledger.source, "scope": ledger.scope,
                  "complete": bool(ledger.complete), "started_at": ledger.started_at, "ended_at": ledger.ended_at,
-                 "actor": ledger.actor, "stats": _dumps(ledger.stats)})
+                 "actor": ledger.actor, "stats": dumps(ledger.stats)})
+
+    @staticmethod
+    def _index_events(run: Callable[..., Any], refs: dict[str, list[int]]) -> None:
+        """Append pack numbers to CIs' ``ev``; an id without a CI node gets an ``EventIndex``."""
+        rows = [[i, sorted(set(ns))] for i, ns in refs.items()]
+        found = run("UNWIND $rows AS row MATCH (c:CI {id: row[0]}) SET c.ev = coalesce(c.ev, []) + row[1]"
+                    " RETURN count(*) AS n", rows=rows)
+        if found["n"] != len(rows):
+            run("UNWIND $rows AS row WITH row WHERE NOT EXISTS { MATCH (c:CI {id: row[0]}) }"
+                " MERGE (x:EventIndex {id: row[0]}) SET x.ev = coalesce(x.ev, []) + row[1]", rows=rows)
 
     # -- reading --------------------------------------------------------------------------------
     def get_ci(self, ci_id: str) -> CIState | None:
@@ -497,7 +616,7 @@ class Neo4jStore:
         ids = list(ids)
         if not ids:
             return {}
-        return {r["ci"]["id"]: _ci_state(r["ci"], r["sights"]) for r in self._read(_LOAD_CIS, ids=ids)}
+        return {r["ci"]["id"]: _ci_state(r["ci"]) for r in self._read(_LOAD_CIS, ids=ids)}
 
     def find_by_name(self, name: str) -> list[str]:
         rows = self._read("MATCH (c:CI {name_lc: $n}) RETURN c.id AS id ORDER BY id", n=name.lower())
@@ -538,10 +657,10 @@ class Neo4jStore:
         page = f" SKIP {max(int(query.offset), 0)}" + (f" LIMIT {int(query.limit)}" if query.limit >= 0 else "")
         rows = self._read(
             f"MATCH (c:CI) WHERE {clause} WITH c ORDER BY c.class, c.name_lc, c.id{page}"
-            f" RETURN {_CI_MAP} AS ci, {_CI_SIGHTS} AS sights",
+            f" RETURN {_CI_MAP} AS ci",
             **params,
         )
-        return Page([_ci_state(r["ci"], r["sights"]) for r in rows], total, query.limit, query.offset)
+        return Page([_ci_state(r["ci"]) for r in rows], total, query.limit, query.offset)
 
     def relationships(
         self,
@@ -649,18 +768,33 @@ class Neo4jStore:
         until: str | None = None,
         limit: int | None = None,
     ) -> list[Event]:
-        params: dict[str, Any] = {"since": since, "until": until}
         if ci_ids is None:
-            match = "MATCH (e:Event)"
+            rows = self._read("MATCH (p:EventPack) WHERE ($since IS NULL OR p.at1 >= $since)"
+                              " AND ($until IS NULL OR p.at0 <= $until) RETURN p.b AS b", since=since, until=until)
+            wanted = None
         else:
-            params["ids"] = list(ci_ids)
-            match = ("CALL () { MATCH (e:Event) WHERE e.ci_id IN $ids RETURN e"
-                     " UNION MATCH (e:Event) WHERE e.peer_id IN $ids RETURN e }")
-        cond = " WITH e WHERE ($since IS NULL OR e.at >= $since) AND ($until IS NULL OR e.at <= $until)"
-        tail = f" LIMIT {int(limit)}" if limit is not None and limit >= 0 else ""
-        rows = self._read(f"{match}{cond} RETURN e {{.seq, .at, .ci_id, .peer_id, .b}} AS e ORDER BY e.at, e.seq{tail}",
-                          **params)
-        return [_event(r["e"]) for r in rows]
+            wanted = set(ci_ids)
+            if not wanted:
+                return []
+            # The packs named by each CI, by its relationships and by a stand-in for an id without a CI node.
+            rows = self._read(
+                "UNWIND $ids AS id CALL (id) {"
+                " MATCH (c:CI {id: id}) RETURN c.ev AS ev"
+                " UNION ALL MATCH (c:CI {id: id})-[r]-() RETURN r.ev AS ev"
+                " UNION ALL MATCH (x:EventIndex {id: id}) RETURN x.ev AS ev }"
+                " UNWIND ev AS n WITH DISTINCT n MATCH (p:EventPack {n: n}) RETURN p.b AS b",
+                ids=sorted(wanted),
+            )
+        out: dict[int, Event] = {}
+        for r in rows:
+            for e in _pack_events(r["b"]):
+                if wanted is not None and e.ci_id not in wanted and e.peer_id not in wanted:
+                    continue
+                if (since is not None and e.at < since) or (until is not None and e.at > until):
+                    continue
+                out[e.seq or 0] = e
+        events = sorted(out.values(), key=lambda e: (e.at, e.seq or 0))
+        return events[: int(limit)] if limit is not None and limit >= 0 else events
 
     def conflicts(self) -> list[Conflict]:
         rows = self._read("MATCH (c:Conflict) RETURN c {.*} AS c ORDER BY c.at, c.id")
@@ -708,7 +842,8 @@ class Neo4jStore:
             if r["n"]
         }
         counts = self._read(
-            "RETURN COUNT { MATCH (e:Event) } AS event, COUNT { MATCH (c:Conflict) } AS conflict,"
+            "RETURN COLLECT { MATCH (p:EventPack) RETURN sum(p.k) }[0] AS event,"
+            " COUNT { MATCH (c:Conflict) } AS conflict,"
             " COUNT { MATCH (x:Run) } AS run"
         )[0]
         return {
@@ -741,22 +876,26 @@ class Neo4jStore:
                          "updated_at": c["updated_at"], "provenance": c["provenance"]}
         for r in self._stream("MATCH (k:CIKey) RETURN k.key AS key, k.ci_id AS ci_id ORDER BY key"):
             yield "ci_key", {"key": r["key"], "ci_id": r["ci_id"]}
-        for r in self._stream("MATCH (s:Sighting) RETURN s.sid AS sid, s.v AS v ORDER BY sid"):
-            kind, item_id, s = _parse_sighting(r["sid"], r["v"])
-            yield "sighting", {"kind": kind, "item_id": item_id, "source": s.source, "scope": s.scope,
-                               "first_seen": s.first_seen, "last_seen": s.last_seen, "last_run": s.last_run,
-                               "missed": s.missed, "status": s.status}
+        for kind, query in (
+            ("ci", "MATCH (c:CI) WHERE c.sg IS NOT NULL RETURN c.id AS id, c.sg AS sg ORDER BY id"),
+            ("rel", "MATCH (:CI)-[r]->(:CI) WHERE r.sg IS NOT NULL RETURN r.id AS id, r.sg AS sg ORDER BY id"),
+        ):
+            for r in self._stream(query):
+                for s in _sightings(r["sg"]).values():
+                    yield "sighting", {"kind": kind, "item_id": r["id"], "source": s.source, "scope": s.scope,
+                                       "first_seen": s.first_seen, "last_seen": s.last_seen, "last_run": s.last_run,
+                                       "missed": s.missed, "status": s.status}
         for r in self._stream(f"MATCH (a:CI)-[r]->(b:CI) RETURN {_REL_MAP} AS r, a.id AS src, b.id AS dst"
                               " ORDER BY r.created_at, r.id"):
             x = r["r"]
             yield "rel", {"id": x["id"], "type": x["type"], "src": r["src"], "dst": r["dst"], "attrs": x["attrs"],
                           "status": x["status"], "created_at": x["created_at"], "updated_at": x["updated_at"]}
-        for r in self._stream("MATCH (e:Event) RETURN e {.seq, .at, .ci_id, .peer_id, .b} AS e ORDER BY e.seq"):
-            e = _event(r["e"])
-            yield "event", {"seq": e.seq, "at": e.at, "kind": e.kind, "source": e.source, "run_id": e.run_id,
-                            "ci_id": e.ci_id, "rel_id": e.rel_id, "peer_id": e.peer_id, "attr": e.attr,
-                            "old": _dumps(e.old) if e.old is not None else None,
-                            "new": _dumps(e.new) if e.new is not None else None, "actor": e.actor}
+        for r in self._stream("MATCH (p:EventPack) RETURN p.b AS b ORDER BY p.n"):
+            for e in sorted(_pack_events(r["b"]), key=lambda e: e.seq or 0):
+                yield "event", {"seq": e.seq, "at": e.at, "kind": e.kind, "source": e.source, "run_id": e.run_id,
+                                "ci_id": e.ci_id, "rel_id": e.rel_id, "peer_id": e.peer_id, "attr": e.attr,
+                                "old": _dumps(e.old) if e.old is not None else None,
+                                "new": _dumps(e.new) if e.new is not None else None, "actor": e.actor}
         for r in self._stream("MATCH (c:Conflict) RETURN c {.*} AS c ORDER BY c.at, c.id"):
             c = r["c"]
             yield "conflict", {k: c.get(k) for k in ("id", "at", "source", "run_id", "item", "item_class", "keys",
@@ -773,9 +912,9 @@ class Neo4jStore:
 
     def is_empty(self) -> bool:
         row = self._read(
-            "RETURN NOT (EXISTS { MATCH (c:CI) } OR EXISTS { MATCH (e:Event) } OR EXISTS { MATCH (x:Run) }"
-            " OR EXISTS { MATCH (d:DiscoveryRun) }"
-            " OR EXISTS { MATCH (k:CIKey) } OR EXISTS { MATCH (s:Sighting) }) AS empty"
+            "RETURN NOT (EXISTS { MATCH (c:CI) } OR EXISTS { MATCH (e:EventPack) } OR EXISTS { MATCH (x:Run) }"
+            " OR EXISTS { MATCH (d:DiscoveryRun) } OR EXISTS { MATCH (k:CIKey) } OR EXISTS { MATCH (e:Event) }"
+            " OR EXISTS { MATCH (s:Sighting) }) AS empty"
         )
         return bool(row[0]["empty"])
 
@@ -830,35 +969,52 @@ def _conflict_row(c: Conflict) -> dict[str, Any]:
             "item_class": c.item_class, "keys": _dumps(c.keys), "ci_ids": _dumps(c.ci_ids), "attrs": _dumps(c.attrs)}
 
 
-def _event_row(seq: int, at: str, ci_id: str | None, peer_id: str | None, body: list[Any]) -> dict[str, Any]:
-    """An Event node: what queries filter on as properties, the rest as one JSON list."""
-    return {"seq": seq, "at": at, "ci_id": ci_id, "peer_id": peer_id, "b": _dumps(body)}
-
-
-def _event(e: dict[str, Any]) -> Event:
-    kind, source, run_id, rel_id, attr, old, new, actor = json.loads(e["b"])
-    return Event(at=e["at"], kind=kind, source=source, run_id=run_id, ci_id=e.get("ci_id"), rel_id=rel_id,
-                 peer_id=e.get("peer_id"), attr=attr, old=old, new=new, actor=actor, seq=e["seq"])
+def _pack_events(b: str) -> list[Event]:
+    """The events of one EventPack."""
+    return [Event(at=at, kind=kind, source=source, run_id=run_id, ci_id=ci_id, rel_id=rel_id, peer_id=peer_id,
+                  attr=attr, old=old, new=new, actor=actor, seq=seq)
+            for seq, at, ci_id, peer_id, kind, source, run_id, rel_id, attr, old, new, actor in json.loads(b)]
 
 
 class _TxReader:
-    """BatchReader over the open write transaction; each method is one query."""
+    """BatchReader over the open write transaction; each method is one query (or one per kind)."""
 
     def __init__(self, tx: neo4j.ManagedTransaction, rel_labels: list[str]) -> None:
         self.tx = tx
         self._rel_labels = rel_labels
+        self.rel_types: dict[str, str] = {}  # relationship id -> type, of every relationship read
+
+    def _label(self, rtype: str) -> str:
+        return rtype if rtype in self._rel_labels else OTHER_REL
 
     @staticmethod
     def _cis(rows: Iterable[Any]) -> dict[str, CIState]:
         # In id order, as SQLite returns them: the plan's event order follows this order.
-        return {ci["id"]: _ci_state(ci, sights) for ci, sights in sorted(rows, key=lambda r: str(r[0]["id"]))}
+        return {ci["id"]: _ci_state(ci) for ci in sorted(rows, key=lambda ci: str(ci["id"]))}
+
+    def _rels(self, rows: Iterable[Any]) -> list[RelState]:
+        rels = sorted((_rel_state(r["r"], r["src"], r["dst"]) for r in rows), key=lambda r: r.id)
+        self.rel_types.update((r.id, r.type) for r in rels)
+        return rels
+
+    def _by_id(self, ids_by_label: dict[str, list[str]], ret: str) -> Any:
+        """One seek per relationship id through its type's uniqueness index, all types in one query.
+
+        The query names every type, in a fixed order (absent ones get no ids), so its text never
+        changes and the server plans it once."""
+        branches = " UNION ALL ".join(
+            f"UNWIND $p{i} AS id MATCH (a)-[r:{label} {{id: id}}]->(b) USING INDEX SEEK r:{label}(id) RETURN a, r, b"
+            for i, label in enumerate(self._rel_labels)
+        )
+        params = {f"p{i}": ids_by_label.get(label, []) for i, label in enumerate(self._rel_labels)}
+        # Hints keep a replanned query from scanning an index; replan=skip keeps the one plan.
+        return self.tx.run(f"CYPHER replan=skip CALL () {{ {branches} }} RETURN {ret}", params)
 
     def match_keys(self, keys: Iterable[str]) -> tuple[dict[str, str], dict[str, CIState]]:
         rec = self.tx.run(
             "UNWIND $keys AS k MATCH (x:CIKey {key: k})"
             " WITH collect([x.key, x.ci_id]) AS pairs, collect(DISTINCT x.ci_id) AS ids"
-            f" CALL (ids) {{ UNWIND ids AS id MATCH (c:CI {{id: id}})"
-            f" RETURN collect([{_CI_MAP}, {_CI_SIGHTS}]) AS cis }}"
+            f" CALL (ids) {{ UNWIND ids AS id MATCH (c:CI {{id: id}}) RETURN collect({_CI_MAP}) AS cis }}"
             " RETURN pairs, cis",
             keys=list(keys),
         ).single(strict=True)
@@ -873,35 +1029,32 @@ class _TxReader:
         return {r["key"]: (r["id"], r["cls"]) for r in rows}
 
     def load_cis(self, ids: Iterable[str]) -> dict[str, CIState]:
-        return self._cis((r["ci"], r["sights"]) for r in self.tx.run(_LOAD_CIS, ids=list(ids)))
+        return self._cis(r["ci"] for r in self.tx.run(_LOAD_CIS, ids=list(ids)))
 
     def load_rels(self, triples: Iterable[tuple[str, str, str]]) -> dict[tuple[str, str, str], RelState]:
-        # Both ends are bound by index seeks (the hints keep a young planner from scanning), so the
-        # relationship is an Expand(Into) from the sparser end; a new end has no relationship at all.
-        rows = self.tx.run(
-            "UNWIND $rows AS row MATCH (a:CI {id: row[1]}) USING INDEX a:CI(id)"
-            " MATCH (b:CI {id: row[2]}) USING INDEX b:CI(id)"
-            " MATCH (a)-[r]->(b) WHERE r.type = row[0]"
-            f" RETURN {_REL_MAP} AS r, a.id AS src, b.id AS dst, {_REL_SIGHTS} AS sights",
-            rows=[list(t) for t in triples],
-        )
-        rels = [_rel_state(r["r"], r["src"], r["dst"], r["sights"]) for r in rows]
+        # Ids are derived from (type, src, dst): one index seek per relationship, as SQLite's primary key.
+        by_label: dict[str, list[str]] = {}
+        for t in triples:
+            by_label.setdefault(self._label(t[0]), []).append(rel_id_for(*t))
+        if not by_label:
+            return {}
+        rels = self._rels(self._by_id(by_label, f"{_REL_MAP_SG} AS r, a.id AS src, b.id AS dst"))
         return {(r.type, r.src, r.dst): r for r in rels}
 
     def load_rels_by_id(self, ids: Iterable[str]) -> dict[str, RelState]:
         ids = list(ids)
         if not ids:
             return {}
-        # Relationship indexes are per type: one seek per type, in one query.
-        branches = " UNION ALL ".join(
-            f"MATCH (a)-[r:{t}]->(b) USING INDEX r:{t}(id) WHERE r.id IN $ids RETURN a, r, b" for t in self._rel_labels
-        )
-        rows = self.tx.run(
-            f"CALL () {{ {branches} }} RETURN {_REL_MAP} AS r, a.id AS src, b.id AS dst, {_REL_SIGHTS} AS sights",
-            ids=ids,
-        )
-        rels = sorted((_rel_state(r["r"], r["src"], r["dst"], r["sights"]) for r in rows), key=lambda r: r.id)
+        # An id alone does not tell the type: look in every type's index.
+        rels = self._rels(self._by_id({label: ids for label in self._rel_labels},
+                                      f"{_REL_MAP_SG} AS r, a.id AS src, b.id AS dst"))
         return {r.id: r for r in rels}
+
+    def rel_types_of(self, ids: list[str]) -> dict[str, str]:
+        found = {r["id"]: r["type"] for r in self._by_id({label: ids for label in self._rel_labels},
+                                                          "r.id AS id, r.type AS type")}
+        self.rel_types.update(found)
+        return found
 
     def scopes(self, source: str) -> list[str]:
         return [r["scope"] for r in self.tx.run(
@@ -910,23 +1063,41 @@ class _TxReader:
     def sightings_in(
         self, source: str, scopes: list[str]
     ) -> tuple[list[tuple[str, Sighting]], list[tuple[str, Sighting]]]:
-        out: dict[str, list[tuple[str, Sighting]]] = {"ci": [], "rel": []}
-        for r in self.tx.run(
-            "MATCH (s:Sighting) WHERE s.ss IN $ss RETURN s.sid AS sid, s.v AS v",
-            ss=[_dumps([source, scope]) for scope in scopes],
-        ):
-            kind, item_id, sighting = _parse_sighting(r["sid"], r["v"])
-            out[kind].append((item_id, sighting))
-        return out["ci"], out["rel"]
+        cis: set[str] = set()
+        by_label: dict[str, set[str]] = {}
+        for r in self.tx.run("MATCH (m:SightMembers) WHERE m.sk IN $sks RETURN m.kind AS kind, m.label AS label,"
+                             " m.ids AS ids", sks=[_dumps([source, scope]) for scope in scopes]):
+            (cis if r["kind"] == "ci" else by_label.setdefault(r["label"], set())).update(r["ids"])
+        wanted = set(scopes)
+        ci_out: list[tuple[str, Sighting]] = []
+        if cis:
+            for r in self.tx.run("UNWIND $ids AS id MATCH (c:CI {id: id}) RETURN c.id AS id, c.sg AS sg",
+                                 ids=sorted(cis)):
+                ci_out.extend((r["id"], s) for s in _sightings(r["sg"]).values()
+                              if s.source == source and s.scope in wanted)
+        rel_out: list[tuple[str, Sighting]] = []
+        if by_label:
+            rows = self._by_id({label: sorted(ids) for label, ids in by_label.items()},
+                               "r.id AS id, r.type AS type, r.sg AS sg")
+            for r in rows:
+                self.rel_types[r["id"]] = r["type"]
+                rel_out.extend((r["id"], s) for s in _sightings(r["sg"]).values()
+                               if s.source == source and s.scope in wanted)
+        return sorted(ci_out, key=lambda p: (p[0], p[1].scope)), sorted(rel_out, key=lambda p: (p[0], p[1].scope))
 
 
 class _Restorer:
-    """Streams dump records into the store in batches of ``BATCH_ROWS``, CIs before relationships."""
+    """Streams dump records into the store in batches of ``BATCH_ROWS``, CIs before relationships.
+
+    Sightings and history references are attached to their items once every item is in place."""
 
     def __init__(self, store: Neo4jStore) -> None:
         self.store = store
-        self.pending: dict[str, list[dict[str, Any]]] = {t: [] for t in TABLES}
+        self.pending: dict[str, list[Any]] = {t: [] for t in TABLES}
         self.scopes: dict[str, dict[str, str]] = {}
+        self.sights: dict[tuple[str, str], dict[str, str]] = {}
+        self.rel_labels: dict[str, str] = {}
+        self.ev: dict[str, list[int]] = {}
         self.max_seq = 0
 
     def load(self, records: Iterable[tuple[str, dict[str, Any]]]) -> None:
@@ -934,21 +1105,67 @@ class _Restorer:
             if kind not in TABLES:
                 raise BadInputError(f"unknown record kind {kind!r} in the dump; expected one of {', '.join(TABLES)}")
             try:
-                self.pending[kind].append(self.row(kind, row))
+                value = self.row(kind, row)
             except (KeyError, TypeError, ValueError, AttributeError) as exc:
                 raise BadInputError(f"a {kind} record of the dump is malformed ({exc!r}): {row!r:.200}") from None
+            if value is None:
+                continue
+            self.pending[kind].append(value)
             if len(self.pending[kind]) >= BATCH_ROWS:
                 self.flush(kind)
         for kind in TABLES:
             self.flush(kind)
+        self.attach_sightings()
+        if self.ev:
+            items = list(self.ev.items())
+            for i in range(0, len(items), BATCH_ROWS):
+                rows = [[item_id, sorted(set(ns))] for item_id, ns in items[i:i + BATCH_ROWS]]
+                found = self.store._restore_write("UNWIND $rows AS row MATCH (c:CI {id: row[0]})"
+                                                  " SET c.ev = coalesce(c.ev, []) + row[1] RETURN count(*) AS n", rows)
+                if found != len(rows):
+                    self.store._restore_write(
+                        "UNWIND $rows AS row WITH row WHERE NOT EXISTS { MATCH (c:CI {id: row[0]}) }"
+                        " MERGE (x:EventIndex {id: row[0]}) SET x.ev = coalesce(x.ev, []) + row[1]", rows)
         if self.scopes:
             self.store._restore_write(
                 "UNWIND $rows AS row MERGE (x:SightScope {sk: row.sk})"
                 " ON CREATE SET x.source = row.source, x.scope = row.scope", list(self.scopes.values()))
         self.store._write("MATCH (m:CmdbMeta {name: 'store'}) SET m.seq = $seq", seq=self.max_seq)
 
-    def row(self, kind: str, row: dict[str, Any]) -> dict[str, Any]:
-        """The node (or relationship) properties for one dump row."""
+    def attach_sightings(self) -> None:
+        """Every item's ``sg``, and the scope members lifecycle looks up."""
+        by_label: dict[str, list[list[Any]]] = {}
+        members: dict[tuple[str, str, str], list[str]] = {}
+        for (kind, item_id), sg in self.sights.items():
+            if kind == "ci":
+                label = ""
+            elif item_id in self.rel_labels:
+                label = self.rel_labels[item_id]
+            else:
+                raise BadInputError(f"a sighting of the dump names relationship {item_id}, which the dump does not"
+                                    " hold")
+            by_label.setdefault(label, []).append([item_id, sorted(sg.values())])
+            for key in sg:
+                source, scope, _ = key.split(SEP)
+                members.setdefault((_dumps([source, scope]), kind, label), []).append(item_id)
+        for label, rows in by_label.items():
+            match = (f"MATCH ()-[x:{label} {{id: row[0]}}]->() USING INDEX SEEK x:{label}(id)" if label
+                     else "MATCH (x:CI {id: row[0]})")
+            for i in range(0, len(rows), BATCH_ROWS):
+                chunk = rows[i:i + BATCH_ROWS]
+                made = self.store._restore_write(f"UNWIND $rows AS row {match} SET x.sg = row[1] RETURN count(*) AS n",
+                                                 chunk)
+                if made != len(chunk):
+                    raise BadInputError(f"{len(chunk) - made} sighting(s) of the dump name an item the dump does not"
+                                        " hold")
+        rows = [[sk, kind, label, ids[i:i + BATCH_ROWS]] for (sk, kind, label), ids in members.items()
+                for i in range(0, len(ids), BATCH_ROWS)]
+        for i in range(0, len(rows), 100):
+            self.store._restore_write("UNWIND $rows AS row CREATE (:SightMembers {sk: row[0], kind: row[1],"
+                                      " label: row[2], ids: row[3]})", rows[i:i + 100])
+
+    def row(self, kind: str, row: dict[str, Any]) -> Any:
+        """The node (or relationship) properties for one dump row; None for what is attached later."""
         if kind == "ci":
             name = row.get("name")
             return {"id": row["id"], "class": row["class"], "name": name, "name_lc": (name or "").lower(),
@@ -958,23 +1175,27 @@ class _Restorer:
         if kind == "ci_key":
             return {"key": row["key"], "ci_id": row["ci_id"]}
         if kind == "sighting":
+            if row["kind"] not in ("ci", "rel"):
+                raise ValueError(f"sighting kind {row['kind']!r} is neither ci nor rel")
+            s = Sighting(row["source"], row["scope"], row["first_seen"], row["last_seen"], row["last_run"],
+                         int(row["missed"]), row["status"])
             sk = _dumps([row["source"], row["scope"]])
             self.scopes[sk] = {"sk": sk, "source": row["source"], "scope": row["scope"]}
-            if any(SEP in str(row[k]) for k in ("kind", "item_id", "source", "scope")):
-                raise ValueError("a sighting's kind, item, source or scope contains U+001F")
-            return _sight_row(row["kind"], row["item_id"], Sighting(
-                row["source"], row["scope"], row["first_seen"], row["last_seen"], row["last_run"],
-                int(row["missed"]), row["status"]))
+            self.sights.setdefault((row["kind"], str(row["item_id"])), {})[_sight_key(s.source, s.scope)] = \
+                _sight_entry(s)
+            return None
         if kind == "rel":
-            return {"src": row["src"], "dst": row["dst"], "label": self.store._rel_label(row["type"]),
+            label = self.store._rel_label(row["type"])
+            self.rel_labels[row["id"]] = label
+            return {"src": row["src"], "dst": row["dst"], "label": label,
                     "props": {"id": row["id"], "type": row["type"], "attrs": row["attrs"], "status": row["status"],
                               "created_at": row["created_at"], "updated_at": row["updated_at"]}}
         if kind == "event":
             seq = int(row["seq"]) if row.get("seq") is not None else self.max_seq + 1
             self.max_seq = max(self.max_seq, seq)
-            return _event_row(seq, row["at"], row.get("ci_id"), row.get("peer_id"),
-                              [row["kind"], row["source"], row.get("run_id"), row.get("rel_id"), row.get("attr"),
-                               _loads(row.get("old")), _loads(row.get("new")), row.get("actor")])
+            return [seq, row["at"], row.get("ci_id"), row.get("peer_id"), row["kind"], row["source"],
+                    row.get("run_id"), row.get("rel_id"), row.get("attr"), _loads(row.get("old")),
+                    _loads(row.get("new")), row.get("actor")]
         if kind == "conflict":
             return {k: row[k] for k in ("id", "at", "source", "run_id", "item", "item_class", "keys", "ci_ids",
                                         "attrs")}
@@ -1008,7 +1229,20 @@ class _Restorer:
                 if made != len(group):
                     raise BadInputError(f"{len(group) - made} {rtype} relationship(s) of the dump name a CI the"
                                         " dump does not hold (CIs must come before relationships)")
+        elif kind == "event":
+            packs = []
+            for i in range(0, len(rows), EVENTS_PER_PACK):
+                chunk = rows[i:i + EVENTS_PER_PACK]
+                n = min(e[0] for e in chunk)
+                packs.append([n, min(e[1] for e in chunk), max(e[1] for e in chunk), len(chunk), _dumps(chunk)])
+                for e in chunk:
+                    for item_id in (e[2], e[3]):
+                        if item_id is not None:
+                            refs = self.ev.setdefault(item_id, [])
+                            if not refs or refs[-1] != n:
+                                refs.append(n)
+            store._restore_write("UNWIND $rows AS row CREATE (:EventPack {n: row[0], at0: row[1], at1: row[2],"
+                                 " k: row[3], b: row[4]})", packs)
         else:
-            label = {"ci_key": "CIKey", "sighting": "Sighting", "event": "Event", "conflict": "Conflict",
-                     "run": "Run", "discovery_run": "DiscoveryRun"}[kind]
+            label = {"ci_key": "CIKey", "conflict": "Conflict", "run": "Run", "discovery_run": "DiscoveryRun"}[kind]
             store._restore_write(f"UNWIND $rows AS row CREATE (n:{label}) SET n = row", rows)
