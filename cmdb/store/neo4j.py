@@ -386,8 +386,8 @@ class Neo4jStore:
             return
         raise StoreError(
             f"{self.url} holds a CMDB in store layout {version}; this version of cmdb reads layout {SCHEMA_VERSION}."
-            " Export it with the cmdb version that wrote it (cmdb export), then import that file into an empty"
-            " store with this version"
+            " Export it with the cmdb version that wrote it (cmdb export FILE), then load that file into an empty"
+            " store with this version (cmdb restore FILE)"
         )
 
     def _class_label(self, cls: str) -> str:
