@@ -17,9 +17,13 @@ demo: venv
 	@echo "== Impact of losing fraud-fra-01 (a deliberate single point of failure in the sample) =="
 	@$(BIN)/cmdb --store $(DEMO_STORE) impact incident fraud-fra-01 --urgency high
 	@echo
+	@echo "== Discovery: a TCP connect scan of this machine's loopback address (common ports) =="
+	@$(BIN)/cmdb --store $(DEMO_STORE) scan 127.0.0.1 --no-dns
+	@echo
 	@echo "Try:  $(BIN)/cmdb --store $(DEMO_STORE) ci show sw-core-fra-1"
 	@echo "      $(BIN)/cmdb --store $(DEMO_STORE) ci search --class Service"
 	@echo "      $(BIN)/cmdb --store $(DEMO_STORE) impact spof --tier 1"
+	@echo "      $(BIN)/cmdb --store $(DEMO_STORE) runs list"
 
 ## test: lint, type-check and run every test, starting and stopping the test servers itself
 test:

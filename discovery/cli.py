@@ -73,8 +73,11 @@ def print_run(record: DiscoveryRunRecord, as_json: bool) -> None:
         emit_json(asdict(record))
         return
     counts = ", ".join(f"{n} {k}" for k, n in sorted(record.counts().items()))
-    out.print(f"run {record.run_id} ({record.method}, by {record.actor}): {len(record.outcomes)} targets: {counts}",
-              highlight=False)
+    n = len(record.outcomes)
+    items = sum(o.get("items", 0) for o in record.outcomes)
+    changes = sum(o.get("changes", 0) for o in record.outcomes)
+    out.print(f"run {record.run_id} ({record.method}, by {record.actor}): {n} target{'s' if n != 1 else ''}: "
+              f"{counts}; {items} CIs and relationships seen, {changes} changes", highlight=False)
     shown = [o for o in record.outcomes if o["outcome"] != "ok" or o["items"]]
     if not shown:
         return
