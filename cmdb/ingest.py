@@ -13,8 +13,7 @@ import hashlib
 import ipaddress
 import secrets
 import time
-from collections.abc import Iterable, Iterator
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -129,41 +128,6 @@ def ingest(
     result = planner.result
     result.events = planner.event_count
     return result
-
-
-def ingest_many(
-    store: GraphStore,
-    batches: Iterable[Batch],
-    *,
-    schema: Schema | None = None,
-    config: ReconcileConfig | None = None,
-) -> Iterator[IngestResult]:
-    """Ingest ``batches`` in order, each one atomic, yielding each result as it is written.
-
-    While the store writes one batch, a helper thread takes the next from ``batches`` (parsing it,
-    if the iterable parses lazily) and validates it: that work is pure and needs no store, so it
-    overlaps the store's own (a Neo4j server commits on its own core). A bad batch raises when its
-    turn comes, after every batch before it has been written, exactly as a loop of ``ingest`` would.
-    """
-    schema = schema or default_schema()
-    config = config or ReconcileConfig()
-    source = iter(batches)
-
-    def prepare_next() -> _Planner | None:
-        batch = next(source, None)
-        if batch is None:
-            return None
-        planner = _Planner(schema, config, batch, datetime.now(UTC))
-        planner.prepare()
-        return planner
-
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="cmdb-prepare") as pool:
-        pending = pool.submit(prepare_next)
-        while (planner := pending.result()) is not None:
-            pending = pool.submit(prepare_next)
-            store.write_batch(planner.plan)
-            planner.result.events = planner.event_count
-            yield planner.result
 
 
 class _Planner:

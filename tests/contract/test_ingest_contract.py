@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -11,7 +10,7 @@ import pytest
 from cmdb.batch import Batch
 from cmdb.errors import BadInputError, NotFoundError, UnknownClassError
 from cmdb.history import ci_as_of, history_near
-from cmdb.ingest import IngestResult, ingest, ingest_many
+from cmdb.ingest import IngestResult, ingest
 from cmdb.model import default_schema
 from cmdb.reconcile import ReconcileConfig
 from cmdb.store.base import GraphStore, SearchQuery, iso
@@ -345,24 +344,3 @@ def test_run_ledger_records_scope_and_completeness(store: GraphStore) -> None:
     runs = store.runs("scan")
     assert [(r.scope, r.complete) for r in runs] == [("10.9.0.0/24", False), ("10.9.0.0/24", True)]
     assert runs[1].stats["created"] == 1
-
-
-def test_ingest_many_writes_in_order_and_stops_at_a_bad_batch(store: GraphStore) -> None:
-    def host(n: int) -> dict[str, Any]:
-        return {"source": "scan", "cis": [{"class": "Host", "hostname": f"h{n}", "ip_addresses": [f"10.0.0.{n}"]}]}
-
-    bad = {"source": "scan", "cis": [{"class": "Toaster", "name": "t"}]}
-    parsed: list[int] = []
-
-    def batches() -> Iterator[Batch]:
-        for n, doc in enumerate([host(1), host(2), bad, host(4)], start=1):
-            parsed.append(n)
-            yield Batch.from_dict(doc, origin=f"batch {n}")
-
-    written = []
-    with pytest.raises(UnknownClassError, match="batch 3"):
-        for result in ingest_many(store, batches()):
-            written.append(result.created)
-    assert written == [1, 1]
-    assert sorted(c.name for c in store.search(SearchQuery()).items) == ["h1", "h2"]
-    assert parsed == [1, 2, 3]  # the batch after the bad one was never read
