@@ -261,7 +261,8 @@ def load_credentials(path: Path | str | None = None) -> Credentials:
     p = Path(path) if path is not None else default_credentials_path()
     if not p.exists():
         if explicit:
-            raise ConfigError(f"credentials file {p} does not exist; create it (format: README, Discovery, Credentials)")
+            raise ConfigError(f"credentials file {p} does not exist; create it "
+                              "(format: README, section Discovery, Credentials)")
         return Credentials({}, str(p))
     try:
         doc = yaml.safe_load(p.read_text())
