@@ -36,25 +36,12 @@ from pathlib import Path
 from typing import Any
 
 REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO / "scripts"))
+from loopback_ports import hold_common_port  # noqa: E402
+
 BANNER = b"SSH-2.0-bench\r\n"
 
 
-def common_port(addresses: list[str]) -> tuple[int, dict[str, socket.socket]]:
-    for _ in range(50):
-        first = socket.socket()
-        first.bind((addresses[0], 0))
-        port = first.getsockname()[1]
-        held = {addresses[0]: first}
-        try:
-            for a in addresses[1:]:
-                s = socket.socket()
-                held[a] = s
-                s.bind((a, port))
-            return port, held
-        except OSError:
-            for s in held.values():
-                s.close()
-    raise RuntimeError("no port free on every address")
 
 
 def self_signed(directory: Path) -> tuple[Path, Path]:
@@ -84,7 +71,7 @@ def serve(network: str, banners: int, tls: int, silent: int) -> None:
     ports: list[int] = []
     socks: list[dict[str, socket.socket]] = []
     for _ in range(4):
-        port, held = common_port(addresses)
+        port, held = hold_common_port(addresses)
         ports.append(port)
         socks.append(held)
     banner_port, tls_port = ports[0], ports[1]

@@ -38,29 +38,14 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
+from loopback_ports import free_common_port
+
 READY = "READY"
 
 
-def free_port(addresses: Iterable[str], start: int = 20000, end: int = 60000) -> int:
-    """A TCP port free on every one of ``addresses`` (picked at random, checked by binding)."""
-    import random
-
-    addrs = list(addresses)
-    for _ in range(200):
-        port = random.randint(start, end)
-        socks: list[socket.socket] = []
-        try:
-            for addr in addrs:
-                s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-                socks.append(s)
-                s.bind((addr, port))
-            return port
-        except OSError:
-            continue
-        finally:
-            for s in socks:
-                s.close()
-    raise RuntimeError(f"no TCP port free on all of {addrs}")
+def free_port(addresses: Iterable[str]) -> int:
+    """A TCP port free on every one of ``addresses``."""
+    return free_common_port(addresses, "tcp")
 
 
 def write_host_key(path: Path) -> Path:

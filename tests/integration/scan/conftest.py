@@ -42,6 +42,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+from loopback_ports import hold_common_port
 
 NETWORK = "127.0.0.208/28"
 ADDRESSES = [str(a) for a in ipaddress.ip_network(NETWORK).hosts()]
@@ -99,23 +100,6 @@ def make_pki(directory: Path, days: int = 5) -> TestPki:
     return TestPki(ca, leaf, chain_file, key_file)
 
 
-def common_port(addresses: list[str], tries: int = 50) -> tuple[int, dict[str, socket.socket]]:
-    """A port free on every address, with a socket bound to it on each (not listening yet)."""
-    for _ in range(tries):
-        first = socket.socket()
-        first.bind((addresses[0], 0))
-        port = first.getsockname()[1]
-        held = {addresses[0]: first}
-        try:
-            for a in addresses[1:]:
-                s = socket.socket()
-                held[a] = s
-                s.bind((a, port))
-            return port, held
-        except OSError:
-            for s in held.values():
-                s.close()
-    raise RuntimeError(f"no port free on all of {addresses[0]}..{addresses[-1]} after {tries} tries")
 
 
 def fill_accept_queue(listener: socket.socket, address: str, port: int) -> list[socket.socket]:
@@ -210,10 +194,10 @@ def scan_lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ScanLab]:
     held: list[socket.socket] = []
     servers = _Servers()
     try:
-        banner_port, banner_socks = common_port(ADDRESSES)
-        tls_port, tls_socks = common_port(ADDRESSES)
-        closed_port, closed_socks = common_port(ADDRESSES)
-        silent_port, silent_socks = common_port(ADDRESSES)
+        banner_port, banner_socks = hold_common_port(ADDRESSES)
+        tls_port, tls_socks = hold_common_port(ADDRESSES)
+        closed_port, closed_socks = hold_common_port(ADDRESSES)
+        silent_port, silent_socks = hold_common_port(ADDRESSES)
         for group in (banner_socks, tls_socks, closed_socks, silent_socks):
             held.extend(group.values())
 

@@ -10,7 +10,6 @@ port can reach every agent of a run. Secrets are random per session.
 from __future__ import annotations
 
 import secrets
-import socket
 import stat
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -18,7 +17,8 @@ from pathlib import Path
 
 import pytest
 import yaml
-from snmp_agents import SimAgent, SnmpdAgent, SnmpsimAgents  # scripts/ is on sys.path (tests/conftest.py)
+from loopback_ports import free_common_port  # scripts/ is on sys.path (tests/conftest.py)
+from snmp_agents import SimAgent, SnmpdAgent, SnmpsimAgents
 
 from discovery.snmp import snmprec
 
@@ -27,28 +27,11 @@ LAB = {"127.0.1.1": "sw-core-1", "127.0.1.2": "sw-acc-2", "127.0.1.3": "sw-acc-3
 SNMPD_HOST = "127.0.0.1"
 
 
-def _port_free_everywhere(hosts: list[str]) -> int:
-    """A UDP port free on every one of ``hosts``."""
-    for _ in range(50):
-        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as first:
-            first.bind((hosts[0], 0))
-            port = int(first.getsockname()[1])
-            ok = True
-            for host in hosts[1:]:
-                with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as other:
-                    try:
-                        other.bind((host, port))
-                    except OSError:
-                        ok = False
-                        break
-            if ok:
-                return port
-    raise RuntimeError("no UDP port free on every test address")
 
 
 @pytest.fixture(scope="session")
 def snmp_port() -> int:
-    return _port_free_everywhere([SNMPD_HOST, *LAB])
+    return free_common_port([SNMPD_HOST, *LAB], "udp")
 
 
 @pytest.fixture(scope="session")
