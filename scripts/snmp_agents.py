@@ -42,7 +42,7 @@ import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import TracebackType
+from typing import Self
 
 REPO = Path(__file__).resolve().parent.parent
 if str(REPO) not in sys.path:
@@ -133,11 +133,34 @@ def _stop_all_at_exit() -> None:
             _stop(proc)
 
 
+class _AgentProcess:
+    """Stopping and the ``with`` protocol, shared by the snmpd and snmpsim launchers."""
+
+    proc: subprocess.Popen[bytes] | None
+    workdir: Path | None
+
+    def start(self) -> Self:
+        raise NotImplementedError
+
+    def stop(self) -> None:
+        _stop(self.proc)
+        self.proc = None
+        if self.workdir is not None:
+            shutil.rmtree(self.workdir, ignore_errors=True)
+            self.workdir = None
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
 # ------------------------------------------------------------------------------------------------ snmpd
 
 
 @dataclass
-class SnmpdAgent:
+class SnmpdAgent(_AgentProcess):
     """Debian net-snmp ``snmpd`` on loopback with a v2c community and a v3 authPriv (SHA/AES) user."""
 
     community: str = field(default_factory=lambda: "c-" + secrets.token_hex(8))
@@ -179,18 +202,6 @@ class SnmpdAgent:
                 raise RuntimeError(f"snmpd did not start on {self.host}:{self.port}: {log}")
         return self
 
-    def stop(self) -> None:
-        _stop(self.proc)
-        self.proc = None
-        if self.workdir is not None:
-            shutil.rmtree(self.workdir, ignore_errors=True)
-            self.workdir = None
-
-    def __enter__(self) -> SnmpdAgent:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
 
 
 # ------------------------------------------------------------------------------------------------ snmpsim
@@ -236,7 +247,7 @@ class SimAgent:
     records: list[Varbind]
 
 
-class SnmpsimAgents:
+class SnmpsimAgents(_AgentProcess):
     """One snmpsim process serving one agent per address, each with its own data and engine id."""
 
     def __init__(self, agents: Sequence[SimAgent], community: str = "public", port: int = 0,
@@ -286,19 +297,6 @@ class SnmpsimAgents:
                 raise RuntimeError(f"snmpsim did not serve {pending[:3]} within {timeout:g} s: {text}")
         return self
 
-    def stop(self) -> None:
-        _stop(self.proc)
-        self.proc = None
-        if self.workdir is not None:
-            shutil.rmtree(self.workdir, ignore_errors=True)
-            self.workdir = None
-
-    def __enter__(self) -> SnmpsimAgents:
-        return self.start()
-
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
-        self.stop()
 
 
 # ------------------------------------------------------------------------------------------------ simulated devices
