@@ -146,6 +146,7 @@ class _Planner:
         self.rels: list[_PreparedRel] = []
         self.event_count = 0
         self._ref_cache: dict[IdentityRef, dict[str, str]] = {}
+        self._new_ids: set[str] = set()  # CIs this plan creates
         self.result = IngestResult(run_id=batch.run_id)
 
     def _rel_attrs_to_write(self, old: RelState, attrs: dict[str, Any]) -> dict[str, Any]:
@@ -244,6 +245,7 @@ class _Planner:
         """Build the ChangeSet; a store may call this again when it retries a transaction."""
         batch, at = self.batch, self.at
         result = self.result = IngestResult(run_id=batch.run_id)
+        self._new_ids = set()
         cs = ChangeSet(
             run=RunRecord(batch.run_id, batch.source, batch.scope, batch.complete, at, at, batch.actor)
         )
@@ -329,6 +331,7 @@ class _Planner:
         except CmdbError as exc:
             raise self._fail(group.describe(), str(exc)) from None
         ci_id = new_ci_id()
+        self._new_ids.add(ci_id)
         src, run = self.batch.source, self.batch.run_id
         sighting = self._sighting(None)
         state = CIState(
@@ -452,7 +455,10 @@ class _Planner:
                     )
             triple = (rtype.name, src, dst)
             wanted[triple] = {**wanted.get(triple, {}), **rel.attrs}
-        existing = reader.load_rels(wanted) if wanted else {}
+        # A relationship with an end created by this batch cannot exist yet: no need to look for it.
+        new = self._new_ids
+        known = [t for t in wanted if t[1] not in new and t[2] not in new]
+        existing = reader.load_rels(known) if known else {}
         seen: set[str] = set()
         for triple, attrs in wanted.items():
             old = existing.get(triple)

@@ -84,6 +84,7 @@ _REL_NAME = re.compile(r"[A-Z][A-Z0-9_]*")
 _ATTR_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 _CI_MAP = "c {.id, .class, .name, .status, .attrs, .created_at, .updated_at, .provenance, .sg}"
+_CI_MAP_TX = _CI_MAP[:-1] + ", eid: elementId(c)}"  # the element id, for writes in the same transaction
 SEP = "\x1f"
 _REL_MAP = "r {.id, .type, .attrs, .status, .created_at, .updated_at}"
 _REL_MAP_SG = "r {.id, .type, .attrs, .status, .created_at, .updated_at, .sg}"
@@ -482,11 +483,14 @@ class Neo4jStore:
                  c.created_at, c.updated_at, _prov_blob(c.provenance), sorted(sg.values()) or None,
                  ev.pop(("ci", c.id), None)]
             )
+        eids = reader.eids
         for label, group in by_label.items():
             # Lists, not maps, as rows: less to pack and unpack per item.
-            run(f"UNWIND $rows AS row CREATE (c:CI{label} {{id: row[0], class: row[1], name: row[2],"
-                " name_lc: row[3], status: row[4], attrs: row[5], aidx: row[6], created_at: row[7],"
-                " updated_at: row[8], provenance: row[9], sg: row[10], ev: row[11]})", rows=group)
+            made = run(f"UNWIND $rows AS row CREATE (c:CI{label} {{id: row[0], class: row[1], name: row[2],"
+                       " name_lc: row[3], status: row[4], attrs: row[5], aidx: row[6], created_at: row[7],"
+                       " updated_at: row[8], provenance: row[9], sg: row[10], ev: row[11]})"
+                       " RETURN collect([c.id, elementId(c)]) AS made", rows=group)
+            eids.update(made["made"])
 
         changed: dict[str, list[dict[str, Any]]] = {}
         for c in _last_wins(cs.cis_changed, lambda c: c.id):
@@ -518,14 +522,21 @@ class Neo4jStore:
                 [r.src, r.dst, r.id, r.type, dumps(r.attrs), r.status, r.created_at, r.updated_at,
                  sorted(sg.values()) or None, ev.pop(("rel", r.id), None)]
             )
+        create = (" CREATE (a)-[r:{rtype} {{id: row[2], type: row[3], attrs: row[4], status: row[5],"
+                  " created_at: row[6], updated_at: row[7], sg: row[8], ev: row[9]}}]->(b) RETURN count(r) AS n")
         for rtype, new_rows in rels_new.items():
-            made = run(
-                "UNWIND $rows AS row MATCH (a:CI {id: row[0]}) USING INDEX SEEK a:CI(id)"
-                " MATCH (b:CI {id: row[1]}) USING INDEX SEEK b:CI(id)"
-                f" CREATE (a)-[r:{rtype} {{id: row[2], type: row[3], attrs: row[4], status: row[5],"
-                " created_at: row[6], updated_at: row[7], sg: row[8], ev: row[9]}]->(b) RETURN count(r) AS n",
-                rows=new_rows,
-            )["n"]
+            # Ends this transaction created or read are found by element id, a direct record read;
+            # any other end through the CI id index.
+            by_eid = [[eids[row[0]], eids[row[1]], *row[2:]] for row in new_rows if row[0] in eids and row[1] in eids]
+            by_id = [row for row in new_rows if row[0] not in eids or row[1] not in eids]
+            made = 0
+            if by_eid:
+                made += run("UNWIND $rows AS row MATCH (a) WHERE elementId(a) = row[0]"
+                            " MATCH (b) WHERE elementId(b) = row[1]" + create.format(rtype=rtype), rows=by_eid)["n"]
+            if by_id:
+                made += run("UNWIND $rows AS row MATCH (a:CI {id: row[0]}) USING INDEX SEEK a:CI(id)"
+                            " MATCH (b:CI {id: row[1]}) USING INDEX SEEK b:CI(id)" + create.format(rtype=rtype),
+                            rows=by_id)["n"]
             if made != len(new_rows):
                 raise StoreError(f"{len(new_rows) - made} new {rtype} relationship(s) name a CI that does not exist "
                                  f"in {self.url}; nothing of this batch was written")
@@ -983,21 +994,25 @@ class _TxReader:
         self.tx = tx
         self._rel_labels = rel_labels
         self.rel_types: dict[str, str] = {}  # relationship id -> type, of every relationship read
+        self.eids: dict[str, str] = {}  # CI id -> element id, valid for this transaction only
 
     def _label(self, rtype: str) -> str:
         return rtype if rtype in self._rel_labels else OTHER_REL
 
-    @staticmethod
-    def _cis(rows: Iterable[Any]) -> dict[str, CIState]:
+    def _cis(self, rows: Iterable[Any]) -> dict[str, CIState]:
         # In id order, as SQLite returns them: the plan's event order follows this order.
-        return {ci["id"]: _ci_state(ci) for ci in sorted(rows, key=lambda ci: str(ci["id"]))}
+        out: dict[str, CIState] = {}
+        for ci in sorted(rows, key=lambda ci: str(ci["id"])):
+            out[ci["id"]] = _ci_state(ci)
+            self.eids[ci["id"]] = ci["eid"]
+        return out
 
     def _rels(self, rows: Iterable[Any]) -> list[RelState]:
         rels = sorted((_rel_state(r["r"], r["src"], r["dst"]) for r in rows), key=lambda r: r.id)
         self.rel_types.update((r.id, r.type) for r in rels)
         return rels
 
-    def _by_id(self, ids_by_label: dict[str, list[str]], ret: str) -> Any:
+    def _by_id(self, ids_by_label: dict[str, list[str]], ret: str) -> list[dict[str, Any]]:
         """One seek per relationship id through its type's uniqueness index, all types in one query.
 
         The query names every type, in a fixed order (absent ones get no ids), so its text never
@@ -1008,28 +1023,38 @@ class _TxReader:
         )
         params = {f"p{i}": ids_by_label.get(label, []) for i, label in enumerate(self._rel_labels)}
         # Hints keep a replanned query from scanning an index; replan=skip keeps the one plan.
-        return self.tx.run(f"CYPHER replan=skip CALL () {{ {branches} }} RETURN {ret}", params)
+        # ``ret`` is a map per relationship, all collected into one list: one record, not one each.
+        rec = self.tx.run(f"CYPHER replan=skip CALL () {{ {branches} }} RETURN collect({ret}) AS rows", params)
+        rows: list[dict[str, Any]] = rec.single(strict=True)["rows"]
+        return rows
 
     def match_keys(self, keys: Iterable[str]) -> tuple[dict[str, str], dict[str, CIState]]:
         rec = self.tx.run(
             "UNWIND $keys AS k MATCH (x:CIKey {key: k})"
             " WITH collect([x.key, x.ci_id]) AS pairs, collect(DISTINCT x.ci_id) AS ids"
-            f" CALL (ids) {{ UNWIND ids AS id MATCH (c:CI {{id: id}}) RETURN collect({_CI_MAP}) AS cis }}"
+            f" CALL (ids) {{ UNWIND ids AS id MATCH (c:CI {{id: id}}) RETURN collect({_CI_MAP_TX}) AS cis }}"
             " RETURN pairs, cis",
             keys=list(keys),
         ).single(strict=True)
         return {k: c for k, c in rec["pairs"]}, self._cis(rec["cis"])
 
     def resolve_keys(self, keys: Iterable[str]) -> dict[str, tuple[str, str]]:
-        rows = self.tx.run(
+        # One collected list, not a record per key: the driver's per-record cost dominated.
+        rec = self.tx.run(
             "UNWIND $keys AS k MATCH (x:CIKey {key: k}) MATCH (c:CI {id: x.ci_id})"
-            " RETURN x.key AS key, c.id AS id, c.class AS cls",
+            " RETURN collect([x.key, c.id, c.class, elementId(c)]) AS found",
             keys=list(keys),
-        )
-        return {r["key"]: (r["id"], r["cls"]) for r in rows}
+        ).single(strict=True)
+        out: dict[str, tuple[str, str]] = {}
+        for key, ci_id, cls, eid in rec["found"]:
+            out[key] = (ci_id, cls)
+            self.eids[ci_id] = eid
+        return out
 
     def load_cis(self, ids: Iterable[str]) -> dict[str, CIState]:
-        return self._cis(r["ci"] for r in self.tx.run(_LOAD_CIS, ids=list(ids)))
+        rec = self.tx.run(f"UNWIND $ids AS id MATCH (c:CI {{id: id}}) RETURN collect({_CI_MAP_TX}) AS cis",
+                          ids=list(ids)).single(strict=True)
+        return self._cis(rec["cis"])
 
     def load_rels(self, triples: Iterable[tuple[str, str, str]]) -> dict[tuple[str, str, str], RelState]:
         # Ids are derived from (type, src, dst): one index seek per relationship, as SQLite's primary key.
@@ -1038,7 +1063,7 @@ class _TxReader:
             by_label.setdefault(self._label(t[0]), []).append(rel_id_for(*t))
         if not by_label:
             return {}
-        rels = self._rels(self._by_id(by_label, f"{_REL_MAP_SG} AS r, a.id AS src, b.id AS dst"))
+        rels = self._rels(self._by_id(by_label, f"{{r: {_REL_MAP_SG}, src: a.id, dst: b.id}}"))
         return {(r.type, r.src, r.dst): r for r in rels}
 
     def load_rels_by_id(self, ids: Iterable[str]) -> dict[str, RelState]:
@@ -1047,12 +1072,12 @@ class _TxReader:
             return {}
         # An id alone does not tell the type: look in every type's index.
         rels = self._rels(self._by_id({label: ids for label in self._rel_labels},
-                                      f"{_REL_MAP_SG} AS r, a.id AS src, b.id AS dst"))
+                                      f"{{r: {_REL_MAP_SG}, src: a.id, dst: b.id}}"))
         return {r.id: r for r in rels}
 
     def rel_types_of(self, ids: list[str]) -> dict[str, str]:
         found = {r["id"]: r["type"] for r in self._by_id({label: ids for label in self._rel_labels},
-                                                          "r.id AS id, r.type AS type")}
+                                                          "{id: r.id, type: r.type}")}
         self.rel_types.update(found)
         return found
 
@@ -1078,7 +1103,7 @@ class _TxReader:
         rel_out: list[tuple[str, Sighting]] = []
         if by_label:
             rows = self._by_id({label: sorted(ids) for label, ids in by_label.items()},
-                               "r.id AS id, r.type AS type, r.sg AS sg")
+                               "{id: r.id, type: r.type, sg: r.sg}")
             for r in rows:
                 self.rel_types[r["id"]] = r["type"]
                 rel_out.extend((r["id"], s) for s in _sightings(r["sg"]).values()
