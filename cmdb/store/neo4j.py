@@ -1104,9 +1104,9 @@ class _TxReader:
         if by_label:
             rows = self._by_id({label: sorted(ids) for label, ids in by_label.items()},
                                "{id: r.id, type: r.type, sg: r.sg}")
-            for r in rows:
-                self.rel_types[r["id"]] = r["type"]
-                rel_out.extend((r["id"], s) for s in _sightings(r["sg"]).values()
+            for x in rows:
+                self.rel_types[x["id"]] = x["type"]
+                rel_out.extend((x["id"], s) for s in _sightings(x["sg"]).values()
                                if s.source == source and s.scope in wanted)
         return sorted(ci_out, key=lambda p: (p[0], p[1].scope)), sorted(rel_out, key=lambda p: (p[0], p[1].scope))
 
