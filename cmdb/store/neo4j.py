@@ -51,6 +51,7 @@ import neo4j
 from neo4j import exceptions as nx
 
 from cmdb.errors import BadInputError, CmdbError, ConfigError, StoreError, StoreUnavailableError
+from cmdb.ingest import CLASS_ATTR
 from cmdb.model import Schema, default_schema
 from cmdb.store.base import (
     AttrValue,
@@ -154,21 +155,70 @@ def _sightings(entries: list[str] | None) -> dict[tuple[str, str], Sighting]:
     return out
 
 
-def _prov_blob(prov: dict[str, dict[str, AttrValue]]) -> str:
-    """One JSON map per CI, {attr: {source: [value, run_id, set_at]}}, as the SQLite store keeps it."""
+def _prov_json(prov: dict[str, dict[str, AttrValue]]) -> str:
+    """The SQLite store's form, {attr: {source: [value, run_id, set_at]}}: what a dump carries."""
     return _dumps({a: {s: [v.value, v.run_id, v.set_at] for s, v in srcs.items()} for a, srcs in prov.items()})
 
 
-def _provenance(blob: str | None) -> dict[str, dict[str, AttrValue]]:
+_ABSENT = object()
+
+
+def _same(a: Any, b: Any) -> bool:
+    """Equal and of one JSON type (True and 1 are not the same value here)."""
+    if type(a) is not type(b):
+        return False
+    if isinstance(a, list | dict):
+        return _dumps(a) == _dumps(b)
+    return bool(a == b)
+
+
+def _prov_blob(prov: dict[str, dict[str, AttrValue]], attrs: dict[str, Any], cls: str) -> str:
+    """Provenance as stored here: ``[stamps, {attr: {source: stamp | [value, stamp]}}]``.
+
+    A stamp is an index into ``stamps`` (``[run_id, set_at]`` pairs); a value equal to the CI's
+    current one (its class for ``@class``) is not repeated. Most CIs have one source and one run,
+    so this is about a quarter of the SQLite form, and provenance was the largest property written.
+    """
+    stamps: dict[tuple[Any, Any], int] = {}
+    out: dict[str, dict[str, Any]] = {}
+    for attr, srcs in prov.items():
+        current = cls if attr == CLASS_ATTR else attrs.get(attr, _ABSENT)
+        entry: dict[str, Any] = {}
+        for source, v in srcs.items():
+            stamp = stamps.setdefault((v.run_id, v.set_at), len(stamps))
+            entry[source] = stamp if _same(v.value, current) else [v.value, stamp]
+        out[attr] = entry
+    return _dumps([[list(k) for k in stamps], out])
+
+
+def _provenance(blob: str | None, attrs: dict[str, Any], cls: str) -> dict[str, dict[str, AttrValue]]:
+    """Either form: the compact one written here, or the SQLite one (stores restored before it)."""
+    data = _loads(blob) or {}
     out: dict[str, dict[str, AttrValue]] = {}
-    for attr, by_source in (_loads(blob) or {}).items():
-        out[attr] = {src: AttrValue(src, v[0], v[1], v[2]) for src, v in by_source.items()}
+    if isinstance(data, dict):
+        for attr, by_source in data.items():
+            out[attr] = {src: AttrValue(src, v[0], v[1], v[2]) for src, v in by_source.items()}
+        return out
+    stamps, entries = data
+    for attr, by_source in entries.items():
+        current = cls if attr == CLASS_ATTR else attrs.get(attr)
+        values: dict[str, AttrValue] = {}
+        for source, e in by_source.items():
+            if isinstance(e, int):
+                value, stamp = (list(current) if isinstance(current, list)
+                                else dict(current) if isinstance(current, dict) else current), e
+            else:
+                value, stamp = e
+            run_id, set_at = stamps[stamp]
+            values[source] = AttrValue(source, value, run_id, set_at)
+        out[attr] = values
     return out
 
 
 def _ci_state(ci: dict[str, Any]) -> CIState:
-    return CIState(ci["id"], ci["class"], ci["name"], ci["status"], json.loads(ci["attrs"]), ci["created_at"],
-                   ci["updated_at"], _provenance(ci["provenance"]), _sightings(ci.get("sg")))
+    attrs = json.loads(ci["attrs"])
+    return CIState(ci["id"], ci["class"], ci["name"], ci["status"], attrs, ci["created_at"],
+                   ci["updated_at"], _provenance(ci["provenance"], attrs, ci["class"]), _sightings(ci.get("sg")))
 
 
 def _rel_state(r: dict[str, Any], src: str, dst: str) -> RelState:
@@ -480,7 +530,7 @@ class Neo4jStore:
                 member(key, "ci", c.id)
             by_label.setdefault(self._class_label(c.cls), []).append(
                 [c.id, c.cls, c.name, (c.name or "").lower(), c.status, dumps(c.attrs), attr_tokens(c.attrs),
-                 c.created_at, c.updated_at, _prov_blob(c.provenance), sorted(sg.values()) or None,
+                 c.created_at, c.updated_at, _prov_blob(c.provenance, c.attrs, c.cls), sorted(sg.values()) or None,
                  ev.pop(("ci", c.id), None)]
             )
         eids = reader.eids
@@ -497,7 +547,7 @@ class Neo4jStore:
             changed.setdefault(self._class_label(c.cls), []).append(
                 {"id": c.id, "class": c.cls, "name": c.name, "name_lc": (c.name or "").lower(), "status": c.status,
                  "attrs": dumps(c.attrs), "aidx": attr_tokens(c.attrs), "updated_at": c.updated_at,
-                 "provenance": _prov_blob(c.provenance), "ev": ev.pop(("ci", c.id), [])}
+                 "provenance": _prov_blob(c.provenance, c.attrs, c.cls), "ev": ev.pop(("ci", c.id), [])}
             )
         all_labels = ":".join(self._class_labels)
         for label, rows in changed.items():
@@ -884,7 +934,8 @@ class Neo4jStore:
             c = r["c"]
             yield "ci", {"id": c["id"], "class": c["class"], "name": c["name"], "name_lc": r["name_lc"],
                          "status": c["status"], "attrs": c["attrs"], "created_at": c["created_at"],
-                         "updated_at": c["updated_at"], "provenance": c["provenance"]}
+                         "updated_at": c["updated_at"],
+                         "provenance": _prov_json(_provenance(c["provenance"], json.loads(c["attrs"]), c["class"]))}
         for r in self._stream("MATCH (k:CIKey) RETURN k.key AS key, k.ci_id AS ci_id ORDER BY key"):
             yield "ci_key", {"key": r["key"], "ci_id": r["ci_id"]}
         for kind, query in (
@@ -1193,10 +1244,12 @@ class _Restorer:
         """The node (or relationship) properties for one dump row; None for what is attached later."""
         if kind == "ci":
             name = row.get("name")
+            attrs = json.loads(row["attrs"])
+            prov = _provenance(row.get("provenance") or "{}", attrs, row["class"])
             return {"id": row["id"], "class": row["class"], "name": name, "name_lc": (name or "").lower(),
-                    "status": row["status"], "attrs": row["attrs"], "aidx": attr_tokens(json.loads(row["attrs"])),
+                    "status": row["status"], "attrs": row["attrs"], "aidx": attr_tokens(attrs),
                     "created_at": row["created_at"], "updated_at": row["updated_at"],
-                    "provenance": row.get("provenance") or "{}"}
+                    "provenance": _prov_blob(prov, attrs, row["class"])}
         if kind == "ci_key":
             return {"key": row["key"], "ci_id": row["ci_id"]}
         if kind == "sighting":
