@@ -418,11 +418,14 @@ class _Planner:
     # -- relationships ---------------------------------------------------------------------------
     def _endpoint(self, rel: _PreparedRel, side: str, key_map: dict[str, str],
                   group_ci: list[str | None]) -> str | None:
-        end: Ref = getattr(rel.rec, side)
+        end: Ref = rel.rec.src if side == "src" else rel.rec.dst
         if isinstance(end, str):
             return group_ci[self.ref_group[end]]
-        keys: dict[str, str] = getattr(rel, f"{side}_keys")
+        keys = rel.src_keys if side == "src" else rel.dst_keys
+        assert keys is not None
         found = sorted({key_map[k] for k in keys if k in key_map})
+        if len(found) == 1:
+            return found[0]
         if not found:
             raise self._fail(
                 rel.rec.describe(),
@@ -436,40 +439,51 @@ class _Planner:
                    states: dict[str, CIState], group_ci: list[str | None], group_cls: dict[str, str],
                    result: IngestResult) -> set[str]:
         wanted: dict[tuple[str, str, str], dict[str, Any]] = {}
+        allowed_ok: dict[tuple[str, str, str], bool] = {}  # (type, side, class) -> may that class be there
+        schema = self.schema
         for rel in self.rels:
             src = self._endpoint(rel, "src", key_map, group_ci)
             dst = self._endpoint(rel, "dst", key_map, group_ci)
             if src is None or dst is None:
                 continue  # an end is an identity conflict: recorded there, nothing to link
-            rtype = self.schema.rel_type(rel.rec.type)
-            for cid, allowed, label in ((src, rtype.from_classes, "from"), (dst, rtype.to_classes, "to")):
+            rtype = schema.rel_type(rel.rec.type)
+            for cid, label in ((src, "from"), (dst, "to")):
                 cls = group_cls.get(cid) or (states[cid].cls if cid in states else None)
                 if cls is None:
                     extra = reader.load_cis([cid])
                     states.update(extra)
                     cls = states[cid].cls
                     group_cls[cid] = cls
-                if allowed and not any(self.schema.is_a(cls, a) for a in allowed):
+                ok = allowed_ok.get((rtype.name, label, cls))
+                if ok is None:
+                    allowed = rtype.from_classes if label == "from" else rtype.to_classes
+                    ok = allowed_ok[(rtype.name, label, cls)] = (
+                        not allowed or any(schema.is_a(cls, a) for a in allowed))
+                if not ok:
+                    allowed = rtype.from_classes if label == "from" else rtype.to_classes
                     raise self._fail(
                         rel.rec.describe(), f"{label} end is a {cls}; {rtype.name} expects {' or '.join(allowed)}"
                     )
             triple = (rtype.name, src, dst)
-            wanted[triple] = {**wanted.get(triple, {}), **rel.attrs}
+            prior = wanted.get(triple)
+            wanted[triple] = {**prior, **rel.attrs} if prior else rel.attrs
         # A relationship with an end created by this batch cannot exist yet: no need to look for it.
         new = self._new_ids
         known = [t for t in wanted if t[1] not in new and t[2] not in new]
         existing = reader.load_rels(known) if known else {}
         seen: set[str] = set()
+        # One sighting object for every relationship this batch creates (records are never mutated).
+        fresh = self._sighting(None)
+        fresh_key = (fresh.source, fresh.scope)
+        at, source, run_id, actor = self.at, self.batch.source, self.batch.run_id, self.batch.actor
         for triple, attrs in wanted.items():
-            old = existing.get(triple)
+            old = existing.get(triple) if existing else None
             if old is None:
-                rel_id = rel_id_for(*triple)
-                sighting = self._sighting(None)
-                cs.rels_new.append(RelState(rel_id, triple[0], triple[1], triple[2], attrs, "active",
-                                            self.at, self.at, {(sighting.source, sighting.scope): sighting}))
-                cs.sightings.append(SightingWrite("rel", rel_id, sighting))
-                self._event(cs, "rel.created", rel_id=rel_id, ci_id=triple[1], peer_id=triple[2],
-                            attr=triple[0], new=attrs)
+                tname, src, dst = triple
+                rel_id = rel_id_for(tname, src, dst)
+                cs.rels_new.append(RelState(rel_id, tname, src, dst, attrs, "active", at, at, {fresh_key: fresh}))
+                cs.sightings.append(SightingWrite("rel", rel_id, fresh))
+                cs.events.append(Event(at, "rel.created", source, run_id, src, rel_id, dst, tname, None, attrs, actor))
                 result.rels_created += 1
                 seen.add(rel_id)
                 continue

@@ -488,11 +488,14 @@ class Neo4jStore:
         # Sightings per item (the last write of one (source, scope) wins) and new scope members.
         sights: dict[tuple[str, str], dict[str, str]] = {}
         scope_of: dict[str, tuple[str, str]] = {}
+        texts: dict[int, tuple[str, str]] = {}  # a planner shares one Sighting among the items it creates
         for w in cs.sightings:
             s = w.sighting
-            key = _sight_key(s.source, s.scope)
-            scope_of[key] = (s.source, s.scope)
-            sights.setdefault((w.kind, w.item_id), {})[key] = _sight_entry(s)
+            text = texts.get(id(s))
+            if text is None:
+                text = texts[id(s)] = (_sight_key(s.source, s.scope), _sight_entry(s))
+                scope_of[text[0]] = (s.source, s.scope)
+            sights.setdefault((w.kind, w.item_id), {})[text[0]] = text[1]
         members: dict[tuple[str, str, str], list[str]] = {}
         rel_types = {**reader.rel_types, **{r.id: r.type for r in cs.rels_changed}, **{i: r.type
                                                                                         for i, r in new_rels.items()}}
@@ -569,8 +572,8 @@ class Neo4jStore:
             for key in sg:
                 member(key, "rel", r.id)
             rels_new.setdefault(self._rel_label(r.type), []).append(
-                [r.src, r.dst, r.id, r.type, dumps(r.attrs), r.status, r.created_at, r.updated_at,
-                 sorted(sg.values()) or None, ev.pop(("rel", r.id), None)]
+                [r.src, r.dst, r.id, r.type, dumps(r.attrs) if r.attrs else "{}", r.status, r.created_at,
+                 r.updated_at, sorted(sg.values()) or None, ev.pop(("rel", r.id), None)]
             )
         create = (" CREATE (a)-[r:{rtype} {{id: row[2], type: row[3], attrs: row[4], status: row[5],"
                   " created_at: row[6], updated_at: row[7], sg: row[8], ev: row[9]}}]->(b) RETURN count(r) AS n")
