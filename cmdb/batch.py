@@ -117,8 +117,9 @@ class Batch:
         )
         if doc.get("run_id"):
             batch.run_id = str(doc["run_id"])
+        # ``type(x) is dict`` first: isinstance against an ABC costs a lookup per item of a large batch.
         for i, item in enumerate(raw_cis):
-            if not isinstance(item, Mapping):
+            if type(item) is not dict and not isinstance(item, Mapping):
                 raise BadInputError(f"{origin}: cis[{i}] must be a mapping with 'class' and attributes")
             ci_cls = item.get("class")
             if not isinstance(ci_cls, str):
@@ -127,13 +128,13 @@ class Batch:
             attrs = {k: v for k, v in item.items() if k not in RESERVED_CI_KEYS}
             batch.cis.append(CIRecord(ci_cls, attrs, str(ref) if ref is not None else None, i))
         for i, item in enumerate(raw_rels):
-            if not isinstance(item, Mapping):
+            if type(item) is not dict and not isinstance(item, Mapping):
                 raise BadInputError(f"{origin}: relationships[{i}] must be a mapping with type, from, to")
             rtype = item.get("type")
             if not isinstance(rtype, str):
                 raise BadInputError(f"{origin}: relationships[{i}] has no 'type'")
             attrs = item.get("attributes") or {}
-            if not isinstance(attrs, Mapping):
+            if type(attrs) is not dict and not isinstance(attrs, Mapping):
                 raise BadInputError(f"{origin}: relationships[{i}].attributes must be a mapping")
             src = _parse_ref(item.get("from"), f"{origin}: relationships[{i}].from")
             dst = _parse_ref(item.get("to"), f"{origin}: relationships[{i}].to")
@@ -180,9 +181,9 @@ class Batch:
 
 
 def _parse_ref(value: Any, where: str) -> Ref:
-    if isinstance(value, str) and value:
+    if type(value) is str and value:
         return value
-    if isinstance(value, Mapping):
+    if type(value) is dict or isinstance(value, Mapping):
         cls = value.get("class")
         if not isinstance(cls, str):
             raise BadInputError(f"{where}: an identity reference needs 'class' and identity attributes")

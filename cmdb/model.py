@@ -56,7 +56,7 @@ class AttributeSpec:
         if value is None:
             return None
         if self.item_type is not None:
-            if isinstance(value, str | bytes) or not isinstance(value, Iterable):
+            if type(value) is not list and (isinstance(value, str | bytes) or not isinstance(value, Iterable)):
                 raise ValueError(f"expected a list of {self.item_type}, got {type(value).__name__}")
             items = [self._scalar(self.item_type, v) for v in value if v is not None]
             # Lists are sets in meaning (MACs, IPs, SANs): sorted and deduplicated so order never
@@ -71,7 +71,8 @@ class AttributeSpec:
                 out = value
             elif not isinstance(value, str | int | float) or isinstance(value, bool):
                 raise ValueError(f"expected a string, got {type(value).__name__}")
-            out = str(value)
+            else:
+                out = str(value)
         elif kind == "int":
             if isinstance(value, bool) or not isinstance(value, int | str):
                 raise ValueError(f"expected an integer, got {value!r}")

@@ -121,7 +121,14 @@ def attr_tokens(attrs: dict[str, Any]) -> list[str]:
     """Tokens for every scalar of every attribute (list elements and mapping values included)."""
     out: set[str] = set()
     for attr, value in attrs.items():
-        elems = value if isinstance(value, list) else list(value.values()) if isinstance(value, dict) else [value]
+        kind = type(value)
+        if kind is str:  # the common cases first, without _token's checks
+            out.add(f"{attr}=s:{value}")
+            continue
+        if kind is int:
+            out.add(f"{attr}=n:{value}")
+            continue
+        elems = value if kind is list else list(value.values()) if kind is dict else [value]
         for elem in elems:
             tok = _token(attr, elem)
             if tok is not None:
@@ -165,6 +172,8 @@ _ABSENT = object()
 
 def _same(a: Any, b: Any) -> bool:
     """Equal and of one JSON type (True and 1 are not the same value here)."""
+    if a is b:  # the usual case: a new CI's provenance holds the very objects of its attributes
+        return True
     if type(a) is not type(b):
         return False
     if isinstance(a, list | dict):
