@@ -84,7 +84,9 @@ _CLASS_NAME = re.compile(r"[A-Z][A-Za-z0-9]*")
 _REL_NAME = re.compile(r"[A-Z][A-Z0-9_]*")
 _ATTR_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
-_CI_MAP = "c {.id, .class, .name, .status, .attrs, .created_at, .updated_at, .provenance, .sg}"
+# ``updated_at`` is stored only once it differs from ``created_at`` (most CIs of a load never change).
+_CI_MAP = ("c {.id, .class, .name, .status, .attrs, .created_at, updated_at: coalesce(c.updated_at, c.created_at),"
+           " .provenance, .sg}")
 _CI_MAP_TX = _CI_MAP[:-1] + ", eid: elementId(c)}"  # the element id, for writes in the same transaction
 SEP = "\x1f"
 # A relationship stores ``type`` only under CMDB_OTHER (elsewhere it is the Neo4j type), ``attrs`` only
@@ -547,7 +549,8 @@ class Neo4jStore:
                 member(key, "ci", c.id)
             by_label.setdefault(self._class_label(c.cls), []).append(
                 [c.id, c.cls, c.name, (c.name or "").lower(), c.status, dumps(c.attrs), attr_tokens(c.attrs),
-                 c.created_at, c.updated_at, _prov_blob(c.provenance, c.attrs, c.cls), sorted(sg.values()) or None,
+                 c.created_at, c.updated_at if c.updated_at != c.created_at else None,
+                 _prov_blob(c.provenance, c.attrs, c.cls), sorted(sg.values()) or None,
                  ev.pop(("ci", c.id), None)]
             )
         eids = reader.eids
