@@ -5,12 +5,16 @@ except as parameters):
 
 * ``(:CI:<Class>)`` per CI. The class label is added only for classes of the store's schema whose
   names are CamelCase; ``class`` is also a property and is what queries use. ``attrs`` and
-  ``provenance`` are JSON strings so any value round-trips exactly; ``aidx`` is a list of
-  ``attr=value`` tokens so attribute-equality search runs on the server without JSON parsing.
+  ``provenance`` are JSON strings so any value round-trips exactly (provenance in a compact form,
+  ``_prov_blob``; dumps carry the SQLite form); ``aidx`` is a list of ``attr=value`` tokens so
+  attribute-equality search runs on the server without JSON parsing. ``updated_at`` is stored only
+  once it differs from ``created_at``.
 * ``(:CIKey {key, ci_id})`` per identity key, unique by constraint.
-* ``(a)-[:TYPE {id, type, attrs, ...}]->(b)`` per relationship; the Neo4j type comes from the
-  schema's relationship whitelist (``CMDB_OTHER`` holds types outside it, ``r.type`` is the truth).
-  The id is unique by a constraint per type.
+* ``(a)-[:TYPE {id, attrs, ...}]->(b)`` per relationship; the Neo4j type comes from the schema's
+  relationship whitelist. ``CMDB_OTHER`` holds types outside it, with the type in ``r.type``; other
+  relationships store neither ``type`` nor empty ``attrs`` nor an ``updated_at`` equal to
+  ``created_at`` (reads fill them in: fewer properties per relationship, the bulk of a load). The
+  id is unique by a constraint per type.
 * Sightings live on their item: ``sg`` on a CI node or relationship is a list of
   ``source<US>scope<US>[first_seen, last_seen, last_run, missed, status]`` strings (U+001F, which no
   source or scope may contain), so reading an item needs no second look-up and writing one costs no
@@ -19,8 +23,8 @@ except as parameters):
   ids})`` holds, one node per batch and (source, scope), the items that gained a sighting there
   (append-only, as sightings are never removed; ``label`` is the relationship type to seek by).
 * History is packed: ``(:EventPack {n, at0, at1, k, b})`` holds up to ``EVENTS_PER_PACK``
-  consecutive events (``n`` is the first seq, ``k`` the count, ``b`` a JSON list of rows). The
-  ``ev`` list of a CI names the packs holding its events, that of a relationship the packs holding
+  consecutive events (``n`` is the first seq, ``k`` the count, ``b`` the rows as JSON, see
+  ``_pack_text``). The ``ev`` list of a CI names the packs holding its events, that of a relationship the packs holding
   the relationship's (a restore files those under both end CIs instead; ``(:EventIndex {id, ev})``
   stands in for an id without a CI node, which only a dump can bring). ``events(ci_ids)`` reads the
   packs of the CIs and of their relationships and filters them exactly; a node per event with
@@ -529,7 +533,7 @@ class Neo4jStore:
         for start in range(0, len(cs.events), EVENTS_PER_PACK):
             chunk = cs.events[start:start + EVENTS_PER_PACK]
             n = seq + start + 1
-            packs.append([n, min(e.at for e in chunk), max(e.at for e in chunk), len(chunk), dumps(
+            packs.append([n, min(e.at for e in chunk), max(e.at for e in chunk), len(chunk), _pack_text(
                 [[n + i, e.at, e.ci_id, e.peer_id, e.kind, e.source, e.run_id, e.rel_id, e.attr, e.old, e.new,
                   e.actor] for i, e in enumerate(chunk)])])
             for e in chunk:
@@ -1053,11 +1057,28 @@ def _conflict_row(c: Conflict) -> dict[str, Any]:
             "item_class": c.item_class, "keys": _dumps(c.keys), "ci_ids": _dumps(c.ci_ids), "attrs": _dumps(c.attrs)}
 
 
+def _pack_text(rows: list[list[Any]]) -> str:
+    """An EventPack's text for rows ``[seq, at, ci_id, peer_id, kind, source, run_id, rel_id, attr, old,
+    new, actor]``: ``{"h": [at, source, run_id, actor], "e": [...]}``, where an event sharing the header's
+    time, source, run and actor (nearly all: a pack is one batch's) drops those four fields."""
+    head = rows[0]
+    h = (head[1], head[5], head[6], head[11])
+    out = [[r[0], r[2], r[3], r[4], r[7], r[8], r[9], r[10]] if (r[1], r[5], r[6], r[11]) == h else r for r in rows]
+    return _dumps({"h": list(h), "e": out})
+
+
 def _pack_events(b: str) -> list[Event]:
-    """The events of one EventPack."""
+    """The events of one EventPack (either text form: a plain list of full rows was written before)."""
+    data = json.loads(b)
+    if isinstance(data, dict):
+        at0, source0, run0, actor0 = data["h"]
+        rows = [[r[0], at0, r[1], r[2], r[3], source0, run0, r[4], r[5], r[6], r[7], actor0] if len(r) == 8 else r
+                for r in data["e"]]
+    else:
+        rows = data
     return [Event(at=at, kind=kind, source=source, run_id=run_id, ci_id=ci_id, rel_id=rel_id, peer_id=peer_id,
                   attr=attr, old=old, new=new, actor=actor, seq=seq)
-            for seq, at, ci_id, peer_id, kind, source, run_id, rel_id, attr, old, new, actor in json.loads(b)]
+            for seq, at, ci_id, peer_id, kind, source, run_id, rel_id, attr, old, new, actor in rows]
 
 
 class _TxReader:
@@ -1334,7 +1355,7 @@ class _Restorer:
             for i in range(0, len(rows), EVENTS_PER_PACK):
                 chunk = rows[i:i + EVENTS_PER_PACK]
                 n = min(e[0] for e in chunk)
-                packs.append([n, min(e[1] for e in chunk), max(e[1] for e in chunk), len(chunk), _dumps(chunk)])
+                packs.append([n, min(e[1] for e in chunk), max(e[1] for e in chunk), len(chunk), _pack_text(chunk)])
                 for e in chunk:
                     for item_id in (e[2], e[3]):
                         if item_id is not None:
