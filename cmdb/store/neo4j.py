@@ -47,7 +47,7 @@ import os
 import re
 import stat
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -103,7 +103,7 @@ _REL_MAP_SG = _REL_MAP[:-1] + ", .sg}"
 _LOAD_CIS = f"UNWIND $ids AS id MATCH (c:CI {{id: id}}) RETURN {_CI_MAP} AS ci"
 _LOCK = (
     "MERGE (m:CmdbMeta {name: 'store'}) ON CREATE SET m.seq = 0, m.schema_version = $version"
-    " SET m.writes = coalesce(m.writes, 0) + 1 RETURN m.seq AS seq, m.restoring AS restoring, m.writes AS writes"
+    " SET m.writes = coalesce(m.writes, 0) + 1 RETURN m.seq AS seq, m.restoring AS restoring"
 )
 
 
@@ -477,62 +477,23 @@ class Neo4jStore:
 
     # -- writing --------------------------------------------------------------------------------
     def write_batch(self, plan: Callable[[BatchReader], ChangeSet]) -> ChangeSet:
-        return self.write_counted(plan)[0]
-
-    def write_counted(self, plan: Callable[[BatchReader], ChangeSet], ahead: PlannedAhead | None = None,
-                      after: int | None = None) -> tuple[ChangeSet, int]:
-        """``write_batch``, also returning the store's write counter as this write left it.
-
-        With ``ahead`` (from ``plan_ahead``) and ``after`` (the counter the write in flight then
-        left), the proposal is applied as it is when the store changed by exactly that write since
-        the proposal's reads began; otherwise ``plan`` runs here as usual. The caller has checked that
-        the write in flight touched nothing the proposal read (``cmdb.ingest_pipeline``)."""
-        def work(tx: neo4j.ManagedTransaction) -> tuple[ChangeSet, int]:
+        def work(tx: neo4j.ManagedTransaction) -> ChangeSet:
             meta = tx.run(_LOCK, version=SCHEMA_VERSION).single(strict=True)
             if meta["restoring"]:
                 raise StoreError(f"{self.url} holds an unfinished restore; clear it and restore again")
-            writes = int(meta["writes"])
             reader = _TxReader(tx, [*self._rel_types, OTHER_REL])
-            if ahead is not None and after is not None and ahead.still_true(writes, after):
-                # Element ids stay valid across transactions: CIs are never deleted (only clear() does).
-                reader.eids.update(ahead.eids)
-                reader.rel_types.update(ahead.rel_types)
-                cs = ahead.changes
-            else:
-                cs = plan(reader)
+            cs = plan(reader)
             self._apply(tx, cs, int(meta["seq"] or 0), reader)
-            return cs, writes
+            return cs
 
         try:
             with self._driver.session(database=self.database) as session:
-                result: tuple[ChangeSet, int] = session.execute_write(work)
+                result: ChangeSet = session.execute_write(work)
                 return result
         except CmdbError:
             raise
         except (nx.Neo4jError, nx.DriverError) as exc:
             raise self._translate(exc, "writing a batch") from exc
-
-    def plan_ahead(self, plan: Callable[[BatchReader], ChangeSet]) -> PlannedAhead:
-        """Run ``plan`` in a read transaction, alongside a write in flight: a proposal for
-        ``write_counted``, which applies it only if it is still true then."""
-        def work(tx: neo4j.ManagedTransaction) -> PlannedAhead:
-            meta = tx.run("MATCH (m:CmdbMeta {name: 'store'}) RETURN m.writes AS writes, m.restoring AS restoring"
-                          ).single()
-            if meta is not None and meta["restoring"]:
-                raise StoreError(f"{self.url} holds an unfinished restore; clear it and restore again")
-            reader = _TxReader(tx, [*self._rel_types, OTHER_REL])
-            cs = plan(reader)
-            return PlannedAhead(cs, int(meta["writes"] or 0) if meta is not None else 0, reader.eids,
-                                reader.rel_types)
-
-        try:
-            with self._driver.session(database=self.database, default_access_mode=neo4j.READ_ACCESS) as session:
-                result: PlannedAhead = session.execute_read(work)
-                return result
-        except CmdbError:
-            raise
-        except (nx.Neo4jError, nx.DriverError) as exc:
-            raise self._translate(exc, "planning a batch") from exc
 
     def _apply(self, tx: neo4j.ManagedTransaction, cs: ChangeSet, seq: int, reader: _TxReader) -> None:
         """The change set as one UNWIND statement per record kind (and per label or type).
@@ -1089,23 +1050,6 @@ class Neo4jStore:
 
     def __repr__(self) -> str:
         return f"Neo4jStore({self.url!r})"
-
-
-@dataclass
-class PlannedAhead:
-    """A batch planned in a read transaction while another write was in flight."""
-
-    changes: ChangeSet
-    counter: int  # the store's write counter when the plan's reads began
-    eids: dict[str, str]
-    rel_types: dict[str, str]
-
-    def still_true(self, writes: int, after: int) -> bool:
-        """Whether, with the counter at ``writes`` once this write holds the lock, the only write since
-        the reads began is the one that left the counter at ``after``. Reads began either just before
-        that write committed (counter one below it) or after it (at or above it); then exactly one
-        more increment, this write's own."""
-        return (self.counter == after - 1 or self.counter >= after) and writes == max(self.counter, after) + 1
 
 
 def _conflict_row(c: Conflict) -> dict[str, Any]:
