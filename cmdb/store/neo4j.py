@@ -24,11 +24,11 @@ except as parameters):
   (append-only, as sightings are never removed; ``label`` is the relationship type to seek by).
 * History is packed: ``(:EventPack {n, at0, at1, k, b})`` holds up to ``EVENTS_PER_PACK``
   consecutive events (``n`` is the first seq, ``k`` the count, ``b`` the rows as JSON, see
-  ``_pack_text``). The ``ev`` list of a CI names the packs holding its events, that of a relationship the packs holding
-  the relationship's (a restore files those under both end CIs instead; ``(:EventIndex {id, ev})``
-  stands in for an id without a CI node, which only a dump can bring). ``events(ci_ids)`` reads the
-  packs of the CIs and of their relationships and filters them exactly; a node per event with
-  three index entries was the largest share of a load's cost.
+  ``_pack_text``). The ``ev`` list of a CI names the packs holding its events, that of a
+  relationship the packs holding the relationship's (a restore files those under both end CIs
+  instead; ``(:EventIndex {id, ev})`` stands in for an id without a CI node, which only a dump can
+  bring). ``events(ci_ids)`` reads the packs of the CIs and of their relationships and filters
+  them exactly; a node per event with three index entries was the largest share of a load's cost.
 * ``(:Run)``, ``(:Conflict)``; ``(:CmdbMeta {name: 'store'})`` holds the event counter and the
   layout version (``SCHEMA_VERSION``). Every write transaction first writes that node, so its lock
   serialises writers exactly as SQLite's ``BEGIN IMMEDIATE`` does: a plan's reads stay true until
@@ -197,7 +197,7 @@ def _prov_blob(prov: dict[str, dict[str, AttrValue]], attrs: dict[str, Any], cls
 
     A stamp is an index into ``stamps`` (``[run_id, set_at]`` pairs); a value equal to the CI's
     current one (its class for ``@class``) is not repeated. Most CIs have one source and one run,
-    so this is about a quarter of the SQLite form, and provenance was the largest property written.
+    so this is about a third of the SQLite form, and provenance was the largest property written.
     """
     stamps: dict[tuple[Any, Any], int] = {}
     out: dict[str, dict[str, Any]] = {}
