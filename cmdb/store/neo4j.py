@@ -55,6 +55,7 @@ import neo4j
 from neo4j import exceptions as nx
 
 from cmdb.errors import BadInputError, CmdbError, ConfigError, StoreError, StoreUnavailableError
+from cmdb.identity import normalize_key_value
 from cmdb.ingest import CLASS_ATTR
 from cmdb.model import Schema, default_schema
 from cmdb.store.base import (
@@ -329,6 +330,13 @@ class Neo4jStore:
         reserved = {*STORE_LABELS, "CmdbMeta"}
         self._class_labels = sorted(c for c in schema.classes if _CLASS_NAME.fullmatch(c) and c not in reserved)
         self._rel_types = sorted(t for t in schema.relationships if _REL_NAME.fullmatch(t) and t != OTHER_REL)
+        # attribute -> identity domains where it alone is a key: a search filter on it can start from
+        # the CIKey index instead of scanning every CI.
+        self._key_domains: dict[str, set[str]] = {}
+        for ci_class in schema.classes.values():
+            for key in ci_class.identity:
+                if len(key) == 1:
+                    self._key_domains.setdefault(key[0], set()).add(ci_class.identity_domain)
         try:
             self._driver = neo4j.GraphDatabase.driver(
                 self._uri,
@@ -460,6 +468,14 @@ class Neo4jStore:
             " Export it with the cmdb version that wrote it (cmdb export FILE), then load that file into an empty"
             " store with this version (cmdb restore FILE)"
         )
+
+    def _key_seeds(self, attrs: dict[str, Any]) -> list[str]:
+        """Identity keys that every CI matching the first key attribute of ``attrs`` holds."""
+        for attr, value in attrs.items():
+            domains = self._key_domains.get(attr)
+            if domains and value is not None and not isinstance(value, bool | list | dict) and str(value).strip():
+                return sorted(f"{d}:{attr}={normalize_key_value(value)}" for d in domains)
+        return []
 
     def _class_label(self, cls: str) -> str:
         return f":{cls}" if cls in self._class_labels else ""
@@ -740,10 +756,17 @@ class Neo4jStore:
             where.append("all(t IN $tokens WHERE t IN c.aidx)")
             params["tokens"] = tokens
         clause = " AND ".join(where)
-        total = int(self._read(f"MATCH (c:CI) WHERE {clause} RETURN count(c) AS n", **params)[0]["n"])
+        match = "MATCH (c:CI)"
+        seeds = self._key_seeds(query.attrs)
+        if seeds:
+            # Candidates through the identity-key index (a superset: keys are normalised and never
+            # retired); the token filter above keeps only exact matches.
+            match = "MATCH (k:CIKey) WHERE k.key IN $seeds WITH DISTINCT k.ci_id AS cid MATCH (c:CI {id: cid})"
+            params["seeds"] = seeds
+        total = int(self._read(f"{match} WHERE {clause} RETURN count(c) AS n", **params)[0]["n"])
         page = f" SKIP {max(int(query.offset), 0)}" + (f" LIMIT {int(query.limit)}" if query.limit >= 0 else "")
         rows = self._read(
-            f"MATCH (c:CI) WHERE {clause} WITH c ORDER BY c.class, c.name_lc, c.id{page}"
+            f"{match} WHERE {clause} WITH c ORDER BY c.class, c.name_lc, c.id{page}"
             f" RETURN {_CI_MAP} AS ci",
             **params,
         )

@@ -336,6 +336,12 @@ def test_search_neighbors_and_pagination(store: GraphStore) -> None:
     dep = store.relationships(ids["app"], "DEPENDS_ON", "out")
     assert dep[0].attrs == {"port": 5432}
     assert store.find_by_key("device:serial_number=srv-1") == ids["h1"]
+    # Filters on an identity attribute (Neo4j starts from its key index) stay exact and combine.
+    assert [c.id for c in store.search(SearchQuery(attrs={"serial_number": "SRV-1"})).items] == [ids["h1"]]
+    assert store.search(SearchQuery(attrs={"serial_number": "srv-1"})).total == 0  # keys fold case, values do not
+    assert store.search(SearchQuery(attrs={"serial_number": "SRV-1", "hostname": "app-01"})).total == 0
+    assert store.search(SearchQuery(attrs={"serial_number": "SRV-1"}, classes=["VirtualMachine"])).total == 0
+    assert store.search(SearchQuery(attrs={"name": "orders-db", "engine": "postgres"})).total == 1
 
 
 def test_run_ledger_records_scope_and_completeness(store: GraphStore) -> None:
