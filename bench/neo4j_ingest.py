@@ -14,7 +14,9 @@ On one Neo4j server (started here with scripts/neo4j_server.py, or ``CMDB_TEST_N
   loader must spend on this server;
 * blast radius: who depends on a CI (the closure over incoming ``to_source`` edges) for 100
   random CIs: ``Neo4jStore.reachable`` (one server-side query), frontier expansion with
-  ``neighbors()`` on Neo4j and on a SQLite store loaded with the same estate.
+  ``neighbors()`` on Neo4j and on a SQLite store loaded with the same estate;
+* search for one server by an identity attribute (fqdn, served by the key index) and by one that is
+  not a key alone (hostname, a scan of every CI).
 
     python bench/neo4j_ingest.py [--cis 100000] [--batch 5000] [--naive-sample 2000] [--starts 100]
                                  [--repeat 3] [--warmup 20000]
@@ -44,7 +46,7 @@ from cmdb.batch import Batch  # noqa: E402
 from cmdb.identity import identity_keys  # noqa: E402
 from cmdb.ingest import ingest  # noqa: E402
 from cmdb.model import default_schema  # noqa: E402
-from cmdb.store.base import GraphStore  # noqa: E402
+from cmdb.store.base import GraphStore, SearchQuery  # noqa: E402
 from cmdb.store.neo4j import Neo4jStore  # noqa: E402
 from cmdb.store.sqlite import SqliteStore  # noqa: E402
 from cmdb.synthetic import synthetic_batches  # noqa: E402
@@ -223,6 +225,15 @@ def main() -> None:
             s_t, s_sizes = latencies(lambda ci: closure_by_frontier(lite, ci), lite_ids)
             lite.close()
         assert n_sizes == f_sizes == s_sizes, "the three closures disagree"
+        # Search for one server: by fqdn (an identity key: the CIKey index) and by hostname (not a key
+        # on its own: every CI is scanned); both select the same CI.
+        servers = [c for d in docs for c in d.get("cis") or [] if c.get("fqdn") and c.get("hostname")]
+        searched = random.Random(5).sample(servers, min(args.starts, len(servers)))
+        key_t, key_sizes = latencies(lambda f: {c.id for c in neo.search(SearchQuery(attrs={"fqdn": f})).items},
+                             [c["fqdn"] for c in searched])
+        scan_t, scan_sizes = latencies(lambda h: {c.id for c in neo.search(SearchQuery(attrs={"hostname": h})).items},
+                              [c["hostname"] for c in searched])
+        assert key_sizes == scan_sizes == [1] * len(searched), "the two searches disagree"
     finally:
         neo.close()
         if server is not None:
@@ -241,6 +252,10 @@ def main() -> None:
     print(f"{'method':<42} {'p50 ms':>8} {'p95 ms':>8} {'max ms':>8}")
     for name, t in (("neo4j reachable() (one query)", n_t), ("neo4j neighbors() frontier", f_t),
                     ("sqlite neighbors() frontier", s_t)):
+        print(f"{name:<42} {pct(t, 50):>8.1f} {pct(t, 95):>8.1f} {max(t):>8.1f}")
+    print(f"\nsearch for one server, {len(searched)} random servers, on Neo4j")
+    print(f"{'filter':<42} {'p50 ms':>8} {'p95 ms':>8} {'max ms':>8}")
+    for name, t in (("fqdn=... (identity key: CIKey index)", key_t), ("hostname=... (no key: scans every CI)", scan_t)):
         print(f"{name:<42} {pct(t, 50):>8.1f} {pct(t, 95):>8.1f} {max(t):>8.1f}")
 
 
