@@ -47,7 +47,7 @@ import os
 import re
 import stat
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import asdict
+from dataclasses import asdict, dataclass, field
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -512,18 +512,21 @@ class Neo4jStore:
             raise self._translate(exc, "writing a batch") from exc
 
     def _apply(self, tx: neo4j.ManagedTransaction, cs: ChangeSet, seq: int, reader: _TxReader) -> None:
-        """The change set as one UNWIND statement per record kind (and per label or type).
+        self._execute(tx, self._build(cs, seq, reader))
 
-        Sightings and history references ride on the statements that create or update their item,
-        so an item seen again or a CI created costs one row, not three nodes."""
-        def run(query: str, **params: Any) -> Any:
-            return tx.run(query, params).single()
+    def _build(self, cs: ChangeSet, seq: int, reader: _TxReader) -> WriteProgram:
+        """The rows of every statement that writes ``cs``, its events numbered from ``seq``.
 
+        Pure row building (the reader is asked only for relationship types it has not seen), so a
+        pipelined load builds batch N+1's rows while batch N is written (``neo4j_pipeline``).
+        Sightings and history references ride on the rows that create or update their item, so an
+        item seen again or a CI created costs one row, not three nodes."""
+        prog = WriteProgram(seq=seq, events=len(cs.events), eids=dict(reader.eids))
         new_rels = {r.id: r for r in cs.rels_new}
 
         # Sightings per item (the last write of one (source, scope) wins) and new scope members.
         sights: dict[tuple[str, str], dict[str, str]] = {}
-        scope_of: dict[str, tuple[str, str]] = {}
+        scope_of = prog.scope_of
         texts: dict[int, tuple[str, str]] = {}  # a planner shares one Sighting among the items it creates
         for w in cs.sightings:
             s = w.sighting
@@ -532,7 +535,7 @@ class Neo4jStore:
                 text = texts[id(s)] = (_sight_key(s.source, s.scope), _sight_entry(s))
                 scope_of[text[0]] = (s.source, s.scope)
             sights.setdefault((w.kind, w.item_id), {})[text[0]] = text[1]
-        members: dict[tuple[str, str, str], list[str]] = {}
+        members = prog.members
         rel_types = {**reader.rel_types, **{r.id: r.type for r in cs.rels_changed}, **{i: r.type
                                                                                         for i, r in new_rels.items()}}
 
@@ -541,7 +544,7 @@ class Neo4jStore:
             members.setdefault((key, kind, label), []).append(item_id)
 
         # History: packs of consecutive events; each CI or relationship lists the packs it is in.
-        packs: list[list[Any]] = []
+        packs = prog.packs
         ev: dict[tuple[str, str], list[int]] = {}
         rel_ends = {i: (r.src, r.dst) for i, r in new_rels.items()}
         rel_ends.update((r.id, (r.src, r.dst)) for r in cs.rels_changed)
@@ -573,14 +576,7 @@ class Neo4jStore:
                  _prov_blob(c.provenance, c.attrs, c.cls), sorted(sg.values()) or None,
                  ev.pop(("ci", c.id), None)]
             )
-        eids = reader.eids
-        for label, group in by_label.items():
-            # Lists, not maps, as rows: less to pack and unpack per item.
-            made = run(f"UNWIND $rows AS row CREATE (c:CI{label} {{id: row[0], class: row[1], name: row[2],"
-                       " name_lc: row[3], status: row[4], attrs: row[5], aidx: row[6], created_at: row[7],"
-                       " updated_at: row[8], provenance: row[9], sg: row[10], ev: row[11]})"
-                       " RETURN collect([c.id, elementId(c)]) AS made", rows=group)
-            eids.update(made["made"])
+        prog.cis_new = list(by_label.items())
 
         changed: dict[str, list[dict[str, Any]]] = {}
         for c in _last_wins(cs.cis_changed, lambda c: c.id):
@@ -589,19 +585,8 @@ class Neo4jStore:
                  "attrs": dumps(c.attrs), "aidx": attr_tokens(c.attrs), "updated_at": c.updated_at,
                  "provenance": _prov_blob(c.provenance, c.attrs, c.cls), "ev": ev.pop(("ci", c.id), [])}
             )
-        all_labels = ":".join(self._class_labels)
-        for label, rows in changed.items():
-            relabel = f" REMOVE c:{all_labels}" if all_labels else ""
-            run(
-                "UNWIND $rows AS row MATCH (c:CI {id: row.id}) WITH c, row, c.class AS old"
-                " SET c.class = row.class, c.name = row.name, c.name_lc = row.name_lc, c.status = row.status,"
-                " c.attrs = row.attrs, c.aidx = row.aidx, c.updated_at = row.updated_at, c.provenance = row.provenance,"
-                " c.ev = CASE WHEN size(row.ev) > 0 THEN coalesce(c.ev, []) + row.ev ELSE c.ev END"
-                f" WITH c, row, old WHERE old <> row.class{relabel}" + (f" SET c{label}" if label else ""),
-                rows=rows,
-            )
-        if cs.keys:
-            run("UNWIND $rows AS row CREATE (:CIKey {key: row[0], ci_id: row[1]})", rows=[list(k) for k in cs.keys])
+        prog.cis_changed = list(changed.items())
+        prog.keys = [list(k) for k in cs.keys]
 
         rels_new: dict[str, list[list[Any]]] = {}
         for r in cs.rels_new:
@@ -614,9 +599,73 @@ class Neo4jStore:
                  r.updated_at if r.updated_at != r.created_at else None, sorted(sg.values()) or None,
                  ev.pop(("rel", r.id), None)]
             )
+        prog.rels_new = list(rels_new.items())
+        rels_changed: dict[str, list[dict[str, Any]]] = {}
+        for r in _last_wins(cs.rels_changed, lambda r: r.id):
+            rels_changed.setdefault(self._rel_label(r.type), []).append(
+                {"id": r.id, "attrs": dumps(r.attrs), "status": r.status, "updated_at": r.updated_at,
+                 "ev": ev.pop(("rel", r.id), [])}
+            )
+        prog.rels_changed = list(rels_changed.items())
+
+        # Sightings of items that already existed: replace this (source, scope)'s entry.
+        update: dict[str, list[list[Any]]] = {}
+        unknown = [i for k, i in sights if k == "rel" and i not in rel_types]
+        if unknown:
+            rel_types.update(reader.rel_types_of(unknown))
+        for (kind, item_id), sg in sights.items():
+            if kind == "ci":
+                label = ""
+            elif item_id in rel_types:
+                label = self._rel_label(rel_types[item_id])
+            else:
+                raise StoreError(f"a sighting names relationship {item_id}, which does not exist in {self.url};"
+                                 " nothing of this batch was written")
+            update.setdefault(label, []).append([item_id, list(sg), sorted(sg.values())])
+        prog.sightings = list(update.items())
+
+        # Events of CIs and relationships this change set does not write (another planner's): by CI.
+        for (kind, item_id), ns in ev.items():
+            if kind == "ci":
+                prog.event_refs.setdefault(item_id, []).extend(ns)
+        prog.conflicts = [_conflict_row(c) for c in cs.conflicts]
+        ledger = cs.run
+        prog.run = {"run_id": ledger.run_id, "source": ledger.source, "scope": ledger.scope,
+                    "complete": bool(ledger.complete), "started_at": ledger.started_at, "ended_at": ledger.ended_at,
+                    "actor": ledger.actor, "stats": dumps(ledger.stats)}
+        return prog
+
+    def _execute(self, tx: neo4j.ManagedTransaction, prog: WriteProgram) -> None:
+        """One UNWIND statement per record kind (and per label or type) of ``prog``."""
+        def run(query: str, **params: Any) -> Any:
+            return tx.run(query, params).single()
+
+        eids = prog.eids
+        for label, group in prog.cis_new:
+            # Lists, not maps, as rows: less to pack and unpack per item.
+            made = run(f"UNWIND $rows AS row CREATE (c:CI{label} {{id: row[0], class: row[1], name: row[2],"
+                       " name_lc: row[3], status: row[4], attrs: row[5], aidx: row[6], created_at: row[7],"
+                       " updated_at: row[8], provenance: row[9], sg: row[10], ev: row[11]})"
+                       " RETURN collect([c.id, elementId(c)]) AS made", rows=group)
+            eids.update(made["made"])
+
+        all_labels = ":".join(self._class_labels)
+        for label, rows in prog.cis_changed:
+            relabel = f" REMOVE c:{all_labels}" if all_labels else ""
+            run(
+                "UNWIND $rows AS row MATCH (c:CI {id: row.id}) WITH c, row, c.class AS old"
+                " SET c.class = row.class, c.name = row.name, c.name_lc = row.name_lc, c.status = row.status,"
+                " c.attrs = row.attrs, c.aidx = row.aidx, c.updated_at = row.updated_at, c.provenance = row.provenance,"
+                " c.ev = CASE WHEN size(row.ev) > 0 THEN coalesce(c.ev, []) + row.ev ELSE c.ev END"
+                f" WITH c, row, old WHERE old <> row.class{relabel}" + (f" SET c{label}" if label else ""),
+                rows=rows,
+            )
+        if prog.keys:
+            run("UNWIND $rows AS row CREATE (:CIKey {key: row[0], ci_id: row[1]})", rows=prog.keys)
+
         create = (" CREATE (a)-[r:{rtype} {{id: row[2], type: row[3], attrs: row[4], status: row[5],"
                   " created_at: row[6], updated_at: row[7], sg: row[8], ev: row[9]}}]->(b) RETURN count(r) AS n")
-        for rtype, new_rows in rels_new.items():
+        for rtype, new_rows in prog.rels_new:
             # Ends this transaction created or read are found by element id, a direct record read;
             # any other end through the CI id index.
             by_eid = [[eids[row[0]], eids[row[1]], *row[2:]] for row in new_rows if row[0] in eids and row[1] in eids]
@@ -632,32 +681,14 @@ class Neo4jStore:
             if made != len(new_rows):
                 raise StoreError(f"{len(new_rows) - made} new {rtype} relationship(s) name a CI that does not exist "
                                  f"in {self.url}; nothing of this batch was written")
-        rels_changed: dict[str, list[dict[str, Any]]] = {}
-        for r in _last_wins(cs.rels_changed, lambda r: r.id):
-            rels_changed.setdefault(self._rel_label(r.type), []).append(
-                {"id": r.id, "attrs": dumps(r.attrs), "status": r.status, "updated_at": r.updated_at,
-                 "ev": ev.pop(("rel", r.id), [])}
-            )
-        for rtype, rows in rels_changed.items():
+        for rtype, rows in prog.rels_changed:
             run(f"UNWIND $rows AS row MATCH ()-[r:{rtype} {{id: row.id}}]->() USING INDEX SEEK r:{rtype}(id)"
                 " SET r.attrs = row.attrs, r.status = row.status, r.updated_at = row.updated_at,"
                 " r.ev = CASE WHEN size(row.ev) > 0 THEN coalesce(r.ev, []) + row.ev ELSE r.ev END", rows=rows)
 
         # Sightings of items that already existed: replace this (source, scope)'s entry, note new members.
-        update: dict[str, list[list[Any]]] = {}
-        unknown = [i for k, i in sights if k == "rel" and i not in rel_types]
-        if unknown:
-            rel_types.update(reader.rel_types_of(unknown))
-        for (kind, item_id), sg in sights.items():
-            if kind == "ci":
-                label = ""
-            elif item_id in rel_types:
-                label = self._rel_label(rel_types[item_id])
-            else:
-                raise StoreError(f"a sighting names relationship {item_id}, which does not exist in {self.url};"
-                                 " nothing of this batch was written")
-            update.setdefault(label, []).append([item_id, list(sg), sorted(sg.values())])
-        for label, items in update.items():
+        members = {k: list(v) for k, v in prog.members.items()}
+        for label, items in prog.sightings:
             match = (f"MATCH ()-[x:{label} {{id: row[0]}}]->() USING INDEX SEEK x:{label}(id)" if label
                      else "MATCH (x:CI {id: row[0]})")
             rec = run(
@@ -672,34 +703,25 @@ class Neo4jStore:
                                  " nothing of this batch was written")
             for item_id, keys in rec["fresh"]:
                 for key in keys:
-                    member(key, "rel" if label else "ci", item_id)
+                    members.setdefault((key, "rel" if label else "ci", label), []).append(item_id)
         if members:
             run("UNWIND $rows AS row CREATE (:SightMembers {sk: row[0], kind: row[1], label: row[2], ids: row[3]})",
-                rows=[[dumps(list(scope_of[k])), kind, label, ids] for (k, kind, label), ids in members.items()])
-        if scope_of:
+                rows=[[_dumps(list(prog.scope_of[k])), kind, label, ids]
+                      for (k, kind, label), ids in members.items()])
+        if prog.scope_of:
             run("UNWIND $rows AS row MERGE (x:SightScope {sk: row[0]})"
                 " ON CREATE SET x.source = row[1], x.scope = row[2]",
-                rows=[[dumps([src, scope]), src, scope] for src, scope in scope_of.values()])
+                rows=[[_dumps([src, scope]), src, scope] for src, scope in prog.scope_of.values()])
 
-        if packs:
+        if prog.packs:
             run("UNWIND $rows AS row CREATE (:EventPack {n: row[0], at0: row[1], at1: row[2], k: row[3],"
-                " b: row[4]})", rows=packs)
-            # Events of CIs and relationships this change set does not write (another planner's): by CI.
-            rest: dict[str, list[int]] = {}
-            for (kind, item_id), ns in ev.items():
-                if kind == "ci":
-                    rest.setdefault(item_id, []).extend(ns)
-            if rest:
-                self._index_events(run, rest)
-            run("MATCH (m:CmdbMeta {name: 'store'}) SET m.seq = $seq", seq=seq + len(cs.events))
-        if cs.conflicts:
-            run("UNWIND $rows AS row MERGE (c:Conflict {id: row.id}) SET c = row",
-                rows=[_conflict_row(c) for c in cs.conflicts])
-        ledger = cs.run
-        run("MERGE (x:Run {run_id: $row.run_id}) SET x = $row",
-            row={"run_id": ledger.run_id, "source": ledger.source, "scope": ledger.scope,
-                 "complete": bool(ledger.complete), "started_at": ledger.started_at, "ended_at": ledger.ended_at,
-                 "actor": ledger.actor, "stats": dumps(ledger.stats)})
+                " b: row[4]})", rows=prog.packs)
+            if prog.event_refs:
+                self._index_events(run, prog.event_refs)
+            run("MATCH (m:CmdbMeta {name: 'store'}) SET m.seq = $seq", seq=prog.seq + prog.events)
+        if prog.conflicts:
+            run("UNWIND $rows AS row MERGE (c:Conflict {id: row.id}) SET c = row", rows=prog.conflicts)
+        run("MERGE (x:Run {run_id: $row.run_id}) SET x = $row", row=prog.run)
 
     @staticmethod
     def _index_events(run: Callable[..., Any], refs: dict[str, list[int]]) -> None:
@@ -1073,6 +1095,27 @@ class Neo4jStore:
 
     def __repr__(self) -> str:
         return f"Neo4jStore({self.url!r})"
+
+
+@dataclass
+class WriteProgram:
+    """The rows one batch writes, built outside the transaction: plain lists, cheap to pickle."""
+
+    seq: int  # the store's event counter this program's events are numbered from
+    events: int
+    eids: dict[str, str]  # CI id -> element id of CIs the plan read (element ids outlive transactions)
+    cis_new: list[tuple[str, list[list[Any]]]] = field(default_factory=list)
+    cis_changed: list[tuple[str, list[dict[str, Any]]]] = field(default_factory=list)
+    keys: list[list[str]] = field(default_factory=list)
+    rels_new: list[tuple[str, list[list[Any]]]] = field(default_factory=list)
+    rels_changed: list[tuple[str, list[dict[str, Any]]]] = field(default_factory=list)
+    sightings: list[tuple[str, list[list[Any]]]] = field(default_factory=list)
+    members: dict[tuple[str, str, str], list[str]] = field(default_factory=dict)
+    scope_of: dict[str, tuple[str, str]] = field(default_factory=dict)
+    packs: list[list[Any]] = field(default_factory=list)
+    event_refs: dict[str, list[int]] = field(default_factory=dict)
+    conflicts: list[dict[str, Any]] = field(default_factory=list)
+    run: dict[str, Any] = field(default_factory=dict)
 
 
 def _conflict_row(c: Conflict) -> dict[str, Any]:
