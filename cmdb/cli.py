@@ -21,7 +21,7 @@ from cmdb.batch import Batch
 from cmdb.cli_output import emit_json, opened_store
 from cmdb.errors import BadInputError, CmdbError
 from cmdb.history import ci_as_of, history_near, parse_since, parse_time, resolve_ci
-from cmdb.ingest import ingest
+from cmdb.ingest_pipeline import ingest_many
 from cmdb.model import default_schema
 from cmdb.reconcile import ReconcileConfig
 from cmdb.store import open_store
@@ -101,8 +101,8 @@ def load(
     config = ReconcileConfig.load()
     results = []
     with _store() as store:
-        for path, batch in zip(paths, batches, strict=True):
-            res = ingest(store, batch, config=config)
+        # Each file is still its own transaction, in order; on Neo4j the next is planned while one is written.
+        for path, res in zip(paths, ingest_many(store, batches, config=config), strict=False):
             results.append({"file": str(path), "run_id": res.run_id, **res.summary()})
     if as_json:
         emit_json(results)

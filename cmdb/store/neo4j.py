@@ -48,7 +48,7 @@ import re
 import stat
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import parse_qs, urlsplit
 
 import neo4j
@@ -74,6 +74,9 @@ from cmdb.store.base import (
     Sighting,
     rel_id_for,
 )
+
+if TYPE_CHECKING:
+    from cmdb.store.neo4j_pipeline import Neo4jPipeline
 
 SCHEMA_VERSION = 2
 """2: sightings on their items, history in packs (1 had a node per sighting and per event)."""
@@ -104,8 +107,16 @@ _REL_MAP_SG = _REL_MAP[:-1] + ", .sg}"
 _LOAD_CIS = f"UNWIND $ids AS id MATCH (c:CI {{id: id}}) RETURN {_CI_MAP} AS ci"
 _LOCK = (
     "MERGE (m:CmdbMeta {name: 'store'}) ON CREATE SET m.seq = 0, m.schema_version = $version"
-    " SET m.writes = coalesce(m.writes, 0) + 1 RETURN m.seq AS seq, m.restoring AS restoring"
+    " SET m.writes = coalesce(m.writes, 0) + 1 RETURN m.seq AS seq, m.restoring AS restoring, m.writes AS writes"
 )
+_BUMP = "m.writes = coalesce(m.writes, 0) + 1"  # every write that is not a batch moves the counter too
+
+
+_T = TypeVar("_T")
+
+
+class _Stale(Exception):
+    """A batch planned ahead no longer matches the store; it is planned again instead."""
 
 
 _dumps = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode
@@ -324,6 +335,7 @@ class Neo4jStore:
         host = parts.netloc.rsplit("@", 1)[-1]  # drop any user info: credentials travel in auth only
         self._uri = f"{parts.scheme}://{host}"
         self.user = user
+        self._password = password  # for the pipelined writer's own connection (``neo4j_pipeline``)
         self.database = database
         self.url = f"{parts.scheme}://{user}@{host}" + ("" if database == "neo4j" else f"?database={database}")
         schema = schema or default_schema()
@@ -493,26 +505,85 @@ class Neo4jStore:
 
     # -- writing --------------------------------------------------------------------------------
     def write_batch(self, plan: Callable[[BatchReader], ChangeSet]) -> ChangeSet:
-        def work(tx: neo4j.ManagedTransaction) -> ChangeSet:
-            meta = tx.run(_LOCK, version=SCHEMA_VERSION).single(strict=True)
-            if meta["restoring"]:
-                raise StoreError(f"{self.url} holds an unfinished restore; clear it and restore again")
+        return self.write_counted(plan)[0]
+
+    def write_counted(self, plan: Callable[[BatchReader], ChangeSet]) -> tuple[ChangeSet, int, int]:
+        """``write_batch``, also returning the store's write counter and event counter as it left them."""
+        def work(tx: neo4j.ManagedTransaction) -> tuple[ChangeSet, int, int]:
+            meta = self._lock(tx)
             reader = _TxReader(tx, [*self._rel_types, OTHER_REL])
             cs = plan(reader)
-            self._apply(tx, cs, int(meta["seq"] or 0), reader)
-            return cs
+            prog = self._build(cs, int(meta["seq"] or 0), reader)
+            self._execute(tx, prog)
+            return cs, int(meta["writes"]), prog.seq + prog.events
+
+        return self._in_write(work, "writing a batch")
+
+    def write_program(self, prog: WriteProgram, writes: int) -> tuple[int, int] | None:
+        """Write a batch planned ahead (``plan_ahead``) if the store's write counter, once this write
+        holds the lock, is ``writes`` and its event counter ``prog.seq``: then nothing but the writes
+        the planner accounted for happened since the plan's reads began. None (nothing written)
+        otherwise; (write counter, event counter) as the write left them if written."""
+        def work(tx: neo4j.ManagedTransaction) -> tuple[int, int] | None:
+            meta = self._lock(tx)
+            if int(meta["writes"]) != writes or int(meta["seq"] or 0) != prog.seq:
+                raise _Stale
+            self._execute(tx, prog)
+            return writes, prog.seq + prog.events
 
         try:
-            with self._driver.session(database=self.database) as session:
-                result: ChangeSet = session.execute_write(work)
+            return self._in_write(work, "writing a batch")
+        except _Stale:
+            return None
+
+    def plan_ahead(self, plan: Callable[[BatchReader], ChangeSet], seq: int | None,
+                   reader_factory: Callable[[neo4j.ManagedTransaction, list[str]], _TxReader]
+                   ) -> tuple[ChangeSet, WriteProgram, int, _TxReader]:
+        """Plan and build a batch in a read transaction, while another batch may be in flight.
+
+        Returns (changes, program, the write counter when the reads began, the reader used). The
+        program's events are numbered from ``seq`` (the event counter the write in flight will leave)
+        or, with no write in flight, from the counter read here. ``write_program`` writes it only if
+        that all still holds."""
+        def work(tx: neo4j.ManagedTransaction) -> tuple[ChangeSet, WriteProgram, int, _TxReader]:
+            meta = tx.run("OPTIONAL MATCH (m:CmdbMeta {name: 'store'})"
+                          " RETURN m.writes AS writes, m.seq AS seq, m.restoring AS restoring").single(strict=True)
+            if meta["restoring"]:
+                raise StoreError(f"{self.url} holds an unfinished restore; clear it and restore again")
+            reader = reader_factory(tx, [*self._rel_types, OTHER_REL])
+            cs = plan(reader)
+            prog = self._build(cs, int(meta["seq"] or 0) if seq is None else seq, reader)
+            return cs, prog, int(meta["writes"] or 0), reader
+
+        try:
+            with self._driver.session(database=self.database, default_access_mode=neo4j.READ_ACCESS) as session:
+                result: tuple[ChangeSet, WriteProgram, int, _TxReader] = session.execute_read(work)
                 return result
         except CmdbError:
             raise
         except (nx.Neo4jError, nx.DriverError) as exc:
-            raise self._translate(exc, "writing a batch") from exc
+            raise self._translate(exc, "planning a batch") from exc
 
-    def _apply(self, tx: neo4j.ManagedTransaction, cs: ChangeSet, seq: int, reader: _TxReader) -> None:
-        self._execute(tx, self._build(cs, seq, reader))
+    def pipeline(self) -> Neo4jPipeline[Any]:
+        """A pipelined writer for a stream of batches (``cmdb.ingest_pipeline.ingest_many``)."""
+        from cmdb.store.neo4j_pipeline import Neo4jPipeline
+
+        return Neo4jPipeline(self)
+
+    def _lock(self, tx: neo4j.ManagedTransaction) -> Any:
+        meta = tx.run(_LOCK, version=SCHEMA_VERSION).single(strict=True)
+        if meta["restoring"]:
+            raise StoreError(f"{self.url} holds an unfinished restore; clear it and restore again")
+        return meta
+
+    def _in_write(self, work: Callable[[neo4j.ManagedTransaction], _T], doing: str) -> _T:
+        try:
+            with self._driver.session(database=self.database) as session:
+                return session.execute_write(work)
+        except CmdbError:
+            raise
+        except (nx.Neo4jError, nx.DriverError) as exc:
+            raise self._translate(exc, doing) from exc
 
     def _build(self, cs: ChangeSet, seq: int, reader: _TxReader) -> WriteProgram:
         """The rows of every statement that writes ``cs``, its events numbered from ``seq``.
@@ -1060,7 +1131,7 @@ class Neo4jStore:
         """
         if not self.is_empty():
             raise StoreError(f"{self.url} is not empty; restore needs an empty store (clear it first)")
-        self._write("MERGE (m:CmdbMeta {name: 'store'}) SET m.restoring = true, m.seq = 0")
+        self._write(f"MERGE (m:CmdbMeta {{name: 'store'}}) SET m.restoring = true, m.seq = 0, {_BUMP}")
         try:
             _Restorer(self).load(records)
         except BaseException:
@@ -1068,7 +1139,7 @@ class Neo4jStore:
             with contextlib.suppress(StoreError):
                 self.clear()
             raise
-        self._write("MATCH (m:CmdbMeta {name: 'store'}) SET m.restoring = false")
+        self._write(f"MATCH (m:CmdbMeta {{name: 'store'}}) SET m.restoring = false, {_BUMP}")
 
     def _restore_write(self, query: str, rows: list[Any]) -> int:
         """One restore batch in one managed transaction; returns the query's count ``n`` if any."""
@@ -1086,9 +1157,12 @@ class Neo4jStore:
     def clear(self) -> None:
         """Delete every node and relationship of the database (the store owns it), in server-side
         batches; constraints and indexes stay."""
-        self._autocommit("MATCH (n) CALL (n) { DETACH DELETE n } IN TRANSACTIONS OF 10000 ROWS", "clearing")
-        self._write("MERGE (m:CmdbMeta {name: 'store'}) SET m.seq = 0, m.restoring = false, m.schema_version = $v",
-                    v=SCHEMA_VERSION)
+        # The meta node stays, so its write counter keeps rising: a batch planned ahead of a clear
+        # is never written after it (``write_program``).
+        self._autocommit("MATCH (n) WHERE NOT n:CmdbMeta CALL (n) { DETACH DELETE n } IN TRANSACTIONS OF 10000 ROWS",
+                         "clearing")
+        self._write("MERGE (m:CmdbMeta {name: 'store'})"
+                    f" SET m.seq = 0, m.restoring = false, m.schema_version = $v, {_BUMP}", v=SCHEMA_VERSION)
 
     def close(self) -> None:
         self._driver.close()
@@ -1315,7 +1389,7 @@ class _Restorer:
             self.store._restore_write(
                 "UNWIND $rows AS row MERGE (x:SightScope {sk: row.sk})"
                 " ON CREATE SET x.source = row.source, x.scope = row.scope", list(self.scopes.values()))
-        self.store._write("MATCH (m:CmdbMeta {name: 'store'}) SET m.seq = $seq", seq=self.max_seq)
+        self.store._write(f"MATCH (m:CmdbMeta {{name: 'store'}}) SET m.seq = $seq, {_BUMP}", seq=self.max_seq)
 
     def attach_sightings(self) -> None:
         """Every item's ``sg``, and the scope members lifecycle looks up."""

@@ -18,6 +18,7 @@ import yaml
 from cmdb.batch import Batch
 from cmdb.errors import ConfigError, StoreError, StoreUnavailableError
 from cmdb.ingest import ingest
+from cmdb.ingest_pipeline import ingest_many
 from cmdb.migrate import compare_stores, export_store, import_dump, migrate
 from cmdb.store.base import DiscoveryRunRecord, SearchQuery, iso
 from cmdb.store.neo4j import Neo4jStore
@@ -151,9 +152,21 @@ def _load_docs(n_cis: int) -> list[dict[str, Any]]:
     return list(synthetic_batches(n_cis))
 
 
+def _batches(docs: list[dict[str, Any]], prefix: str) -> Iterator[Batch]:
+    for i, doc in enumerate(docs):
+        batch = Batch.from_dict(copy.deepcopy(doc))
+        batch.run_id = f"{prefix}-{i:03d}"
+        yield batch
+
+
 def _run_load(store: Neo4jStore, docs: list[dict[str, Any]], prefix: str, started: threading.Event,
-              outcome: dict[str, Any]) -> None:
+              outcome: dict[str, Any], pipelined: bool = False) -> None:
     try:
+        if pipelined:  # as ``cmdb load`` does: the next batch planned while a writer process writes one
+            for i, _ in enumerate(ingest_many(store, _batches(docs, prefix))):
+                outcome["done"] = i + 1
+                started.set()
+            return
         for i, doc in enumerate(docs):
             load(store, doc, T0, run_id=f"{prefix}-{i:03d}")
             outcome["done"] = i + 1
@@ -164,7 +177,8 @@ def _run_load(store: Neo4jStore, docs: list[dict[str, Any]], prefix: str, starte
         started.set()
 
 
-def test_kill_during_load_leaves_whole_batches_and_reload_completes(tmp_path: Path) -> None:
+@pytest.mark.parametrize("pipelined", [False, True], ids=["ingest", "ingest_many"])
+def test_kill_during_load_leaves_whole_batches_and_reload_completes(tmp_path: Path, pipelined: bool) -> None:
     sys.path.insert(0, str(REPO / "scripts"))
     from neo4j_server import Neo4jServer
 
@@ -176,7 +190,8 @@ def test_kill_during_load_leaves_whole_batches_and_reload_completes(tmp_path: Pa
     try:
         store = Neo4jStore(server.uri, server.user, server.password, max_retry_time=3.0)
         started, outcome = threading.Event(), {"done": 0}
-        loader = threading.Thread(target=_run_load, args=(store, docs, "load", started, outcome), daemon=True)
+        loader = threading.Thread(target=_run_load, args=(store, docs, "load", started, outcome, pipelined),
+                                  daemon=True)
         loader.start()
         assert started.wait(600) and "error" not in outcome, outcome.get("error")
         server.kill()  # SIGKILL while later batches are in flight
@@ -209,7 +224,7 @@ def test_kill_during_load_leaves_whole_batches_and_reload_completes(tmp_path: Pa
 
         # Re-running the whole load completes it without a duplicate CI, key or relationship.
         started, outcome = threading.Event(), {"done": 0}
-        _run_load(store, docs, "reload", started, outcome)
+        _run_load(store, docs, "reload", started, outcome, pipelined)
         assert "error" not in outcome, outcome.get("error")
         stats = store.stats()
         assert stats["cis"] == n_cis and stats["relationships"] == n_rels

@@ -1,0 +1,59 @@
+"""``ingest_many``: a stream of batches, each atomic and written in order, pipelined where the store can.
+
+On Neo4j, batch N+1 is planned while batch N is written by a writer process (see
+``cmdb.store.neo4j_pipeline``); the results are exactly those of a loop of ``ingest``. Other stores,
+and a stream of one batch, get that loop.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from datetime import UTC, datetime
+from itertools import chain
+
+from cmdb.batch import Batch
+from cmdb.errors import CmdbError
+from cmdb.ingest import IngestResult, _Planner, ingest
+from cmdb.model import Schema, default_schema
+from cmdb.reconcile import ReconcileConfig
+from cmdb.store.base import GraphStore
+
+
+def _finish(planner: _Planner) -> IngestResult:
+    planner.result.events = planner.event_count
+    return planner.result
+
+
+def ingest_many(
+    store: GraphStore,
+    batches: Iterable[Batch],
+    *,
+    schema: Schema | None = None,
+    config: ReconcileConfig | None = None,
+) -> Iterator[IngestResult]:
+    """Ingest ``batches`` in order, each atomic, yielding each result once its batch is written.
+
+    A bad batch raises when its turn comes, after every batch before it has been written and
+    yielded; nothing after it is written."""
+    schema = schema or default_schema()
+    config = config or ReconcileConfig()
+    it = iter(batches)
+    head = [b for b in (next(it, None), next(it, None)) if b is not None]
+    open_pipeline = getattr(store, "pipeline", None)
+    if open_pipeline is None or len(head) < 2:
+        for batch in chain(head, it):
+            yield ingest(store, batch, schema=schema, config=config)
+        return
+    with open_pipeline() as pipe:
+        for batch in chain(head, it):
+            planner = _Planner(schema, config, batch, datetime.now(UTC))
+            try:
+                planner.prepare()
+            except CmdbError:
+                for done in pipe.drain():
+                    yield _finish(done)
+                raise
+            for done in pipe.push(planner.plan, planner):
+                yield _finish(done)
+        for done in pipe.drain():
+            yield _finish(done)
