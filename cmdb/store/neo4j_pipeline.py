@@ -30,7 +30,7 @@ import re
 import socket
 import subprocess
 import sys
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Generic, TypeVar
@@ -163,7 +163,7 @@ class _Written:
 
 
 class Neo4jPipeline(Generic[Tag]):
-    """``push`` plans (a batch each) in order; each call returns the tags of batches now written."""
+    """``push`` plans (a batch each) in order; each call yields the tags of batches now written."""
 
     def __init__(self, store: Neo4jStore) -> None:
         self.store = store
@@ -212,9 +212,10 @@ class Neo4jPipeline(Generic[Tag]):
             raise value
         return value
 
-    def push(self, plan: Callable[[BatchReader], ChangeSet], tag: Tag) -> list[Tag]:
+    def push(self, plan: Callable[[BatchReader], ChangeSet], tag: Tag) -> Iterator[Tag]:
         """Plan this batch (against the store as the batch in flight leaves it, if it can) and
-        write it; returns the tags of the batches whose writes completed meanwhile, in order."""
+        write it; yields the tags of batches as their writes complete, in order (the one in flight
+        before an error of this one)."""
         flight = self._flight
         seq = None if flight is None else flight.prog.seq + flight.prog.events
         try:
@@ -223,7 +224,7 @@ class Neo4jPipeline(Generic[Tag]):
         except CmdbError:
             # e.g. a reference to a CI that the batch in flight creates: planned again in its turn
             cs, prog, counter, read = None, None, 0, Touched(lifecycle=True)
-        done = self._land()
+        yield from self._land()
         last = self._last
         expect: int | None = None
         if cs is not None and prog is not None:
@@ -235,19 +236,19 @@ class Neo4jPipeline(Generic[Tag]):
         if cs is None or prog is None or expect is None:
             self._write_here(plan)
             self.replanned += 1
-            return [*done, tag]
+            yield tag
+            return
         self._writer().send((prog, expect))
         self._flight = _Flight(tag, plan, cs, prog)
-        return done
 
-    def drain(self) -> list[Tag]:
-        """Wait for the batch in flight; its tag, if there was one."""
+    def drain(self) -> Iterator[Tag]:
+        """Wait for the batch in flight; yields its tag once written."""
         return self._land()
 
-    def _land(self) -> list[Tag]:
+    def _land(self) -> Iterator[Tag]:
         flight, self._flight = self._flight, None
         if flight is None:
-            return []
+            return
         counters = self._receive("writing a batch")
         if counters is None:  # the store moved on since the plan: planned again, here
             self._write_here(flight.plan)
@@ -255,7 +256,7 @@ class Neo4jPipeline(Generic[Tag]):
         else:
             self._last = _Written(counters[0], counters[1], flight.cs)
             self.ahead += 1
-        return [flight.tag]
+        yield flight.tag
 
     def _write_here(self, plan: Callable[[BatchReader], ChangeSet]) -> None:
         cs, writes, seq = self.store.write_counted(plan)

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from cmdb.batch import Batch
-from cmdb.errors import UnknownClassError
+from cmdb.errors import BadInputError, UnknownClassError
 from cmdb.ingest import ingest
 from cmdb.ingest_pipeline import ingest_many
 from cmdb.store.base import GraphStore, SearchQuery
@@ -90,3 +90,16 @@ def test_a_bad_batch_stops_the_stream_after_the_ones_before_it_landed(store: Gra
             written.append(result.created)
     assert written == [1, 1]
     assert sorted(c.name or "" for c in store.search(SearchQuery()).items) == ["h1", "h2"]
+
+
+def test_a_batch_failing_while_planned_still_reports_the_one_written_before_it(store: GraphStore) -> None:
+    docs = [{"source": "import", "cis": [host(1)]}, {"source": "import", "cis": [host(2)]},
+            {"source": "import", "relationships": [{"type": "DEPENDS_ON", "from": ref(1), "to": ref(99)}]},
+            {"source": "import", "cis": [host(4)]}]
+    written = []
+    with pytest.raises(BadInputError, match="batch 3"):
+        for result in ingest_many(store, (Batch.from_dict(d, origin=f"batch {i}") for i, d in enumerate(docs, 1))):
+            written.append(result.created)
+    assert written == [1, 1]
+    assert sorted(c.name or "" for c in store.search(SearchQuery()).items) == ["h1", "h2"]
+    assert store.stats()["relationships"] == 0

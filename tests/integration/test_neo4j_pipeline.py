@@ -78,7 +78,7 @@ def test_the_pipeline_writes_independent_batches_ahead_and_replans_dependent_one
                    for b in range(4)]
     with Neo4jPipeline[int](neo) as pipe:
         done = [tag for i, doc in enumerate(independent) for tag in pipe.push(planner(doc).plan, i)]
-        done += pipe.drain()
+        done += list(pipe.drain())
     assert done == [0, 1, 2, 3]
     assert (pipe.ahead, pipe.replanned) == (4, 0)
     assert neo.stats()["cis"] == 20
@@ -87,7 +87,7 @@ def test_the_pipeline_writes_independent_batches_ahead_and_replans_dependent_one
     chain = [{"source": "ssh", "cis": [server("h0-0.example.com", os=f"v{n}")]} for n in range(3)]
     with Neo4jPipeline[int](neo) as pipe:
         done = [tag for i, doc in enumerate(chain) for tag in pipe.push(planner(doc).plan, i)]
-        done += pipe.drain()
+        done += list(pipe.drain())
     assert done == [0, 1, 2]
     assert pipe.replanned >= 1 and pipe.ahead + pipe.replanned == 3
     assert os_of(neo, "h0-0.example.com") == "v2"
