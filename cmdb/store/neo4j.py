@@ -35,8 +35,10 @@ except as parameters):
   its commit.
 
 Each batch is one managed transaction (``execute_write``): the driver retries transient failures
-and re-runs the plan, which only reads. Driver exceptions become ``StoreError`` /
-``StoreUnavailableError`` here, with the original chained.
+and re-runs the plan, which only reads. Rows are built outside the statements (``_build`` gives a
+``WriteProgram``, ``_execute`` writes it), so a stream of batches can be pipelined: planned here in
+a read transaction, written by another process (``neo4j_pipeline``, ``write_program``). Driver
+exceptions become ``StoreError`` / ``StoreUnavailableError`` here, with the original chained.
 """
 
 from __future__ import annotations
