@@ -171,31 +171,41 @@ class Neo4jPipeline(Generic[Tag]):
         self._conn: multiprocessing.connection.Connection | None = None
         self._flight: _Flight[Tag] | None = None
         self._last: _Written | None = None
+        self._ready = False  # the writer has connected to the server
         self.ahead = 0  # batches written as planned ahead
         self.replanned = 0  # batches planned again in their own transaction
 
     def __enter__(self) -> Neo4jPipeline[Tag]:
+        self._start()  # the writer connects while the first batch is planned
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.close()
 
+    def _start(self) -> None:
+        if self._conn is not None:
+            return
+        store = self.store
+        # A fresh interpreter (not multiprocessing's spawn, which re-runs the caller's __main__),
+        # talking over a socket pair; the password goes through the socket, not argv or environ.
+        ours, theirs = socket.socketpair()
+        root = str(Path(cmdb.__file__).resolve().parent.parent)
+        env = {k: v for k, v in os.environ.items() if not _SECRETISH.search(k)}  # it needs none of them
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")]))
+        with theirs:
+            self._proc = subprocess.Popen(
+                [sys.executable, "-m", "cmdb.store.neo4j_pipeline", str(theirs.fileno())],
+                pass_fds=[theirs.fileno()], stdin=subprocess.DEVNULL, env=env)
+        self._conn = multiprocessing.connection.Connection(ours.detach())
+        self._ready = False
+        self._conn.send((store._uri, store.user, store._password, store.database, store._class_labels))
+
     def _writer(self) -> multiprocessing.connection.Connection:
-        if self._conn is None:
-            store = self.store
-            # A fresh interpreter (not multiprocessing's spawn, which re-runs the caller's __main__),
-            # talking over a socket pair; the password goes through the socket, not argv or environ.
-            ours, theirs = socket.socketpair()
-            root = str(Path(cmdb.__file__).resolve().parent.parent)
-            env = {k: v for k, v in os.environ.items() if not _SECRETISH.search(k)}  # it needs none of them
-            env["PYTHONPATH"] = os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")]))
-            with theirs:
-                self._proc = subprocess.Popen(
-                    [sys.executable, "-m", "cmdb.store.neo4j_pipeline", str(theirs.fileno())],
-                    pass_fds=[theirs.fileno()], stdin=subprocess.DEVNULL, env=env)
-            self._conn = multiprocessing.connection.Connection(ours.detach())
-            self._conn.send((store._uri, store.user, store._password, store.database, store._class_labels))
+        self._start()
+        if not self._ready:
             self._receive("starting the writer process")
+            self._ready = True
+        assert self._conn is not None
         return self._conn
 
     def _receive(self, doing: str) -> Any:
@@ -204,6 +214,7 @@ class Neo4jPipeline(Generic[Tag]):
             kind, value = self._conn.recv()
         except (EOFError, OSError):
             code = self._proc.poll() if self._proc is not None else None
+            self._conn.close()
             self._conn = None
             raise StoreError(f"the Neo4j writer process for {self.store.url} exited (code {code}) while {doing};"
                              " the batch in flight may or may not have been written. Re-run the load: ingest is"

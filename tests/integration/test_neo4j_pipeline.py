@@ -4,7 +4,6 @@ caller, and the password never shows in the writer's command line or environment
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -21,16 +20,6 @@ from cmdb.store.neo4j import Neo4jStore
 from cmdb.store.neo4j_pipeline import Neo4jPipeline, RecordingReader
 
 pytestmark = pytest.mark.neo4j
-
-
-@pytest.fixture
-def neo(neo4j_server: Any) -> Iterator[Neo4jStore]:
-    store = Neo4jStore(neo4j_server.uri, neo4j_server.user, neo4j_server.password)
-    store.clear()
-    try:
-        yield store
-    finally:
-        store.close()
 
 
 def server(fqdn: str, **attrs: Any) -> dict[str, Any]:

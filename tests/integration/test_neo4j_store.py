@@ -32,16 +32,6 @@ T0 = datetime(2026, 11, 1, 8, 0, tzinfo=UTC)
 KILL_LOAD_CIS = int(os.environ.get("CMDB_TEST_KILL_LOAD_CIS", "20000"))
 
 
-@pytest.fixture
-def neo(neo4j_server: Any) -> Iterator[Neo4jStore]:
-    store = Neo4jStore(neo4j_server.uri, neo4j_server.user, neo4j_server.password)
-    store.clear()
-    try:
-        yield store
-    finally:
-        store.close()
-
-
 def sample_estate() -> dict[str, Any]:
     if SAMPLE.exists():
         doc: dict[str, Any] = yaml.safe_load(SAMPLE.read_text(encoding="utf-8"))
