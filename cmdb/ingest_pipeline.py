@@ -2,7 +2,7 @@
 
 On Neo4j, batch N+1 is planned while batch N is written by a writer process (see
 ``cmdb.store.neo4j_pipeline``); the results are exactly those of a loop of ``ingest``. Other stores,
-and a stream of one batch, get that loop.
+a stream of one batch, and one of small batches (``PIPELINE_MIN_ITEMS``) get that loop.
 """
 
 from __future__ import annotations
@@ -18,6 +18,10 @@ from cmdb.model import Schema, default_schema
 from cmdb.reconcile import ReconcileConfig
 from cmdb.store.base import GraphStore
 
+PIPELINE_MIN_ITEMS = 2000
+"""A stream is pipelined only if its first batch has this many CIs and relationships: starting the
+writer process costs about a second, which small batches do not win back."""
+
 
 def _finish(planner: _Planner) -> IngestResult:
     planner.result.events = planner.event_count
@@ -30,6 +34,7 @@ def ingest_many(
     *,
     schema: Schema | None = None,
     config: ReconcileConfig | None = None,
+    min_items: int = PIPELINE_MIN_ITEMS,
 ) -> Iterator[IngestResult]:
     """Ingest ``batches`` in order, each atomic, yielding each result once its batch is written.
 
@@ -40,7 +45,7 @@ def ingest_many(
     it = iter(batches)
     head = [b for b in (next(it, None), next(it, None)) if b is not None]
     open_pipeline = getattr(store, "pipeline", None)
-    if open_pipeline is None or len(head) < 2:
+    if open_pipeline is None or len(head) < 2 or len(head[0].cis) + len(head[0].rels) < min_items:
         for batch in chain(head, it):
             yield ingest(store, batch, schema=schema, config=config)
         return

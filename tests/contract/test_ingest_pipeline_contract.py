@@ -3,6 +3,7 @@ loop of ``ingest`` ends, whether the batches are independent or each builds on t
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -15,6 +16,8 @@ from cmdb.ingest import ingest
 from cmdb.ingest_pipeline import ingest_many
 from cmdb.store.base import GraphStore, SearchQuery
 from cmdb.store.sqlite import SqliteStore
+
+pipelined = functools.partial(ingest_many, min_items=0)  # pipelined even for small batches
 
 
 @pytest.fixture
@@ -59,7 +62,7 @@ def state(store: GraphStore) -> tuple[Any, ...]:
 
 def test_a_chain_of_dependent_batches_ends_as_a_loop_of_ingest_does(store: GraphStore,
                                                                      reference: GraphStore) -> None:
-    results = list(ingest_many(store, (Batch.from_dict(d) for d in CHAIN)))
+    results = list(pipelined(store, (Batch.from_dict(d) for d in CHAIN)))
     for doc in CHAIN:
         ingest(reference, Batch.from_dict(doc))
     assert state(store) == state(reference)
@@ -67,7 +70,7 @@ def test_a_chain_of_dependent_batches_ends_as_a_loop_of_ingest_does(store: Graph
     assert [r.rels_created for r in results] == [0, 1, 0, 0, 1]
     assert [r.updated for r in results] == [0, 0, 2, 0, 0]
     assert [r.rels_updated for r in results] == [0, 0, 0, 1, 0]
-    again = list(ingest_many(store, (Batch.from_dict(d) for d in CHAIN[:2])))
+    again = list(pipelined(store, (Batch.from_dict(d) for d in CHAIN[:2])))
     assert [r.events for r in again] == [0, 0]
 
 
@@ -75,7 +78,7 @@ def test_many_independent_batches_all_land(store: GraphStore) -> None:
     docs = [{"source": "import", "cis": [host(10 * b + i) for i in range(1, 6)],
              "relationships": [{"type": "DEPENDS_ON", "from": ref(10 * b + 1), "to": ref(10 * b + 2)}]}
             for b in range(1, 8)]
-    results = list(ingest_many(store, (Batch.from_dict(d) for d in docs)))
+    results = list(pipelined(store, (Batch.from_dict(d) for d in docs)))
     assert [r.created for r in results] == [5] * 7 and [r.rels_created for r in results] == [1] * 7
     assert store.stats()["cis"] == 35 and store.stats()["relationships"] == 7
     assert sum(r.events for r in results) == store.stats()["events"] == 42
@@ -86,7 +89,7 @@ def test_a_bad_batch_stops_the_stream_after_the_ones_before_it_landed(store: Gra
             {"source": "import", "cis": [{"class": "Toaster", "name": "t"}]}, {"source": "import", "cis": [host(4)]}]
     written = []
     with pytest.raises(UnknownClassError, match="batch 3"):
-        for result in ingest_many(store, (Batch.from_dict(d, origin=f"batch {i}") for i, d in enumerate(docs, 1))):
+        for result in pipelined(store, (Batch.from_dict(d, origin=f"batch {i}") for i, d in enumerate(docs, 1))):
             written.append(result.created)
     assert written == [1, 1]
     assert sorted(c.name or "" for c in store.search(SearchQuery()).items) == ["h1", "h2"]
@@ -98,7 +101,7 @@ def test_a_batch_failing_while_planned_still_reports_the_one_written_before_it(s
             {"source": "import", "cis": [host(4)]}]
     written = []
     with pytest.raises(BadInputError, match="batch 3"):
-        for result in ingest_many(store, (Batch.from_dict(d, origin=f"batch {i}") for i, d in enumerate(docs, 1))):
+        for result in pipelined(store, (Batch.from_dict(d, origin=f"batch {i}") for i, d in enumerate(docs, 1))):
             written.append(result.created)
     assert written == [1, 1]
     assert sorted(c.name or "" for c in store.search(SearchQuery()).items) == ["h1", "h2"]

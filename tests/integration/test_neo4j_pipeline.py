@@ -4,6 +4,7 @@ caller, and the password never shows in the writer's command line or environment
 
 from __future__ import annotations
 
+import functools
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -18,6 +19,9 @@ from cmdb.model import default_schema
 from cmdb.reconcile import ReconcileConfig
 from cmdb.store.neo4j import Neo4jStore
 from cmdb.store.neo4j_pipeline import Neo4jPipeline, RecordingReader
+
+pipelined = functools.partial(ingest_many, min_items=0)  # pipelined even for small batches
+
 
 pytestmark = pytest.mark.neo4j
 
@@ -119,6 +123,15 @@ def test_ingest_many_on_neo4j_matches_the_ingest_loop(neo: Neo4jStore) -> None:
              "relationships": [{"type": "DEPENDS_ON", "from": server(f"m{b}-0.example.com"),
                                 "to": server(f"m{max(b - 1, 0)}-1.example.com")}]}
             for b in range(5)]
-    results = list(ingest_many(neo, (Batch.from_dict(d) for d in docs)))
+    results = list(pipelined(neo, (Batch.from_dict(d) for d in docs)))
     assert [r.created for r in results] == [3] * 5 and [r.rels_created for r in results] == [1] * 5
     assert neo.stats()["relationships"] == 5 and neo.stats()["events"] == sum(r.events for r in results)
+
+
+def test_small_batches_are_not_worth_a_writer_process(neo: Neo4jStore, monkeypatch: pytest.MonkeyPatch) -> None:
+    def no_pipeline() -> None:
+        raise AssertionError("a stream of small batches should be a plain loop")
+
+    monkeypatch.setattr(neo, "pipeline", no_pipeline)
+    docs = [{"source": "import", "cis": [server(f"s{b}.example.com")]} for b in range(3)]
+    assert [r.created for r in ingest_many(neo, (Batch.from_dict(d) for d in docs))] == [1, 1, 1]
