@@ -14,6 +14,9 @@ On one Neo4j server (started here with scripts/neo4j_server.py, or ``CMDB_TEST_N
 * re-load of the unchanged estate (time, and that it wrote no history event);
 * floor: the same CIs and relationships created bare (an id each, nothing else), the least any
   loader must spend on this server;
+* CPU per CI of the median pipelined load and of the floor: this process, the writer process and the
+  Neo4j server (when the bench started it), and what that allows on this machine's cores, since on a
+  2-core VM the load is bound by CPU, not by waiting;
 * blast radius: who depends on a CI (the closure over incoming ``to_source`` edges) for 100
   random CIs: ``Neo4jStore.reachable`` (one server-side query), frontier expansion with
   ``neighbors()`` on Neo4j and on a SQLite store loaded with the same estate;
@@ -32,6 +35,7 @@ import argparse
 import importlib
 import os
 import random
+import resource
 import statistics
 import sys
 import tempfile
@@ -63,6 +67,49 @@ def primary_key(item: dict[str, Any]) -> str:
     attrs = {k: v for k, v in item.items() if k not in ("ref", "class")}
     keys = identity_keys(SCHEMA, item["class"], SCHEMA.validate(item["class"], attrs))
     return next(iter(keys))
+
+
+class CpuMeter:
+    """CPU seconds spent, during a ``with`` block, by this process, its reaped children (the
+    pipeline's writer process) and the Neo4j server process, when its pid is known."""
+
+    def __init__(self, server_pid: int | None) -> None:
+        self.server_pid = server_pid
+        self.main = self.children = 0.0
+        self.server: float | None = None
+
+    def _server_cpu(self) -> float | None:
+        if self.server_pid is None:
+            return None
+        fields = Path(f"/proc/{self.server_pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime, stime
+
+    @staticmethod
+    def _children_cpu() -> float:
+        usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+        return usage.ru_utime + usage.ru_stime
+
+    def __enter__(self) -> CpuMeter:
+        self._start = (time.process_time(), self._children_cpu(), self._server_cpu())
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        main, children, server = self._start
+        self.main = time.process_time() - main
+        self.children = self._children_cpu() - children
+        now = self._server_cpu()
+        self.server = now - server if now is not None and server is not None else None
+
+    def per_item(self, n: int) -> str:
+        """'main X + writer Y + server Z = T µs', per one of ``n`` items."""
+        parts = [("this process", self.main), ("writer", self.children)]
+        if self.server is not None:
+            parts.append(("Neo4j server", self.server))
+        text = " + ".join(f"{name} {sec / n * 1e6:,.0f}" for name, sec in parts if sec or name != "writer")
+        return f"{text} = {sum(sec for _, sec in parts) / n * 1e6:,.0f} µs"
+
+    def total(self) -> float:
+        return self.main + self.children + (self.server or 0.0)
 
 
 def load(store: GraphStore, docs: list[dict[str, Any]], *, pipelined: bool = True) -> tuple[float, int]:
@@ -115,7 +162,7 @@ def naive_load(store: Neo4jStore, docs: list[dict[str, Any]], sample: int) -> tu
     return ci_rate, rel_rate
 
 
-def bare_floor(store: Neo4jStore, docs: list[dict[str, Any]], batch: int) -> float:
+def bare_floor(store: Neo4jStore, docs: list[dict[str, Any]], batch: int, meter: CpuMeter) -> float:
     """Seconds to CREATE the same CIs and relationships with nothing but an id each, ``batch`` rows per
     transaction, ends found through a uniqueness index: what this server costs for the graph's bare
     shape, before any attribute, key, sighting, provenance or history. No loader can be faster."""
@@ -126,12 +173,14 @@ def bare_floor(store: Neo4jStore, docs: list[dict[str, Any]], batch: int) -> flo
     keys = [primary_key(c) for d in docs for c in d.get("cis") or []]
     ends = [[primary_key(r["from"]), primary_key(r["to"])] for d in docs for r in d.get("relationships") or []]
     start = time.perf_counter()
+    meter.__enter__()
     for i in range(0, len(keys), batch):
         driver.execute_query("UNWIND $rows AS k CREATE (:FloorCI {key: k})", rows=keys[i:i + batch], database_=db)
     for i in range(0, len(ends), batch):
         driver.execute_query("UNWIND $rows AS e MATCH (a:FloorCI {key: e[0]}) MATCH (b:FloorCI {key: e[1]})"
                              " CREATE (a)-[:FLOOR_REL]->(b)", rows=ends[i:i + batch], database_=db)
     seconds = time.perf_counter() - start
+    meter.__exit__()
     with driver.session(database=db) as session:
         session.run("MATCH (n:FloorCI) CALL (n) { DETACH DELETE n } IN TRANSACTIONS OF 5000 ROWS").consume()
     driver.execute_query("DROP CONSTRAINT floor_key IF EXISTS", database_=db)
@@ -194,11 +243,15 @@ def main() -> None:
             neo.clear()
             load(neo, list(synthetic_batches(args.warmup, seed=99, batch_size=args.batch)))
         firsts: list[float] = []
+        meters: list[CpuMeter] = []
         for _ in range(args.repeat):  # a 2-core VM's timings vary by about 10% from one load to the next
             neo.clear()
-            seconds, first_events = load(neo, docs)
+            with CpuMeter(server.pid if server else None) as meter:
+                seconds, first_events = load(neo, docs)
             firsts.append(seconds)
+            meters.append(meter)
         first_s = statistics.median(firsts)
+        first_cpu = meters[firsts.index(first_s)]
         stats = neo.stats()
         assert stats["cis"] == n_cis and stats["relationships"] == n_rels, stats
         again_s, again_events = load(neo, docs)
@@ -207,7 +260,8 @@ def main() -> None:
         assert serial_events == first_events, (serial_events, first_events)
         ci_rate, rel_rate = naive_load(neo, docs, args.naive_sample)
         naive_s = n_cis / ci_rate + n_rels / rel_rate
-        floor_s = bare_floor(neo, docs, args.batch)
+        floor_cpu = CpuMeter(server.pid if server else None)
+        floor_s = bare_floor(neo, docs, args.batch, floor_cpu)
         rows.append(("neo4j", f"batched first load (median of {len(firsts)})", f"{first_s:.1f}",
                      f"{n_cis / first_s:,.0f}",
                      f"{n_rels / first_s:,.0f}", f"{first_events:,}"))
@@ -258,6 +312,15 @@ def main() -> None:
     print(f"batched vs naive: {naive_s / first_s:.1f}x faster on Neo4j (naive extrapolated from "
           f"{args.naive_sample} CIs + {args.naive_sample} relationships); batched takes "
           f"{first_s / floor_s:.1f}x the bare floor (warm-up: {args.warmup:,} CIs loaded and cleared first)")
+    cores = os.cpu_count() or 1
+    print(f"\nCPU per CI (with its {n_rels / n_cis:.0f} relationships and {first_events / n_cis:.0f} history events),"
+          f" {cores} cores:")
+    print(f"  median pipelined load: {first_cpu.per_item(n_cis)}"
+          + (f" -> at most {cores * n_cis / first_cpu.total():,.0f} CIs/s on {cores} cores however the same work"
+             " is spread" if first_cpu.server is not None else ""))
+    print(f"  floor (bare CREATE):   {floor_cpu.per_item(n_cis)}"
+          + (f" -> at most {cores * n_cis / floor_cpu.total():,.0f} CIs/s" if floor_cpu.server is not None else ""))
+    print(f"  10,000 CIs/s on {cores} cores leaves {cores / 10_000 * 1e6:,.0f} µs of CPU per CI for all processes")
     print(f"\nblast radius (who depends on a CI; closure over incoming {len(UPSTREAM)} to_source types), "
           f"{args.starts} random CIs, mean closure {statistics.mean(n_sizes):.0f}, max {max(n_sizes)}")
     print(f"{'method':<42} {'p50 ms':>8} {'p95 ms':>8} {'max ms':>8}")
