@@ -136,8 +136,8 @@ class Batch:
             attrs = item.get("attributes") or {}
             if type(attrs) is not dict and not isinstance(attrs, Mapping):
                 raise BadInputError(f"{origin}: relationships[{i}].attributes must be a mapping")
-            src = _parse_ref(item.get("from"), f"{origin}: relationships[{i}].from")
-            dst = _parse_ref(item.get("to"), f"{origin}: relationships[{i}].to")
+            src = _parse_ref(item.get("from"), origin, i, "from")
+            dst = _parse_ref(item.get("to"), origin, i, "to")
             batch.rels.append(RelRecord(rtype, src, dst, dict(attrs), i))
         return batch
 
@@ -180,15 +180,28 @@ class Batch:
         }
 
 
-def _parse_ref(value: Any, where: str) -> Ref:
+def _ref_error(origin: str, i: int, end: str, problem: str) -> BadInputError:
+    return BadInputError(f"{origin}: relationships[{i}].{end}: {problem}")
+
+
+def _first(pair: tuple[str, Any]) -> str:
+    return pair[0]
+
+
+def _parse_ref(value: Any, origin: str, i: int, end: str) -> Ref:
+    """One end of relationship ``i``; the error text is built only for an error (a large batch has
+    hundreds of thousands of ends)."""
     if type(value) is str and value:
         return value
     if type(value) is dict or isinstance(value, Mapping):
         cls = value.get("class")
         if not isinstance(cls, str):
-            raise BadInputError(f"{where}: an identity reference needs 'class' and identity attributes")
-        attrs = tuple(sorted((str(k), v) for k, v in value.items() if k != "class"))
+            raise _ref_error(origin, i, end, "an identity reference needs 'class' and identity attributes")
+        pairs = [(k if type(k) is str else str(k), v) for k, v in value.items() if k != "class"]
+        if len(pairs) > 1:
+            pairs.sort(key=_first)
+        attrs = tuple(pairs)
         if not attrs:
-            raise BadInputError(f"{where}: an identity reference needs at least one identity attribute")
+            raise _ref_error(origin, i, end, "an identity reference needs at least one identity attribute")
         return IdentityRef(cls, attrs)
-    raise BadInputError(f"{where}: expected a ref name or {{class: ..., <key>: ...}}, got {value!r}")
+    raise _ref_error(origin, i, end, f"expected a ref name or {{class: ..., <key>: ...}}, got {value!r}")

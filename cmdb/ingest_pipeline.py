@@ -7,6 +7,8 @@ a stream of one batch, and one of small batches (``PIPELINE_MIN_ITEMS``) get tha
 
 from __future__ import annotations
 
+import contextlib
+import gc
 from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime
 from itertools import chain
@@ -28,6 +30,21 @@ def _finish(planner: _Planner) -> IngestResult:
     return planner.result
 
 
+@contextlib.contextmanager
+def _objects_frozen() -> Iterator[None]:
+    """Keep the collector from re-tracing, on every full collection, the objects alive when the stream
+    starts (a parsed load is millions of them): 15-20% of a large load's CPU otherwise. Left alone if
+    someone else has already frozen objects, since unfreezing is global."""
+    if gc.get_freeze_count():
+        yield
+        return
+    gc.freeze()
+    try:
+        yield
+    finally:
+        gc.unfreeze()
+
+
 def ingest_many(
     store: GraphStore,
     batches: Iterable[Batch],
@@ -40,8 +57,12 @@ def ingest_many(
 
     A bad batch raises when its turn comes, after every batch before it has been written and
     yielded; nothing after it is written."""
-    schema = schema or default_schema()
-    config = config or ReconcileConfig()
+    with _objects_frozen():
+        yield from _ingest_stream(store, batches, schema or default_schema(), config or ReconcileConfig(), min_items)
+
+
+def _ingest_stream(store: GraphStore, batches: Iterable[Batch], schema: Schema, config: ReconcileConfig,
+                   min_items: int) -> Iterator[IngestResult]:
     it = iter(batches)
     head = [b for b in (next(it, None), next(it, None)) if b is not None]
     open_pipeline = getattr(store, "pipeline", None)

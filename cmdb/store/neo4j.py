@@ -625,12 +625,14 @@ class Neo4jStore:
         # Sightings per item (the last write of one (source, scope) wins) and new scope members.
         sights: dict[tuple[str, str], dict[str, str]] = {}
         scope_of = prog.scope_of
-        texts: dict[int, tuple[str, str]] = {}  # a planner shares one Sighting among the items it creates
+        # Keyed by content: the items one run sees mostly carry equal sightings, one JSON text for all.
+        texts: dict[tuple[Any, ...], tuple[str, str]] = {}
         for w in cs.sightings:
             s = w.sighting
-            text = texts.get(id(s))
+            content = (s.source, s.scope, s.first_seen, s.last_seen, s.last_run, s.missed, s.status)
+            text = texts.get(content)
             if text is None:
-                text = texts[id(s)] = (_sight_key(s.source, s.scope), _sight_entry(s))
+                text = texts[content] = (_sight_key(s.source, s.scope), _sight_entry(s))
                 scope_of[text[0]] = (s.source, s.scope)
             sights.setdefault((w.kind, w.item_id), {})[text[0]] = text[1]
         members = prog.members

@@ -99,3 +99,21 @@ def test_batch_file_parsing_and_errors(tmp_path: Path) -> None:
         Batch.from_dict({"source": "x", "relationships": [{"type": "DEPENDS_ON", "from": "a", "to": 5}]})
     with pytest.raises(BadInputError, match="cannot read"):
         Batch.from_file(tmp_path / "missing.yaml")
+
+
+@pytest.mark.parametrize(("end", "problem"), [
+    ({"fqdn": "a.example"}, "needs 'class' and identity attributes"),
+    ({"class": "Server"}, "needs at least one identity attribute"),
+    ("", "expected a ref name"),
+])
+def test_bad_relationship_end_names_the_relationship_and_end(end: object, problem: str) -> None:
+    doc = {"source": "x", "relationships": [{"type": "RUNS_ON", "from": "a", "to": "b"},
+                                            {"type": "RUNS_ON", "from": end, "to": "b"}]}
+    with pytest.raises(BadInputError, match=rf"^f\.json: relationships\[1\]\.from: .*{problem}"):
+        Batch.from_dict(doc, origin="f.json")
+
+
+def test_identity_reference_attributes_are_sorted_by_name() -> None:
+    ref = {"class": "Server", "serial": "S1", "fqdn": "a.example", 7: "x"}
+    b = Batch.from_dict({"source": "x", "relationships": [{"type": "RUNS_ON", "from": ref, "to": "b"}]})
+    assert b.rels[0].src == IdentityRef("Server", (("7", "x"), ("fqdn", "a.example"), ("serial", "S1")))
