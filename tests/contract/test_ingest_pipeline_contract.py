@@ -4,6 +4,7 @@ loop of ``ingest`` ends, whether the batches are independent or each builds on t
 from __future__ import annotations
 
 import functools
+import gc
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -106,3 +107,21 @@ def test_a_batch_failing_while_planned_still_reports_the_one_written_before_it(s
     assert written == [1, 1]
     assert sorted(c.name or "" for c in store.search(SearchQuery()).items) == ["h1", "h2"]
     assert store.stats()["relationships"] == 0
+
+
+def test_the_stream_freezes_objects_only_while_it_runs_and_leaves_a_callers_freeze(store: GraphStore) -> None:
+    gc.collect()
+    assert gc.get_freeze_count() == 0
+    stream = pipelined(store, (Batch.from_dict(doc) for doc in CHAIN))
+    next(stream)
+    assert gc.get_freeze_count() > 0  # the parsed batches are not re-traced while the stream runs
+    assert len(list(stream)) == len(CHAIN) - 1
+    assert gc.get_freeze_count() == 0
+    gc.freeze()  # an application that froze its own objects (say before forking workers) keeps them frozen
+    try:
+        frozen = gc.get_freeze_count()
+        assert len(list(pipelined(store, (Batch.from_dict({"source": "import", "cis": [host(n)]})
+                                          for n in (7, 8))))) == 2
+        assert gc.get_freeze_count() == frozen
+    finally:
+        gc.unfreeze()
