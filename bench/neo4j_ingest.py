@@ -105,6 +105,7 @@ class CpuMeter:
         parts = [("this process", self.main), ("writer", self.children)]
         if self.server is not None:
             parts.append(("Neo4j server", self.server))
+        # the floor has no writer process: leave out a zero writer rather than print it
         text = " + ".join(f"{name} {sec / n * 1e6:,.0f}" for name, sec in parts if sec or name != "writer")
         return f"{text} = {sum(sec for _, sec in parts) / n * 1e6:,.0f} µs"
 
@@ -173,14 +174,13 @@ def bare_floor(store: Neo4jStore, docs: list[dict[str, Any]], batch: int, meter:
     keys = [primary_key(c) for d in docs for c in d.get("cis") or []]
     ends = [[primary_key(r["from"]), primary_key(r["to"])] for d in docs for r in d.get("relationships") or []]
     start = time.perf_counter()
-    meter.__enter__()
-    for i in range(0, len(keys), batch):
-        driver.execute_query("UNWIND $rows AS k CREATE (:FloorCI {key: k})", rows=keys[i:i + batch], database_=db)
-    for i in range(0, len(ends), batch):
-        driver.execute_query("UNWIND $rows AS e MATCH (a:FloorCI {key: e[0]}) MATCH (b:FloorCI {key: e[1]})"
-                             " CREATE (a)-[:FLOOR_REL]->(b)", rows=ends[i:i + batch], database_=db)
-    seconds = time.perf_counter() - start
-    meter.__exit__()
+    with meter:
+        for i in range(0, len(keys), batch):
+            driver.execute_query("UNWIND $rows AS k CREATE (:FloorCI {key: k})", rows=keys[i:i + batch], database_=db)
+        for i in range(0, len(ends), batch):
+            driver.execute_query("UNWIND $rows AS e MATCH (a:FloorCI {key: e[0]}) MATCH (b:FloorCI {key: e[1]})"
+                                 " CREATE (a)-[:FLOOR_REL]->(b)", rows=ends[i:i + batch], database_=db)
+        seconds = time.perf_counter() - start
     with driver.session(database=db) as session:
         session.run("MATCH (n:FloorCI) CALL (n) { DETACH DELETE n } IN TRANSACTIONS OF 5000 ROWS").consume()
     driver.execute_query("DROP CONSTRAINT floor_key IF EXISTS", database_=db)
