@@ -107,6 +107,7 @@ def test_a_batch_failing_while_planned_still_reports_the_one_written_before_it(s
     assert written == [1, 1]
     assert sorted(c.name or "" for c in store.search(SearchQuery()).items) == ["h1", "h2"]
     assert store.stats()["relationships"] == 0
+    assert gc.get_freeze_count() == 0  # a stream that raised unfroze what it froze
 
 
 def test_the_stream_freezes_objects_only_while_it_runs_and_leaves_a_callers_freeze(store: GraphStore) -> None:
