@@ -52,27 +52,30 @@ def ingest_many(
     schema: Schema | None = None,
     config: ReconcileConfig | None = None,
     min_items: int = PIPELINE_MIN_ITEMS,
+    now: datetime | None = None,
 ) -> Iterator[IngestResult]:
     """Ingest ``batches`` in order, each atomic, yielding each result once its batch is written.
 
     A bad batch raises when its turn comes, after every batch before it has been written and
-    yielded; nothing after it is written."""
+    yielded; nothing after it is written. ``now`` stamps every batch (an import of a dated export);
+    by default each batch gets the time its planning starts, as ``ingest`` does."""
     with _objects_frozen():
-        yield from _ingest_stream(store, batches, schema or default_schema(), config or ReconcileConfig(), min_items)
+        yield from _ingest_stream(store, batches, schema or default_schema(), config or ReconcileConfig(), min_items,
+                                  now)
 
 
 def _ingest_stream(store: GraphStore, batches: Iterable[Batch], schema: Schema, config: ReconcileConfig,
-                   min_items: int) -> Iterator[IngestResult]:
+                   min_items: int, now: datetime | None) -> Iterator[IngestResult]:
     it = iter(batches)
     head = [b for b in (next(it, None), next(it, None)) if b is not None]
     open_pipeline = getattr(store, "pipeline", None)
     if open_pipeline is None or len(head) < 2 or len(head[0].cis) + len(head[0].rels) < min_items:
         for batch in chain(head, it):
-            yield ingest(store, batch, schema=schema, config=config)
+            yield ingest(store, batch, schema=schema, config=config, now=now)
         return
     with open_pipeline() as pipe:
         for batch in chain(head, it):
-            planner = _Planner(schema, config, batch, datetime.now(UTC))
+            planner = _Planner(schema, config, batch, now or datetime.now(UTC))
             try:
                 planner.prepare()
             except CmdbError:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import functools
 import gc
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +16,7 @@ from cmdb.batch import Batch
 from cmdb.errors import BadInputError, UnknownClassError
 from cmdb.ingest import ingest
 from cmdb.ingest_pipeline import ingest_many
-from cmdb.store.base import GraphStore, SearchQuery
+from cmdb.store.base import GraphStore, SearchQuery, iso
 from cmdb.store.sqlite import SqliteStore
 
 pipelined = functools.partial(ingest_many, min_items=0)  # pipelined even for small batches
@@ -126,3 +127,13 @@ def test_the_stream_freezes_objects_only_while_it_runs_and_leaves_a_callers_free
         assert gc.get_freeze_count() == frozen
     finally:
         gc.unfreeze()
+
+
+@pytest.mark.parametrize("stream", [pipelined, ingest_many], ids=["pipelined", "loop"])
+def test_now_stamps_every_batch_of_the_stream(store: GraphStore, stream: Any) -> None:
+    when = datetime(2025, 1, 2, 3, 4, 5, tzinfo=UTC)
+    assert len(list(stream(store, (Batch.from_dict(doc) for doc in CHAIN), now=when))) == len(CHAIN)
+    stamp = iso(when)
+    cis = store.search(SearchQuery(limit=100)).items
+    assert len(cis) == 5 and {c.created_at for c in cis} == {stamp} and {c.updated_at for c in cis} == {stamp}
+    assert {e.at for e in store.events()} == {stamp}
