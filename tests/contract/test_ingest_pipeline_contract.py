@@ -86,23 +86,16 @@ def test_many_independent_batches_all_land(store: GraphStore) -> None:
     assert sum(r.events for r in results) == store.stats()["events"] == 42
 
 
-def test_a_bad_batch_stops_the_stream_after_the_ones_before_it_landed(store: GraphStore) -> None:
+@pytest.mark.parametrize(("bad", "error"), [
+    ({"cis": [{"class": "Toaster", "name": "t"}]}, UnknownClassError),  # fails while prepared
+    ({"relationships": [{"type": "DEPENDS_ON", "from": ref(1), "to": ref(99)}]}, BadInputError),  # while planned
+], ids=["prepare", "plan"])
+def test_a_bad_batch_stops_the_stream_after_the_ones_before_it_landed_and_were_reported(
+        store: GraphStore, bad: dict[str, Any], error: type[Exception]) -> None:
     docs = [{"source": "import", "cis": [host(1)]}, {"source": "import", "cis": [host(2)]},
-            {"source": "import", "cis": [{"class": "Toaster", "name": "t"}]}, {"source": "import", "cis": [host(4)]}]
+            {"source": "import", **bad}, {"source": "import", "cis": [host(4)]}]
     written = []
-    with pytest.raises(UnknownClassError, match="batch 3"):
-        for result in pipelined(store, (Batch.from_dict(d, origin=f"batch {i}") for i, d in enumerate(docs, 1))):
-            written.append(result.created)
-    assert written == [1, 1]
-    assert sorted(c.name or "" for c in store.search(SearchQuery()).items) == ["h1", "h2"]
-
-
-def test_a_batch_failing_while_planned_still_reports_the_one_written_before_it(store: GraphStore) -> None:
-    docs = [{"source": "import", "cis": [host(1)]}, {"source": "import", "cis": [host(2)]},
-            {"source": "import", "relationships": [{"type": "DEPENDS_ON", "from": ref(1), "to": ref(99)}]},
-            {"source": "import", "cis": [host(4)]}]
-    written = []
-    with pytest.raises(BadInputError, match="batch 3"):
+    with pytest.raises(error, match="batch 3"):
         for result in pipelined(store, (Batch.from_dict(d, origin=f"batch {i}") for i, d in enumerate(docs, 1))):
             written.append(result.created)
     assert written == [1, 1]
