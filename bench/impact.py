@@ -1,6 +1,6 @@
 """Blast-radius latency on synthetic estates, beside scipy's breadth-first reachability.
 
-For each size: load a synthetic estate (``cmdb.synthetic``) into a SQLite store, then time the
+For each size: load a synthetic estate (``bench.synthetic``) into a SQLite store, then time the
 blast radius (state propagation with quorum, cycles, caps) of 100 random start CIs and of the 10
 CIs with the largest blast radius, three ways on the same graph:
 
@@ -40,14 +40,15 @@ import numpy as np
 from scipy.sparse import csr_matrix  # type: ignore[import-untyped,unused-ignore]
 from scipy.sparse.csgraph import breadth_first_order  # type: ignore[import-untyped,unused-ignore]
 
+from bench.synthetic import synthetic_batches
 from cmdb.batch import Batch
 from cmdb.ingest import ingest
 from cmdb.store.sqlite import SqliteStore
-from cmdb.synthetic import synthetic_batches
 from impact.engine import blast_radius
 from impact.index import MemoryIndex
 from impact.source import NodeInfo, StoreSource
 from impact.states import State
+from impact.vector import VectorIndex
 
 CANDIDATES_FOR_TOP = 300  # CIs with the highest impact out-degree, among which the largest radii are sought
 
@@ -138,7 +139,7 @@ def bench_size(n: int, starts: int, top: int, store_top: bool, seed: int, direct
         csr, pos = csr_of(index)
         csr_s = time.perf_counter() - t0
         t0 = time.perf_counter()
-        index.vector()
+        VectorIndex.of(index)
         vec_s = time.perf_counter() - t0
         how = "direct from batches, no store" if direct else "SQLite"
         print(f"# {n} CIs, {rels} relationships ({index.edge_count} impact edges), {how}: load "

@@ -21,10 +21,10 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from bench.synthetic import synthetic_batches
 from cmdb.batch import Batch
 from cmdb.ingest import ingest
 from cmdb.store.sqlite import SqliteStore
-from cmdb.synthetic import synthetic_batches
 
 
 def load_all(store: SqliteStore, docs: list[dict[str, Any]]) -> tuple[float, int, int, int]:

@@ -2,7 +2,7 @@
 
 On one Neo4j server (started here with scripts/neo4j_server.py, or ``CMDB_TEST_NEO4J_URI`` with
 ``CMDB_TEST_NEO4J_USER`` / ``CMDB_TEST_NEO4J_PASSWORD``) and the same synthetic estate
-(``cmdb.synthetic``):
+(``bench.synthetic``):
 
 * batched: ``ingest_many`` of 5,000-item batches through ``Neo4jStore`` (identification, history,
   sightings, one transaction per batch, the next batch planned while a writer process writes one),
@@ -48,6 +48,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "scripts"))
 
+from bench.synthetic import synthetic_batches  # noqa: E402
 from cmdb.batch import Batch  # noqa: E402
 from cmdb.identity import identity_keys  # noqa: E402
 from cmdb.ingest import ingest  # noqa: E402
@@ -56,7 +57,6 @@ from cmdb.model import default_schema  # noqa: E402
 from cmdb.store.base import GraphStore, SearchQuery  # noqa: E402
 from cmdb.store.neo4j import Neo4jStore  # noqa: E402
 from cmdb.store.sqlite import SqliteStore  # noqa: E402
-from cmdb.synthetic import synthetic_batches  # noqa: E402
 
 SCHEMA = default_schema()
 UPSTREAM = sorted(t for t, r in SCHEMA.relationships.items() if r.impact == "to_source")

@@ -176,7 +176,7 @@ def timed(label: str, command: str, n: int, fn: Any) -> tuple[str, float, Any]:
 
 
 def cli(args: list[str]) -> subprocess.CompletedProcess[str]:
-    proc = subprocess.run([sys.executable, "-m", "cmdb.cli", *args], capture_output=True, text=True, timeout=600,
+    proc = subprocess.run([sys.executable, "-m", "product.cli", *args], capture_output=True, text=True, timeout=600,
                           check=False, cwd=REPO)
     if proc.returncode != 0:
         raise SystemExit(f"cmdb failed: {proc.stderr}")

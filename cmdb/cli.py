@@ -1,4 +1,8 @@
-"""The ``cmdb`` command line: load batches, look at CIs, relationships, history and conflicts.
+"""The core commands of ``cmdb``: load batches, look at CIs, relationships, history and conflicts.
+
+This module holds only the core's commands and the root ``--store`` option; the wings' sub-apps
+(discovery, impact, ...) are added where the product is assembled, ``product/cli.py``, so the core
+package imports none of the wings built on it.
 
 Every listing has ``--json`` for scripts. Errors are CmdbErrors printed as one line on stderr with
 exit status 2; nothing is half written because every load is one batch, one transaction.
@@ -37,14 +41,6 @@ ci_app = typer.Typer(no_args_is_help=True, help="Configuration items.")
 rel_app = typer.Typer(no_args_is_help=True, help="Relationships.")
 app.add_typer(ci_app, name="ci")
 app.add_typer(rel_app, name="rel")
-from impact.cli import impact_app  # noqa: E402  (the impact sub-app; impact.cli never imports this module)
-
-app.add_typer(impact_app, name="impact")
-from discovery.cli import discover_app, register_methods, runs_app  # noqa: E402
-
-app.add_typer(runs_app, name="runs")
-app.add_typer(discover_app, name="discover")
-register_methods(app)
 
 out = Console()
 err = Console(stderr=True)
@@ -399,9 +395,6 @@ def _guard(fn: Callable[[], T]) -> T:
         raise SystemExit(2) from None
 
 
-def main() -> None:
-    _guard(lambda: app(standalone_mode=True))
-
-
-if __name__ == "__main__":
-    main()
+def run_guarded(typer_app: typer.Typer) -> None:
+    """Runs ``typer_app`` with CmdbErrors printed as one line on stderr (exit status 2), never a traceback."""
+    _guard(lambda: typer_app(standalone_mode=True))

@@ -2,7 +2,9 @@
 
 Each discovery method lives in its own package (``discovery.scan``, ``discovery.snmp``,
 ``discovery.ssh``, ``discovery.netdev``) whose ``cli.register(app, discover_app)`` adds its
-command; heavy protocol libraries are imported inside the commands so ``cmdb --help`` stays quick.
+command (called by the product's root, ``product/cli.py``; this module never imports the methods,
+which import ``execute`` from here); heavy protocol libraries are imported inside the commands so
+``cmdb --help`` stays quick.
 """
 
 from __future__ import annotations
@@ -33,17 +35,6 @@ JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable JSON out
 
 def store_of(ctx: typer.Context) -> AbstractContextManager[GraphStore]:
     return opened_store(ctx.find_root().params.get("store"))
-
-
-def register_methods(app: typer.Typer) -> None:
-    """Adds each discovery method's command (``cmdb scan``, ``cmdb discover snmp|ssh|devices``)."""
-    from discovery.netdev import cli as netdev_cli
-    from discovery.scan import cli as scan_cli
-    from discovery.snmp import cli as snmp_cli
-    from discovery.ssh import cli as ssh_cli
-
-    for module in (scan_cli, snmp_cli, ssh_cli, netdev_cli):
-        module.register(app, discover_app)
 
 
 def execute(

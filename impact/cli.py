@@ -1,7 +1,7 @@
 """``cmdb impact ...``: incidents, changes, single points of failure and records, as tables or ``--json``.
 
-Registered on the main ``cmdb`` app by ``cmdb/cli.py``. The store URL comes from the root
-``--store`` option (read from the click context, so this module never imports ``cmdb.cli``).
+Registered on the main ``cmdb`` app by ``product/cli.py``. The store URL comes from the root
+``--store`` option (read from the click context, so this module never imports the CLI root).
 """
 
 from __future__ import annotations

@@ -11,15 +11,11 @@ from __future__ import annotations
 
 from collections.abc import Collection, Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
 
 from cmdb.model import Schema, default_schema
 from cmdb.store.base import GraphStore, SearchQuery
 from impact.rules import ImpactRules, required_members
 from impact.source import FanOut, Grouped, GroupInfo, ImpactEdge, NodeInfo, Plain, node_info
-
-if TYPE_CHECKING:
-    from impact.vector import VectorIndex
 
 PAGE = 50_000
 
@@ -38,15 +34,9 @@ class MemoryIndex:
     store: GraphStore | None = None
     edge_count: int = 0
     _groups: dict[str, GroupInfo] = field(default_factory=dict, repr=False)  # built on first use
-    _vector: VectorIndex | None = field(default=None, repr=False)  # numpy arrays, built on first use
-
-    def vector(self) -> VectorIndex:
-        """The index as CSR arrays for ``impact.vector`` (needs numpy); rebuilt after ``add_edge``."""
-        if self._vector is None:
-            from impact.vector import VectorIndex
-
-            self._vector = VectorIndex.from_index(self)
-        return self._vector
+    # structures derived from the index and built on first use by their owners (``impact.vector``'s
+    # CSR arrays under "vector"), dropped by ``add_edge``; the index never imports their modules.
+    derived: dict[str, object] = field(default_factory=dict, repr=False)
 
     @classmethod
     def empty(cls, schema: Schema | None = None, store: GraphStore | None = None) -> MemoryIndex:
@@ -59,7 +49,7 @@ class MemoryIndex:
         if rule is None or src == dst:
             return
         self.edge_count += 1
-        self._vector = None
+        self.derived.clear()
         if rule.group:
             self._fan(src)[2].append((dst, rel_type))
             self.members.setdefault(dst, []).append(src)

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from cmdb.history import dependencies
 from cmdb.model import default_schema
 from cmdb.store.base import GraphStore
-from impact.engine import AffectedService, BlastRadius
+from impact.radius import AffectedService, BlastRadius
 from impact.stakeholders import Stakeholder
 
 ASKS = {

@@ -22,7 +22,7 @@ from typing import Any
 import yaml
 
 from cmdb.errors import BadInputError, ConfigError
-from impact.engine import AffectedService
+from impact.radius import AffectedService
 from impact.states import State
 
 LEVELS = ("high", "medium", "low")

@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from cmdb.store.base import GraphStore
-from impact.engine import BlastRadius
+from impact.radius import BlastRadius
 from impact.states import State
 
 ROLE_ORDER = ("service_owner", "change_approver", "owner", "support", "subscriber")

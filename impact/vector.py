@@ -25,8 +25,8 @@ from typing import Any
 
 import numpy as np
 
-from impact.engine import BlastRadius
 from impact.index import MemoryIndex
+from impact.radius import BlastRadius
 from impact.source import GroupInfo
 from impact.states import State
 
@@ -58,7 +58,7 @@ def _csr(rows: Array, cols: Array, n: int, *extra: Array) -> tuple[Array, ...]:
 
 @dataclass
 class VectorIndex:
-    """CSR arrays over one MemoryIndex (a snapshot: ``MemoryIndex.vector()`` rebuilds after edits)."""
+    """CSR arrays over one MemoryIndex (a snapshot: ``VectorIndex.of`` rebuilds after edits)."""
 
     index: MemoryIndex
     ids: list[str]
@@ -81,6 +81,16 @@ class VectorIndex:
     @property
     def n(self) -> int:
         return len(self.ids)
+
+    @classmethod
+    def of(cls, index: MemoryIndex) -> VectorIndex:
+        """The index's CSR arrays, built on first use and kept until ``index.add_edge`` drops them."""
+        cached = index.derived.get("vector")
+        if isinstance(cached, VectorIndex) and cached.index is index:
+            return cached
+        built = cls.from_index(index)
+        index.derived["vector"] = built
+        return built
 
     @classmethod
     def from_index(cls, index: MemoryIndex) -> VectorIndex:
@@ -317,4 +327,4 @@ class VectorBlastRadius(BlastRadius):
 
 def vector_blast_radius(index: MemoryIndex, failures: Mapping[str, State]) -> VectorBlastRadius:
     """``engine.blast_radius`` on ``index`` with numpy (no ``max_hops``: always to the fixpoint)."""
-    return VectorBlastRadius(index.vector(), failures)
+    return VectorBlastRadius(VectorIndex.of(index), failures)

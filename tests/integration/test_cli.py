@@ -29,7 +29,7 @@ relationships:
 
 def cmdb(tmp_path: Path, *args: str, ok: bool = True) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "CMDB_STORE": f"sqlite:///{tmp_path / 'cli.db'}", "COLUMNS": "200"}
-    proc = subprocess.run([sys.executable, "-m", "cmdb.cli", *args], capture_output=True, text=True, env=env,
+    proc = subprocess.run([sys.executable, "-m", "product.cli", *args], capture_output=True, text=True, env=env,
                           timeout=60, check=False)
     if ok:
         assert proc.returncode == 0, proc.stderr
@@ -108,15 +108,15 @@ def test_export_restore_and_migrate_between_sqlite_files(loaded: Path) -> None:
     cmdb(loaded, "export", str(dump))
     assert dump.read_text().splitlines()[0].startswith('{"format": "cmdb-dump"')
     env_store = f"sqlite:///{loaded / 'restored.db'}"
-    restored = subprocess.run([sys.executable, "-m", "cmdb.cli", "--store", env_store, "restore", str(dump), "--json"],
-                              capture_output=True, text=True, timeout=60, check=True)
+    restored = subprocess.run([sys.executable, "-m", "product.cli", "--store", env_store, "restore", str(dump),
+                               "--json"], capture_output=True, text=True, timeout=60, check=True)
     assert json.loads(restored.stdout)["records"]["ci"] == 4
-    again = subprocess.run([sys.executable, "-m", "cmdb.cli", "--store", env_store, "restore", str(dump)],
+    again = subprocess.run([sys.executable, "-m", "product.cli", "--store", env_store, "restore", str(dump)],
                            capture_output=True, text=True, timeout=60, check=False)
     assert again.returncode == 2 and "not empty" in again.stderr
     moved = as_json(cmdb(loaded, "migrate", "--from", f"sqlite:///{loaded / 'cli.db'}",
                          "--to", f"sqlite:///{loaded / 'moved.db'}", "--json"))
     assert moved["verified"] and moved["records"]["event"] == 7
-    shown = subprocess.run([sys.executable, "-m", "cmdb.cli", "--store", f"sqlite:///{loaded / 'moved.db'}",
+    shown = subprocess.run([sys.executable, "-m", "product.cli", "--store", f"sqlite:///{loaded / 'moved.db'}",
                             "ci", "show", "SRV-1", "--json"], capture_output=True, text=True, timeout=60, check=True)
     assert json.loads(shown.stdout)["provenance"]["serial_number"]["import:csv"]["value"] == "SRV-1"

@@ -130,7 +130,7 @@ def test_differences_are_reported(tmp_path: Path, neo: Neo4jStore) -> None:
 # -- (b) a crash in the middle of a large load ---------------------------------------------------------
 def _load_docs(n_cis: int) -> list[dict[str, Any]]:
     try:
-        from cmdb.synthetic import synthetic_batches
+        from bench.synthetic import synthetic_batches
     except ImportError:  # pragma: no cover - the generator ships with the package
         docs = []
         for b in range(n_cis // 5000):

@@ -9,7 +9,6 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from cmdb.cli import app
 from cmdb.errors import BadInputError, ConfigError
 from cmdb.store.sqlite import SqliteStore
 from impact.engine import AffectedService
@@ -17,6 +16,7 @@ from impact.index import MemoryIndex
 from impact.priority import PriorityMatrix
 from impact.spof import single_points_of_failure
 from impact.states import State
+from product.cli import app
 from tests.unit.test_impact_sample import load_sample
 
 

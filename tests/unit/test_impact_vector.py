@@ -14,10 +14,10 @@ from collections.abc import Iterator
 
 import pytest
 
+from bench.synthetic import synthetic_batches
 from cmdb.batch import Batch
 from cmdb.ingest import ingest
 from cmdb.store.sqlite import SqliteStore
-from cmdb.synthetic import synthetic_batches
 from impact.engine import blast_radius
 from impact.index import MemoryIndex
 from impact.states import State

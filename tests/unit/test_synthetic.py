@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 import yaml
 
-from cmdb.synthetic import synthetic_batches, synthetic_counts, synthetic_relationship_count
+from bench.synthetic import synthetic_batches, synthetic_counts, synthetic_relationship_count
 
 N = 10_000
 SCHEMA = Path(__file__).resolve().parents[2] / "cmdb" / "schema" / "core.yaml"

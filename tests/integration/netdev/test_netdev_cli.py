@@ -15,7 +15,7 @@ from .conftest import Lab
 def cmdb(store: Path, *args: str) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "COLUMNS": "200"}
     env.pop("CMDB_STORE", None)
-    return subprocess.run([sys.executable, "-m", "cmdb.cli", "--store", f"sqlite:///{store}", *args],
+    return subprocess.run([sys.executable, "-m", "product.cli", "--store", f"sqlite:///{store}", *args],
                           capture_output=True, text=True, env=env, timeout=60, check=False, stdin=subprocess.DEVNULL)
 
 

@@ -32,7 +32,7 @@ def cmdb(store_url: str, *args: str, timeout: float = 60) -> subprocess.Complete
     env = {**os.environ, "COLUMNS": "200"}
     env.pop("CMDB_STORE", None)
     argv = [*args, "--store", store_url] if args[0] == "scan" else ["--store", store_url, *args]
-    proc = subprocess.run([sys.executable, "-m", "cmdb.cli", *argv], capture_output=True,
+    proc = subprocess.run([sys.executable, "-m", "product.cli", *argv], capture_output=True,
                           text=True, env=env, timeout=timeout, check=False)
     assert proc.returncode == 0, proc.stderr
     return proc

@@ -15,8 +15,8 @@ from tests.integration.snmp.conftest import Profiles
 
 
 def cmdb(store: str, *args: str) -> Any:
-    proc = subprocess.run([sys.executable, "-m", "cmdb.cli", "--store", store, *args], capture_output=True, text=True,
-                          env={**os.environ, "COLUMNS": "200"}, timeout=60, check=False)
+    proc = subprocess.run([sys.executable, "-m", "product.cli", "--store", store, *args], capture_output=True,
+                          text=True, env={**os.environ, "COLUMNS": "200"}, timeout=60, check=False)
     assert proc.returncode == 0, proc.stderr
     return json.loads(proc.stdout)
 

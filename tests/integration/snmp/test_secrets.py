@@ -52,7 +52,7 @@ def test_secrets_stay_secret(profiles: Profiles, snmpd: SnmpdAgent, lab: Snmpsim
 
     env = {**os.environ, "COLUMNS": "200"}
     cli_db = f"sqlite:///{tmp_path / 'cli.db'}"
-    base = [sys.executable, "-m", "cmdb.cli", "--store", cli_db]
+    base = [sys.executable, "-m", "product.cli", "--store", cli_db]
     discover = subprocess.run(
         [*base, "discover", "snmp", snmpd.host, "127.0.1.1", "127.0.1.9", "--credentials", str(profiles.path),
          *[arg for name in ALL_PROFILES for arg in ("--profile", name)], "--timeout", "0.3", "--retries", "0"],

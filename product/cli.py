@@ -1,0 +1,35 @@
+"""The ``cmdb`` command: the core's commands plus every wing's sub-app, assembled here and only here.
+
+Why a composition module rather than entry points: the list of what the product contains is one
+explicit file to read (and to grep when a command is missing), registration order is the order
+written here, a new sub-app needs no reinstall (entry points are only re-read after ``pip install``),
+and a missing or broken wing fails at import with a traceback that names it instead of a silently
+absent command. The core package ``cmdb/`` never imports this module nor any wing; the wings import
+the core. Later the API's routers and the scheduler's jobs are registered beside these lines.
+
+Run it as ``cmdb ...`` (the console script) or ``python -m product.cli ...``.
+"""
+
+from __future__ import annotations
+
+from cmdb.cli import app, run_guarded
+from discovery.cli import discover_app, runs_app
+from discovery.netdev import cli as netdev_cli
+from discovery.scan import cli as scan_cli
+from discovery.snmp import cli as snmp_cli
+from discovery.ssh import cli as ssh_cli
+from impact.cli import impact_app
+
+app.add_typer(impact_app, name="impact")
+app.add_typer(runs_app, name="runs")
+app.add_typer(discover_app, name="discover")
+for method in (scan_cli, snmp_cli, ssh_cli, netdev_cli):  # ``cmdb scan``, ``cmdb discover snmp|ssh|devices``
+    method.register(app, discover_app)
+
+
+def main() -> None:
+    run_guarded(app)
+
+
+if __name__ == "__main__":
+    main()
