@@ -1,7 +1,7 @@
 """``ingest_many``: a stream of batches, each atomic and written in order, pipelined where the store can.
 
 On Neo4j, batch N+1 is planned while batch N is written by a writer process (see
-``cmdb.store.neo4j_pipeline``); the results are exactly those of a loop of ``ingest``. Other stores,
+``cmdb.store.neo4j.pipeline``); the results are exactly those of a loop of ``ingest``. Other stores,
 a stream of one batch, and one of small batches (``PIPELINE_MIN_ITEMS``) get that loop.
 """
 
@@ -15,17 +15,20 @@ from itertools import chain
 
 from cmdb.batch import Batch
 from cmdb.errors import CmdbError
-from cmdb.ingest import IngestResult, _Planner, ingest
+from cmdb.ingest import IngestResult, ingest
 from cmdb.model import Schema, default_schema
+from cmdb.planning import Planner
 from cmdb.reconcile import ReconcileConfig
 from cmdb.store.base import GraphStore
 
 PIPELINE_MIN_ITEMS = 2000
 """A stream is pipelined only if its first batch has this many CIs and relationships: starting the
 writer process costs about a second, which small batches do not win back."""
+PIPELINE_MIN_BATCHES = 2
+"""... and only if it has at least this many batches (looked ahead: held in memory until then)."""
 
 
-def _finish(planner: _Planner) -> IngestResult:
+def _finish(planner: Planner) -> IngestResult:
     planner.result.events = planner.event_count
     return planner.result
 
@@ -52,30 +55,41 @@ def ingest_many(
     schema: Schema | None = None,
     config: ReconcileConfig | None = None,
     min_items: int = PIPELINE_MIN_ITEMS,
+    min_batches: int = PIPELINE_MIN_BATCHES,
+    pipeline: bool | None = None,
     now: datetime | None = None,
 ) -> Iterator[IngestResult]:
     """Ingest ``batches`` in order, each atomic, yielding each result once its batch is written.
 
     A bad batch raises when its turn comes, after every batch before it has been written and
     yielded; nothing after it is written. ``now`` stamps every batch (an import of a dated export);
-    by default each batch gets the time its planning starts, as ``ingest`` does."""
+    by default each batch gets the time its planning starts, as ``ingest`` does.
+
+    ``pipeline`` None lets the stream choose (``min_items``, ``min_batches``); True pipelines any
+    stream of two batches or more on a store that can, False never does."""
     with _objects_frozen():
-        yield from _ingest_stream(store, batches, schema or default_schema(), config or ReconcileConfig(), min_items,
-                                  now)
+        yield from _ingest_stream(store, batches, schema or default_schema(), config or ReconcileConfig(),
+                                  min_items if pipeline is None else 0, 2 if pipeline else min_batches,
+                                  pipeline is not False, now)
 
 
 def _ingest_stream(store: GraphStore, batches: Iterable[Batch], schema: Schema, config: ReconcileConfig,
-                   min_items: int, now: datetime | None) -> Iterator[IngestResult]:
+                   min_items: int, min_batches: int, allowed: bool, now: datetime | None) -> Iterator[IngestResult]:
     it = iter(batches)
-    head = [b for b in (next(it, None), next(it, None)) if b is not None]
-    open_pipeline = getattr(store, "pipeline", None)
-    if open_pipeline is None or len(head) < 2 or len(head[0].cis) + len(head[0].rels) < min_items:
+    head: list[Batch] = []
+    for batch in it:
+        head.append(batch)
+        if len(head) >= max(2, min_batches):
+            break
+    open_pipeline = getattr(store, "pipeline", None) if allowed else None
+    if (open_pipeline is None or len(head) < max(2, min_batches)
+            or len(head[0].cis) + len(head[0].rels) < min_items):
         for batch in chain(head, it):
             yield ingest(store, batch, schema=schema, config=config, now=now)
         return
     with open_pipeline() as pipe:
         for batch in chain(head, it):
-            planner = _Planner(schema, config, batch, now or datetime.now(UTC))
+            planner = Planner(schema, config, batch, now or datetime.now(UTC))
             try:
                 planner.prepare()
             except CmdbError:

@@ -19,7 +19,7 @@ from cmdb.ingest_pipeline import ingest_many
 from cmdb.store.base import GraphStore, SearchQuery, iso
 from cmdb.store.sqlite import SqliteStore
 
-pipelined = functools.partial(ingest_many, min_items=0)  # pipelined even for small batches
+pipelined = functools.partial(ingest_many, pipeline=True)  # pipelined even for small batches
 
 
 @pytest.fixture

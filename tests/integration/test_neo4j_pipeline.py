@@ -1,4 +1,4 @@
-"""The pipelined Neo4j writer (``cmdb.store.neo4j_pipeline``) against a real server: a batch planned
+"""The pipelined Neo4j writer (``cmdb.store.neo4j.pipeline``) against a real server: a batch planned
 ahead is written as planned only while that is still true, errors of the writer process reach the
 caller, and the password never shows in the writer's command line or environment."""
 
@@ -13,14 +13,15 @@ import pytest
 
 from cmdb.batch import Batch
 from cmdb.errors import StoreError
-from cmdb.ingest import _Planner, ingest
+from cmdb.ingest import ingest
 from cmdb.ingest_pipeline import ingest_many
 from cmdb.model import default_schema
+from cmdb.planning import Planner
 from cmdb.reconcile import ReconcileConfig
 from cmdb.store.neo4j import Neo4jStore
-from cmdb.store.neo4j_pipeline import Neo4jPipeline, RecordingReader
+from cmdb.store.neo4j.pipeline import Neo4jPipeline, RecordingReader
 
-pipelined = functools.partial(ingest_many, min_items=0)  # pipelined even for small batches
+pipelined = functools.partial(ingest_many, pipeline=True)  # pipelined even for small batches
 
 
 pytestmark = pytest.mark.neo4j
@@ -30,8 +31,8 @@ def server(fqdn: str, **attrs: Any) -> dict[str, Any]:
     return {"class": "Server", "fqdn": fqdn, **attrs}
 
 
-def planner(doc: dict[str, Any]) -> _Planner:
-    p = _Planner(default_schema(), ReconcileConfig(), Batch.from_dict(doc), datetime.now(UTC))
+def planner(doc: dict[str, Any]) -> Planner:
+    p = Planner(default_schema(), ReconcileConfig(), Batch.from_dict(doc), datetime.now(UTC))
     p.prepare()
     return p
 

@@ -153,7 +153,7 @@ def _run_load(store: Neo4jStore, docs: list[dict[str, Any]], prefix: str, starte
               outcome: dict[str, Any], pipelined: bool = False) -> None:
     try:
         if pipelined:  # as ``cmdb load`` does: the next batch planned while a writer process writes one
-            for i, _ in enumerate(ingest_many(store, _batches(docs, prefix))):
+            for i, _ in enumerate(ingest_many(store, _batches(docs, prefix), pipeline=True)):
                 outcome["done"] = i + 1
                 started.set()
             return

@@ -22,10 +22,6 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 PACKAGES = ("cmdb", "discovery", "impact", "importers", "api", "product")
 WINGS = ("discovery", "impact", "importers", "api", "product")
-# Known debts being paid by issue 15 (the Neo4j store package and the planner split); emptied there.
-KNOWN_CIRCLES = [["cmdb.store.neo4j", "cmdb.store.neo4j_pipeline"]]
-KNOWN_PRIVATE = {"cmdb/ingest_pipeline.py:18 imports _Planner from cmdb.ingest",
-                 "cmdb/store/neo4j_pipeline.py:"}
 
 
 def module_name(path: Path) -> str:
@@ -114,7 +110,7 @@ def test_the_cycle_finder_finds_a_circle_and_only_a_circle() -> None:
 
 
 def test_no_import_circles() -> None:
-    assert [c for c in cycles(graph()) if c not in KNOWN_CIRCLES] == []
+    assert cycles(graph()) == []
 
 
 def test_the_core_imports_no_wing_and_no_wing_imports_the_product_root() -> None:
@@ -133,7 +129,7 @@ def test_no_module_imports_another_modules_private_names() -> None:
     breaches = [f"{path.relative_to(ROOT)}:{line} imports {n} from {m}"
                 for name, path in modules.items() for m, n, line in imports_of(name, path, modules)
                 if n is not None and n.startswith("_") and m != name]
-    assert [b for b in breaches if not any(b.startswith(k) for k in KNOWN_PRIVATE)] == []
+    assert breaches == []
 
 
 def test_the_checker_sees_the_imports_it_must_see() -> None:

@@ -7,7 +7,7 @@ import json
 from typing import Any
 
 from cmdb.store.base import AttrValue
-from cmdb.store.neo4j import _pack_events, _pack_text, _prov_blob, _prov_json, _provenance, attr_tokens
+from cmdb.store.neo4j.codecs import attr_tokens, pack_events, pack_text, parse_provenance, prov_blob, prov_json
 
 
 def _prov(**by_attr: dict[str, tuple[Any, str, str]]) -> dict[str, dict[str, AttrValue]]:
@@ -24,9 +24,9 @@ def test_provenance_round_trips_values_equal_to_the_current_one_and_values_that_
         managed={"manual": (True, "r3", "t3")},
         os={"scan": ("linux", "r1", "t1")},  # a value that did not win and is not in attrs
     )
-    blob = _prov_blob(prov, attrs, "Server")
-    assert _provenance(blob, attrs, "Server") == prov
-    assert len(blob) < len(_prov_json(prov))
+    blob = prov_blob(prov, attrs, "Server")
+    assert parse_provenance(blob, attrs, "Server") == prov
+    assert len(blob) < len(prov_json(prov))
     stored = json.loads(blob)
     assert stored[1]["hostname"]["ssh"] == stored[0].index(["r2", "t2"])  # the current value is not repeated
     assert stored[1]["cpu_count"]["manual"] == [True, stored[0].index(["r3", "t3"])]
@@ -34,7 +34,7 @@ def test_provenance_round_trips_values_equal_to_the_current_one_and_values_that_
 
 def test_provenance_in_the_sqlite_form_still_reads() -> None:
     prov = _prov(hostname={"scan": ("web1", "r1", "t1")})
-    assert _provenance(_prov_json(prov), {"hostname": "web1"}, "Host") == prov
+    assert parse_provenance(prov_json(prov), {"hostname": "web1"}, "Host") == prov
 
 
 def test_event_packs_round_trip_and_keep_events_that_differ_from_the_pack_head() -> None:
@@ -43,12 +43,12 @@ def test_event_packs_round_trip_and_keep_events_that_differ_from_the_pack_head()
         [12, "t1", "ci-a", "ci-b", "rel.created", "scan", "run-1", "rel-x", "RUNS_ON", None, {}, None],
         [13, "t1", "ci-a", None, "ci.attr", "ssh", "run-1", None, "os", "linux", "ubuntu", "alice"],
     ]
-    text = _pack_text(rows)
+    text = pack_text(rows)
     assert len(text) < len(json.dumps(rows))
-    back = _pack_events(text)
+    back = pack_events(text)
     assert [[e.seq, e.at, e.ci_id, e.peer_id, e.kind, e.source, e.run_id, e.rel_id, e.attr, e.old, e.new, e.actor]
             for e in back] == rows
-    assert [e.seq for e in _pack_events(json.dumps(rows))] == [11, 12, 13]  # the plain list form
+    assert [e.seq for e in pack_events(json.dumps(rows))] == [11, 12, 13]  # the plain list form
 
 
 def test_search_tokens_compare_numbers_by_value_and_cover_list_and_mapping_elements() -> None:

@@ -12,7 +12,7 @@ A batch planned ahead is written as planned only when it is still true:
 * the batch in flight wrote nothing the plan read (identity keys, CIs, relationships, or any
   sighting by scope, which lifecycle reads), checked here;
 * nobody else wrote meanwhile: the store's write counter, checked by the writer under the store's
-  lock (``Neo4jStore.write_program``), is exactly what the accounted writes leave, and the event
+  lock (``Neo4jWriter.write_program``), is exactly what the accounted writes leave, and the event
   counter is what the program's events were numbered from.
 
 Otherwise the batch is planned again inside its own write transaction here, as ``ingest`` does.
@@ -40,7 +40,8 @@ import neo4j
 import cmdb
 from cmdb.errors import CmdbError, StoreError
 from cmdb.store.base import BatchReader, ChangeSet, CIState, RelState, Sighting, rel_id_for
-from cmdb.store.neo4j import Neo4jStore, WriteProgram, _TxReader
+from cmdb.store.neo4j.reader import TxReader
+from cmdb.store.neo4j.writer import Neo4jWriter, WriteProgram
 
 Tag = TypeVar("Tag")
 _SECRETISH = re.compile(r"PASSWORD|PASSWD|SECRET|TOKEN|CREDENTIAL|_KEY$", re.IGNORECASE)
@@ -68,7 +69,7 @@ class Touched:
                 or not self.cis.isdisjoint(other.cis) or not self.rels.isdisjoint(other.rels))
 
 
-class RecordingReader(_TxReader):
+class RecordingReader(TxReader):
     """The transaction's reader, noting every key, CI and relationship a plan asked about."""
 
     def __init__(self, tx: neo4j.ManagedTransaction, rel_labels: list[str]) -> None:
@@ -123,7 +124,7 @@ def _writer_main(conn: multiprocessing.connection.Connection) -> None:
     """The writer process: write each program it is sent, answer with the counters or the error."""
     uri, user, password, database, class_labels = conn.recv()
     try:
-        store = Neo4jStore(uri, user, password, database)
+        store = Neo4jWriter(uri, user, password, database)
         store._class_labels = class_labels  # the parent's schema may extend the default one
     except CmdbError as exc:
         conn.send(("error", exc))
@@ -165,7 +166,7 @@ class _Written:
 class Neo4jPipeline(Generic[Tag]):
     """``push`` plans (a batch each) in order; each call yields the tags of batches now written."""
 
-    def __init__(self, store: Neo4jStore) -> None:
+    def __init__(self, store: Neo4jWriter) -> None:
         self.store = store
         self._proc: subprocess.Popen[bytes] | None = None
         self._conn: multiprocessing.connection.Connection | None = None
@@ -194,7 +195,7 @@ class Neo4jPipeline(Generic[Tag]):
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")]))
         with theirs:
             self._proc = subprocess.Popen(
-                [sys.executable, "-m", "cmdb.store.neo4j_pipeline", str(theirs.fileno())],
+                [sys.executable, "-m", "cmdb.store.neo4j.pipeline", str(theirs.fileno())],
                 pass_fds=[theirs.fileno()], stdin=subprocess.DEVNULL, env=env)
         self._conn = multiprocessing.connection.Connection(ours.detach())
         self._ready = False

@@ -1,0 +1,81 @@
+"""``Planner``: turns a batch into a ChangeSet; ``prepare`` is pure, ``plan`` runs inside the transaction."""
+
+from __future__ import annotations
+
+from cmdb.planning.cis import CIPlanning
+from cmdb.planning.lifecycle import Lifecycle
+from cmdb.planning.prepare import Preparation
+from cmdb.planning.rels import RelPlanning
+from cmdb.planning.state import IngestResult
+from cmdb.reconcile import MANUAL_SOURCES
+from cmdb.store.base import (
+    BatchReader,
+    ChangeSet,
+    RunRecord,
+)
+
+
+class Planner(Preparation, CIPlanning, RelPlanning, Lifecycle):
+    """Turns a batch into a ChangeSet; ``prepare`` is pure, ``plan`` runs inside the transaction."""
+
+    def plan(self, reader: BatchReader) -> ChangeSet:
+        """Build the ChangeSet; a store may call this again when it retries a transaction."""
+        batch, at = self.batch, self.at
+        result = self.result = IngestResult(run_id=batch.run_id)
+        self.new_ids = set()
+        cs = ChangeSet(
+            run=RunRecord(batch.run_id, batch.source, batch.scope, batch.complete, at, at, batch.actor)
+        )
+        group_keys: set[str] = set()
+        for group in self.groups:
+            group_keys.update(group.keys)
+        key_map, states = reader.match_keys(group_keys) if group_keys else ({}, {})
+        ref_keys: set[str] = set()
+        for rel in self.rels:
+            ref_keys.update(rel.src_keys or ())
+            ref_keys.update(rel.dst_keys or ())
+        ref_keys -= group_keys
+        ref_classes: dict[str, str] = {}
+        if ref_keys:
+            for key, (ci_id, cls) in reader.resolve_keys(ref_keys).items():
+                key_map[key] = ci_id
+                ref_classes[ci_id] = cls
+
+        group_ci: list[str | None] = []
+        group_cls: dict[str, str] = {}
+        seen_ci: set[str] = set()
+        for group in self.groups:
+            matched = sorted({key_map[k] for k in group.keys if k in key_map})
+            if len(matched) > 1:
+                cs.conflicts.append(self.conflict(group, key_map, matched))
+                group_ci.append(None)
+                continue
+            if matched:
+                ci_id = matched[0]
+                # Written back: two groups of one batch may describe the same CI through different keys.
+                states[ci_id] = self.update_ci(cs, states[ci_id], group, result)
+                group_cls[ci_id] = states[ci_id].cls
+            else:
+                ci_id = self.create_ci(cs, group, result)
+                group_cls[ci_id] = group.cls
+            for key in group.keys:
+                if key not in key_map:
+                    key_map[key] = ci_id
+                    cs.keys.append((key, ci_id))
+            seen_ci.add(ci_id)
+            group_ci.append(ci_id)
+        for ref, gi in self.ref_group.items():
+            cid = group_ci[gi]
+            if cid is not None:
+                result.ci_ids[ref] = cid
+        result.conflicts = cs.conflicts
+
+        for ci_id, cls in ref_classes.items():
+            group_cls.setdefault(ci_id, cls)
+        seen_rel = self.plan_rels(reader, cs, key_map, states, group_ci, group_cls, result)
+        if batch.complete and batch.source not in MANUAL_SOURCES:
+            self.age_unseen(reader, cs, seen_ci, seen_rel, result)
+        cs.run.stats = result.summary()
+        self.event_count = len(cs.events)
+        cs.run.stats["events"] = self.event_count
+        return cs

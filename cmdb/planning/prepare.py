@@ -1,0 +1,82 @@
+"""Preparation: the batch validated whole, its items merged and its references resolved to identity
+keys, before the store is touched (pure)."""
+
+from __future__ import annotations
+
+import contextlib
+from typing import Any
+
+from cmdb.batch import CIRecord, IdentityRef, Ref, RelRecord
+from cmdb.errors import BadInputError, CmdbError
+from cmdb.identity import identity_keys, merge_batch_items
+from cmdb.planning.state import PlannerState, PreparedRel
+
+
+class Preparation(PlannerState):
+    def prepare(self) -> None:
+        schema, batch = self.schema, self.batch
+        if not batch.source or any(c.isspace() for c in batch.source):
+            raise BadInputError(f"{batch.origin}: source {batch.source!r} must be a word like snmp or import:csv")
+        items: list[tuple[CIRecord, dict[str, Any]]] = []
+        item_keys: list[dict[str, str]] = []
+        refs: dict[str, CIRecord] = {}
+        for rec in batch.cis:
+            try:
+                attrs = schema.validate(rec.cls, rec.attrs)
+            except CmdbError as exc:
+                raise self.fail(rec.describe(), str(exc), exc) from None
+            keys = identity_keys(schema, rec.cls, attrs)
+            item_keys.append(keys)
+            if not keys:
+                names = " | ".join("+".join(k) for k in schema.ci_class(rec.cls).identity)
+                raise self.fail(rec.describe(), f"no identity attributes; give one of: {names}")
+            if rec.ref is not None:
+                if rec.ref in refs:
+                    raise self.fail(rec.describe(), f"ref {rec.ref!r} is already used by {refs[rec.ref].describe()}")
+                refs[rec.ref] = rec
+            items.append((rec, attrs))
+        self.groups = merge_batch_items(schema, items, item_keys)
+        for gi, group in enumerate(self.groups):
+            for rec in group.items:
+                if rec.ref is not None:
+                    self.ref_group[rec.ref] = gi
+        for rel in batch.rels:
+            try:
+                rtype = schema.rel_type(rel.type)
+            except CmdbError as exc:
+                raise self.fail(rel.describe(), str(exc), exc) from None
+            if not isinstance(rel.attrs, dict):
+                raise self.fail(rel.describe(), "attributes must be a mapping")
+            prepared = PreparedRel(rel, dict(rel.attrs))
+            for side in ("src", "dst"):
+                end: Ref = getattr(rel, side)
+                if isinstance(end, str):
+                    if end not in self.ref_group:
+                        raise self.fail(
+                            rel.describe(),
+                            f"{'from' if side == 'src' else 'to'} names ref {end!r}, which is not an item of "
+                            "this batch (use {class: ..., <key>: ...} for a CI already in the store)",
+                        )
+                else:
+                    setattr(prepared, f"{side}_keys", self.ref_keys(rel, end))
+            self.rels.append(prepared)
+            del rtype
+
+    def ref_keys(self, rel: RelRecord, ref: IdentityRef) -> dict[str, str]:
+        try:
+            cached = self.ref_cache.get(ref)
+        except TypeError:  # a list value in the reference (MACs): not hashable, not cached
+            cached = None
+        if cached is not None:
+            return cached
+        try:
+            attrs = self.schema.validate(ref.cls, dict(ref.attrs))
+        except CmdbError as exc:
+            raise self.fail(rel.describe(), f"reference {ref.describe()}: {exc}", exc) from None
+        keys = identity_keys(self.schema, ref.cls, attrs)
+        if not keys:
+            names = " | ".join("+".join(k) for k in self.schema.ci_class(ref.cls).identity)
+            raise self.fail(rel.describe(), f"reference {ref.describe()} has no identity key; give one of: {names}")
+        with contextlib.suppress(TypeError):
+            self.ref_cache[ref] = keys
+        return keys
