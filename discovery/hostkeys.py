@@ -130,3 +130,10 @@ class KnownHosts:
         finally:
             transport.close()
         return self.verify(host, port, key)
+
+
+def default_known_hosts_path() -> Path:
+    """The known_hosts file SSH discovery of hosts and of devices share by default."""
+    from platformdirs import user_config_dir
+
+    return Path(user_config_dir("cmdb")) / "known_hosts"

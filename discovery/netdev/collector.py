@@ -21,24 +21,17 @@ from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from platformdirs import user_config_dir
-
 from cmdb.batch import Batch
 from cmdb.errors import ConfigError
 from discovery.credentials import SshProfile
+from discovery.hostkeys import KnownHosts, default_known_hosts_path
 from discovery.netdev.platforms import CommandParseError, parse_command, platform_for
 from discovery.netdev.records import Record, as_dict
 from discovery.netdev.session import DeviceSession, resolve_address
 from discovery.netdev.transform import Reach, device_batch, merge_records, neighbour_batch, neighbours_from_facts
 from discovery.outcomes import Outcome, TargetError, TargetResult
-from discovery.ssh.hostkeys import KnownHosts
 
 log = logging.getLogger("cmdb.discovery.netdev")
-
-
-def default_known_hosts() -> Path:
-    """The known_hosts file SSH discovery of hosts and of devices share by default."""
-    return Path(user_config_dir("cmdb")) / "known_hosts"
 
 
 class NetDeviceCollector:
@@ -78,7 +71,7 @@ class NetDeviceCollector:
     def known_hosts_for(self, profile: SshProfile) -> KnownHosts:
         """The run's known_hosts file, else the profile's, else ~/.config/cmdb/known_hosts."""
         path = self.known_hosts_path or (Path(profile.known_hosts).expanduser() if profile.known_hosts
-                                         else default_known_hosts())
+                                         else default_known_hosts_path())
         kh = self._known_hosts.get(path)
         if kh is None:
             kh = self._known_hosts[path] = KnownHosts(path, self.trust_on_first_use)

@@ -23,9 +23,9 @@ import paramiko
 
 from cmdb.errors import CmdbError
 from discovery.credentials import SshProfile
+from discovery.hostkeys import KnownHosts, fingerprint
 from discovery.netdev.platforms import cli_rejection, detect_device_type, platform_for
 from discovery.outcomes import Outcome, TargetError
-from discovery.ssh.hostkeys import KnownHosts, fingerprint
 
 log = logging.getLogger("cmdb.discovery.netdev")
 

@@ -44,11 +44,12 @@ def scan(
 ) -> None:
     """TCP connect scan: open ports, banners, TLS certificates and reverse DNS, one batch per address."""
     from cmdb.errors import BadInputError
+    from discovery.certificates import SystemTrust
     from discovery.cli import execute
     from discovery.scan.collector import ScanCollector
     from discovery.scan.ports import DEFAULT_PORTS, WELL_KNOWN_TLS_PORTS, format_ports, parse_ports
     from discovery.scan.probe import ProbeSettings
-    from discovery.scan.tls import SystemTrust, chain_capability
+    from discovery.scan.tls import chain_capability
 
     if store:
         ctx.find_root().params["store"] = store

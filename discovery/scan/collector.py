@@ -14,9 +14,9 @@ from typing import Any
 
 from cmdb.batch import Batch
 from cmdb.model import Schema
+from discovery.certificates import SystemTrust
 from discovery.outcomes import TargetResult
 from discovery.scan.probe import Prober, ProbeSettings
-from discovery.scan.tls import SystemTrust
 from discovery.scan.transform import transform_scan
 
 

@@ -30,10 +30,11 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
+from discovery.certificates import SystemTrust, der_to_pem
 from discovery.outcomes import Outcome, TargetError
 from discovery.scan.ratelimit import TokenBucket
-from discovery.scan.services import CLIENT_SPEAKS_FIRST
-from discovery.scan.tls import SystemTrust, der_to_pem, inventory_context, served_chain
+from discovery.scan.tls import inventory_context, served_chain
+from discovery.services import CLIENT_SPEAKS_FIRST
 
 OPEN, CLOSED, FILTERED, UNREACHABLE, ERROR = "open", "closed", "filtered", "unreachable", "error"
 UNREACHABLE_ERRNOS = frozenset({errno.EHOSTUNREACH, errno.ENETUNREACH, errno.EHOSTDOWN, errno.ENETDOWN})

@@ -33,10 +33,10 @@ from typing import Any
 
 from cmdb.batch import Batch, CIRecord, RelRecord
 from cmdb.model import Schema, default_schema
+from discovery.certificates import describe_certificate
 from discovery.outcomes import Outcome
 from discovery.scan.probe import CLOSED, FILTERED, OPEN, UNREACHABLE
-from discovery.scan.services import guess_service
-from discovery.scan.tls import describe_certificate
+from discovery.services import guess_service
 from discovery.targets import scope_of
 
 SOURCE = "scan"

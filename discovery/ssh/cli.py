@@ -65,10 +65,9 @@ def register(app: typer.Typer, discover_app: typer.Typer) -> None:
         """Log in to Linux hosts over SSH (verified host keys, named credential profiles) and record the
         host, its interfaces, addresses, packages, listening applications and their dependencies."""
         from discovery.credentials import SshProfile, load_credentials
+        from discovery.hostkeys import KnownHosts, default_known_hosts_path
         from discovery.ssh.collector import SshHostCollector
         from discovery.ssh.commands import commands_for, host_script
-        from discovery.ssh.hostkeys import KnownHosts
-        from discovery.ssh.session import default_known_hosts_path
         from discovery.targets import expand_targets
 
         if show_commands:

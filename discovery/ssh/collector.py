@@ -19,11 +19,11 @@ from datetime import UTC, datetime
 
 from cmdb.batch import Batch
 from discovery.credentials import SshProfile
+from discovery.hostkeys import KnownHosts
 from discovery.outcomes import Outcome, TargetError, TargetResult
 from discovery.ssh.commands import HostCommand, commands_for
 from discovery.ssh.depmap import map_dependencies
 from discovery.ssh.facts import HostFacts, build_facts
-from discovery.ssh.hostkeys import KnownHosts
 from discovery.ssh.parsers import FactsParseError
 from discovery.ssh.session import HostSession
 from discovery.ssh.transform import DEFAULT_PACKAGE_PATTERNS, transform_host

@@ -36,7 +36,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
 from cmdb.batch import Batch, CIRecord, RelRecord
-from discovery.scan.services import guess_service
+from discovery.services import guess_service
 from discovery.ssh.facts import HostFacts
 from discovery.ssh.parsers import Socket
 from discovery.ssh.transform import SOURCE, app_class, app_name, host_class, listening_processes

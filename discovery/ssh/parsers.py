@@ -13,7 +13,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from discovery.scan.tls import describe_certificate, pem_blocks
+from discovery.certificates import describe_certificate, pem_blocks
 
 
 class FactsParseError(ValueError):

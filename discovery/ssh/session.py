@@ -25,17 +25,16 @@ import select
 import socket
 import time
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
 import paramiko
 
 from cmdb.errors import CmdbError
 from discovery.credentials import SshProfile
+from discovery.hostkeys import KnownHosts, fingerprint, host_entry
 from discovery.outcomes import Outcome, TargetError
 from discovery.ssh.commands import HostCommand, host_script
 from discovery.ssh.facts import CommandOutput, split_script_output
-from discovery.ssh.hostkeys import KnownHosts, fingerprint, host_entry
 
 log = logging.getLogger("cmdb.discovery.ssh")
 
@@ -196,8 +195,3 @@ class HostSession:
                   time.monotonic() - started)
         return outputs
 
-
-def default_known_hosts_path() -> Path:
-    from platformdirs import user_config_dir
-
-    return Path(user_config_dir("cmdb")) / "known_hosts"

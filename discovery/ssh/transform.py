@@ -35,7 +35,7 @@ from typing import Any
 
 from cmdb.batch import Batch, CIRecord, RelRecord
 from discovery.names import short_hostname
-from discovery.scan.services import guess_service
+from discovery.services import guess_service
 from discovery.ssh.facts import HostFacts
 from discovery.ssh.parsers import Link, Socket
 from discovery.targets import scope_of

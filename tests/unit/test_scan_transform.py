@@ -24,12 +24,12 @@ from cmdb.ingest import ingest
 from cmdb.reconcile import ReconcileConfig
 from cmdb.store.base import SearchQuery
 from cmdb.store.sqlite import SqliteStore
+from discovery.certificates import SystemTrust, describe_certificate, pem_blocks
 from discovery.outcomes import Outcome
 from discovery.scan.ports import format_ports, parse_ports
 from discovery.scan.probe import classify_connect_error, clean_banner
-from discovery.scan.services import guess_service
-from discovery.scan.tls import SystemTrust, describe_certificate, pem_blocks
 from discovery.scan.transform import names_of, transform_scan
+from discovery.services import guess_service
 
 DATA = Path(__file__).resolve().parent.parent / "data" / "scan"
 LEAF_FP = "59a564e15ba5d6913a27e3f8e7452eaef4b3aab69654679d47a7e68c2a7fb302"

@@ -16,12 +16,12 @@ from cmdb.ingest import ingest
 from cmdb.store.base import DiscoveryRunRecord, SearchQuery
 from cmdb.store.sqlite import SqliteStore
 from discovery.credentials import SecretRef, SshProfile, load_credentials
+from discovery.hostkeys import KnownHosts
 from discovery.names import long_interface_name
 from discovery.netdev.collector import NetDeviceCollector
 from discovery.netdev.session import DeviceSession
 from discovery.outcomes import Outcome, TargetError
 from discovery.runner import run_discovery
-from discovery.ssh.hostkeys import KnownHosts
 
 from .conftest import Lab, device_spec, lab_outputs
 

@@ -15,8 +15,8 @@ from cmdb.batch import Batch, CIRecord
 from cmdb.cli_output import opened_store
 from cmdb.ingest import ingest
 from cmdb.store.base import CIState, GraphStore, SearchQuery
+from discovery.certificates import SystemTrust
 from discovery.scan.probe import Prober, ProbeSettings
-from discovery.scan.tls import SystemTrust
 from tests.integration.scan.conftest import (
     A_FILTERED,
     A_FULL,

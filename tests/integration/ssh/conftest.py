@@ -24,9 +24,9 @@ from sshd_hosts import SshdHost, SshdLab, lab_available, make_certificate  # scr
 
 from cmdb.store.base import DiscoveryRunRecord, GraphStore
 from discovery.credentials import SshProfile, load_credentials
+from discovery.hostkeys import KnownHosts
 from discovery.runner import run_discovery
 from discovery.ssh.collector import SshHostCollector
-from discovery.ssh.hostkeys import KnownHosts
 
 
 @dataclass

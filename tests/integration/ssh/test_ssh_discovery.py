@@ -10,9 +10,9 @@ import pytest
 
 from cmdb.store.base import CIState, SearchQuery
 from cmdb.store.sqlite import SqliteStore
+from discovery.hostkeys import KnownHosts
 from discovery.outcomes import TargetError
 from discovery.ssh.collector import SshHostCollector
-from discovery.ssh.hostkeys import KnownHosts
 from tests.integration.ssh.conftest import Lab, discover, host_key_fingerprint
 
 HOST_CLASSES = ["Host", "Server", "VirtualMachine", "Container"]
