@@ -34,10 +34,10 @@ sys.path.insert(0, str(REPO / "scripts"))
 
 from cmdb.store.sqlite import SqliteStore  # noqa: E402
 from discovery.credentials import SshProfile  # noqa: E402
+from discovery.hostkeys import KnownHosts  # noqa: E402
 from discovery.outcomes import Outcome, TargetError, TargetResult  # noqa: E402
 from discovery.runner import run_discovery  # noqa: E402
 from discovery.ssh.collector import SshHostCollector  # noqa: E402
-from discovery.ssh.hostkeys import KnownHosts  # noqa: E402
 
 
 def collect_round(targets: Sequence[str], profile: SshProfile, known: Path, concurrency: int) -> tuple[float, int]:

@@ -341,8 +341,8 @@ def record(outdir: Path, workdir: Path) -> None:
     import json
 
     from discovery.credentials import SshProfile
+    from discovery.hostkeys import KnownHosts
     from discovery.ssh.commands import commands_for
-    from discovery.ssh.hostkeys import KnownHosts
     from discovery.ssh.session import HostSession
 
     with SshdLab(workdir, subnet="127.0.79") as lab:
