@@ -91,6 +91,18 @@ class Batch:
     actor: str | None = None
     origin: str = "batch"
 
+    def add_ci(self, cls: str, attrs: dict[str, Any], ref: str | None = None) -> CIRecord:
+        """Append a CI numbered by its position, so an error names the item where it really is."""
+        rec = CIRecord(cls, attrs, ref, len(self.cis))
+        self.cis.append(rec)
+        return rec
+
+    def add_rel(self, rtype: str, src: Ref, dst: Ref, attrs: dict[str, Any] | None = None) -> RelRecord:
+        """Append a relationship numbered by its position."""
+        rec = RelRecord(rtype, src, dst, dict(attrs or {}), len(self.rels))
+        self.rels.append(rec)
+        return rec
+
     @classmethod
     def from_dict(cls, doc: Any, origin: str = "batch") -> Batch:
         """Parse the native format; errors name ``origin`` and the item index."""

@@ -133,6 +133,29 @@ def canonical_mac(value: Any) -> str:
     return ":".join(hexdigits[i : i + 2] for i in range(0, 12, 2))
 
 
+# Virtual-router MACs: every member of a redundancy group answers with the same one, so none of them
+# names one box (HSRP v1 and v2, VRRP for IPv4 and IPv6, GLBP).
+SHARED_MAC_PREFIXES = ("00:00:0c:07:ac:", "00:00:0c:9f:f", "00:00:5e:00:01:", "00:00:5e:00:02:", "00:07:b4:")
+
+
+def identifying_mac(value: Any) -> bool:
+    """Whether a MAC names one box, the rule every source follows for ``mac_addresses`` identity keys.
+
+    Not: anything unparseable, all-zero, group (multicast and broadcast: the I/G bit), and virtual
+    router MACs (``SHARED_MAC_PREFIXES``), which an HSRP/VRRP/GLBP peer answers with too and which
+    would merge the two boxes of a redundant pair into one CI.
+    """
+    if value is None:
+        return False
+    try:
+        mac = canonical_mac(value)
+    except ValueError:
+        return False
+    if mac == "00:00:00:00:00:00" or int(mac[:2], 16) & 1:
+        return False
+    return not mac.startswith(SHARED_MAC_PREFIXES)
+
+
 def _canonical_datetime(value: Any) -> str:
     if isinstance(value, datetime):
         dt = value

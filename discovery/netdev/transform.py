@@ -20,9 +20,10 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from typing import Any
 
-from cmdb.batch import Batch, CIRecord, RelRecord
+from cmdb.batch import Batch
 from discovery.netdev.platforms import Platform, neighbour_class
 from discovery.netdev.records import InterfaceRecord, NeighbourRecord, Record, SystemRecord
+from discovery.observations import Address, Device, Fact, Interface, NeighbourLink, to_batch
 from discovery.targets import scope_of
 
 DEVICE_SOURCE = "ssh"
@@ -86,11 +87,6 @@ def merge_records(records: Iterable[Record]) -> DeviceView:
     return DeviceView(system, list(interfaces.values()), list(neighbours.values()))
 
 
-def _put(attrs: dict[str, Any], **values: Any) -> dict[str, Any]:
-    attrs.update({k: v for k, v in values.items() if v is not None and v != []})
-    return attrs
-
-
 def _addresses(interfaces: Sequence[InterfaceRecord]) -> list[ipaddress.IPv4Interface | ipaddress.IPv6Interface]:
     out = []
     for itf in interfaces:
@@ -102,67 +98,39 @@ def _addresses(interfaces: Sequence[InterfaceRecord]) -> list[ipaddress.IPv4Inte
     return out
 
 
-def device_batch(platform: Platform, view: DeviceView, reach: Reach, *, complete: bool) -> Batch:
-    """The batch for one device; ``complete`` only when every command of the platform parsed."""
+def device_facts(platform: Platform, view: DeviceView, reach: Reach) -> list[Fact]:
+    """What one device's commands amount to, as observations (pure)."""
     system = view.system
     if not system.hostname:
         raise ValueError(f"{reach.target}: the device's hostname is unknown; cannot name its interfaces")
     hostname = system.hostname
-    cls = platform.classify(system)
-    batch = Batch(source=DEVICE_SOURCE, scope=scope_of(reach.target), complete=complete)
-    ips = sorted({str(a.ip) for a in _addresses(view.interfaces)} | {reach.address},
-                 key=lambda s: (ipaddress.ip_address(s).version, ipaddress.ip_address(s)))
-    batch.cis.append(CIRecord(cls, _put(
-        {}, hostname=hostname, fqdn=system.fqdn, serial_number=system.serial_number, model=system.model,
-        vendor=platform.vendor, os=system.os or platform.os, os_version=system.os_version, management_ip=reach.address,
-        ip_addresses=ips, mac_addresses=[system.base_mac] if system.base_mac else None,
-        ssh_host_key=reach.host_key, ssh_profile=reach.profile,
-    ), ref="device"))
-    local_refs: dict[str, str] = {}
-
-    def local_interface(name: str, rec: InterfaceRecord | None = None) -> str:
-        ref = local_refs.get(name.lower())
-        if ref is not None:
-            return ref
-        ref = local_refs[name.lower()] = f"if:{name}"
-        attrs = _put({"device_name": hostname, "if_name": name})
-        if rec is not None:
-            _put(attrs, alias=rec.alias, mac_address=rec.mac_address, speed_mbps=rec.speed_mbps,
-                 admin_status=rec.admin_status, oper_status=rec.oper_status)
-        batch.cis.append(CIRecord("Interface", attrs, ref=ref))
-        batch.rels.append(RelRecord("HAS_INTERFACE", "device", ref))
-        return ref
-
-    seen_ip: set[str] = set()
-    seen_net: set[str] = set()
+    facts: list[Fact] = [Device(
+        platform.classify(system), hostname=hostname, fqdn=system.fqdn, management_ip=reach.address,
+        ip_addresses=[str(a.ip) for a in _addresses(view.interfaces)] + [reach.address],
+        macs=[system.base_mac] if system.base_mac else [], serial_number=system.serial_number, vendor=platform.vendor,
+        model=system.model, os=system.os or platform.os, os_version=system.os_version,
+        extra={"ssh_host_key": reach.host_key, "ssh_profile": reach.profile}, interface_owner=hostname,
+    )]
     for itf in view.interfaces:
-        if_ref = local_interface(itf.if_name, itf)
+        facts.append(Interface(itf.if_name, alias=itf.alias, mac_address=itf.mac_address, speed_mbps=itf.speed_mbps,
+                               admin_status=itf.admin_status, oper_status=itf.oper_status))
         for addr in _addresses([itf]):
-            ip_ref = f"ip:{addr.ip}"
-            if ip_ref not in seen_ip:
-                seen_ip.add(ip_ref)
-                batch.cis.append(CIRecord("IPAddress", {"address": str(addr.ip)}, ref=ip_ref))
-            batch.rels.append(RelRecord("HAS_ADDRESS", if_ref, ip_ref))
-            if addr.network.prefixlen == addr.max_prefixlen:
-                continue  # a host route (loopback /32) is no subnet
-            net_ref = f"net:{addr.network}"
-            if net_ref not in seen_net:
-                seen_net.add(net_ref)
-                batch.cis.append(CIRecord("Subnet", {"cidr": str(addr.network)}, ref=net_ref))
-            batch.rels.append(RelRecord("IN_SUBNET", ip_ref, net_ref))
-
-    for n, nb in enumerate(view.neighbours):
-        src = local_interface(nb.local_interface)
-        peer = f"peer:{n}"
-        batch.cis.append(CIRecord("Interface", {"device_name": nb.remote_name, "if_name": nb.remote_interface},
-                                  ref=peer))
-        batch.rels.append(RelRecord("CONNECTED_TO", src, peer, {"protocol": nb.protocol}))
-    return batch
+            host_route = addr.network.prefixlen == addr.max_prefixlen  # a loopback /32 is no subnet
+            facts.append(Address(str(addr.ip), interface=itf.if_name,
+                                 subnet=None if host_route else str(addr.network)))
+    facts += [NeighbourLink(nb.local_interface, nb.remote_name, nb.remote_interface,
+                            frozenset(nb.protocol.split("+"))) for nb in view.neighbours]
+    return facts
 
 
-def neighbour_batch(neighbours: Iterable[NeighbourRecord], discovered: Iterable[str], run_id: str) -> Batch | None:
-    """Stub devices (with ``HAS_INTERFACE`` to the port a neighbour saw) for the neighbours this run
-    did not reach itself and that advertise a management address (a name alone identifies nothing)."""
+def device_batch(platform: Platform, view: DeviceView, reach: Reach, *, complete: bool) -> Batch:
+    """The batch for one device; ``complete`` only when every command of the platform parsed."""
+    return to_batch(DEVICE_SOURCE, scope_of(reach.target), complete, device_facts(platform, view, reach))
+
+
+def neighbour_facts(neighbours: Iterable[NeighbourRecord], discovered: Iterable[str]) -> list[Fact]:
+    """Stub devices (with the ports a neighbour saw) for the neighbours this run did not reach itself
+    and that advertise a management address (a name alone identifies nothing)."""
     known = {h.lower() for h in discovered}
     stubs: dict[str, tuple[NeighbourRecord, set[str]]] = {}
     for nb in neighbours:
@@ -170,19 +138,19 @@ def neighbour_batch(neighbours: Iterable[NeighbourRecord], discovered: Iterable[
             continue
         # The first advertisement seen gives the device's class and address; ports accumulate.
         stubs.setdefault(nb.remote_name.lower(), (nb, set()))[1].add(nb.remote_interface)
-    if not stubs:
-        return None
-    batch = Batch(source=NEIGHBOUR_SOURCE, scope=f"neighbours:{run_id}", complete=False)
-    for i, (nb, ports) in enumerate(stubs.values()):
-        dev = f"dev:{i}"
-        batch.cis.append(CIRecord(neighbour_class(nb), {
-            "hostname": nb.remote_name, "management_ip": nb.management_ip, "ip_addresses": [nb.management_ip],
-        }, ref=dev))
-        for j, port in enumerate(sorted(ports)):
-            itf = f"if:{i}:{j}"
-            batch.cis.append(CIRecord("Interface", {"device_name": nb.remote_name, "if_name": port}, ref=itf))
-            batch.rels.append(RelRecord("HAS_INTERFACE", dev, itf))
-    return batch
+    facts: list[Fact] = []
+    for nb, ports in stubs.values():
+        facts.append(Device(neighbour_class(nb), hostname=nb.remote_name, management_ip=nb.management_ip,
+                            ip_addresses=[nb.management_ip] if nb.management_ip else [],
+                            interface_owner=nb.remote_name))
+        facts += [Interface(port) for port in sorted(ports)]
+    return facts
+
+
+def neighbour_batch(neighbours: Iterable[NeighbourRecord], discovered: Iterable[str], run_id: str) -> Batch | None:
+    """The run-level batch of neighbour stubs, None when there is none."""
+    facts = neighbour_facts(neighbours, discovered)
+    return to_batch(NEIGHBOUR_SOURCE, f"neighbours:{run_id}", False, facts) if facts else None
 
 
 def neighbours_from_facts(facts: Mapping[str, Any]) -> list[NeighbourRecord]:

@@ -31,9 +31,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from cmdb.batch import Batch, CIRecord, RelRecord
+from cmdb.batch import Batch
 from cmdb.model import Schema, default_schema
 from discovery.certificates import describe_certificate
+from discovery.observations import Address, Certificate, Device, Endpoint, Fact, to_batch
 from discovery.outcomes import Outcome
 from discovery.scan.probe import CLOSED, FILTERED, OPEN, UNREACHABLE
 from discovery.services import guess_service
@@ -95,22 +96,13 @@ def transform_scan(raw: Mapping[str, Any], schema: Schema | None = None) -> Scan
         return ScanReading(Outcome.ERROR, f"{target}: probes failed ({summary}): {'; '.join(errors)}", None)
 
     complete = all(s in (OPEN, CLOSED) for s in states)
-    batch = Batch(source=SOURCE, scope=scope)
     dns_name, hostname, fqdn = names_of(raw)
-    host: dict[str, Any] = {"management_ip": address, "ip_addresses": [address]}
-    if hostname:
-        host["hostname"] = hostname
-    if fqdn:
-        host["fqdn"] = fqdn
-    batch.cis.append(CIRecord("Host", host, ref="host"))
-    ip: dict[str, Any] = {"address": address}
-    if dns_name:
-        ip["dns_name"] = dns_name
-    batch.cis.append(CIRecord("IPAddress", ip, ref="ip"))
-    batch.rels.append(RelRecord("HAS_ADDRESS", "host", "ip"))
-
+    facts: list[Fact] = [
+        Device("Host", hostname=hostname, fqdn=fqdn, management_ip=address, ip_addresses=[address]),
+        Address(address, on_device=True, dns_name=dns_name),
+    ]
     endpoint_attrs = schema.ci_class("ServiceEndpoint").attributes
-    cert_refs: set[str] = set()
+    fingerprints: set[str] = set()
     notes: list[str] = []
     shown: list[str] = []
     for p in sorted(opened, key=lambda p: int(p["port"])):
@@ -125,22 +117,12 @@ def transform_scan(raw: Mapping[str, Any], schema: Schema | None = None) -> Scan
         elif tls_raw.get("status") == "timeout":
             complete = False
             notes.append(f"{port}: TLS handshake timed out")
-        ep_ref = f"ep:{port}"
-        ep: dict[str, Any] = {"address": address, "port": port, "protocol": "tcp"}
         service = guess_service(port, banner, tls)
-        if service:
-            ep["service"] = service
         shown.append(f"{port} {service}" if service else str(port))
-        if banner:
-            ep["banner"] = banner
-        if tls is not None:
-            ep["tls"] = tls
-        if hostname:
-            ep["host_name"] = hostname
-        if tls and tls_raw.get("trusted") is not None and TLS_VERIFIED_ATTR in endpoint_attrs:
-            ep[TLS_VERIFIED_ATTR] = bool(tls_raw["trusted"])
-        batch.cis.append(CIRecord("ServiceEndpoint", ep, ref=ep_ref))
-        batch.rels.append(RelRecord("RUNS_ON", ep_ref, "host"))
+        verified = (bool(tls_raw["trusted"]) if tls and tls_raw.get("trusted") is not None
+                    and TLS_VERIFIED_ATTR in endpoint_attrs else None)
+        facts.append(Endpoint(address, port, "tcp", service=service, banner=banner or None, tls=tls,
+                              tls_verified=verified, host_name=hostname))
         for position, pem in enumerate(tls_raw.get("chain") or []):
             try:
                 cert = describe_certificate(str(pem))
@@ -148,17 +130,11 @@ def transform_scan(raw: Mapping[str, Any], schema: Schema | None = None) -> Scan
                 complete = False
                 notes.append(f"{port}: certificate {position} unparseable ({exc})")
                 continue
-            cert_ref = f"cert:{cert['fingerprint_sha256']}"
-            if cert_ref not in cert_refs:
-                cert_refs.add(cert_ref)
-                batch.cis.append(CIRecord("Certificate", cert, ref=cert_ref))
-            batch.rels.append(RelRecord("USES_CERTIFICATE", ep_ref, cert_ref, {"chain_position": position}))
+            fingerprints.add(cert["fingerprint_sha256"])
+            facts.append(Certificate(**cert, used_by=(address, port), chain_position=position))
 
-    for i, c in enumerate(batch.cis):
-        c.index = i
-    for i, r in enumerate(batch.rels):
-        r.index = i
-    batch.complete = complete
+    batch = to_batch(SOURCE, scope, complete, facts)
+    cert_refs = fingerprints
     detail = f"{summary}: {', '.join(shown)}" + (f" ({len(cert_refs)} certificates)" if cert_refs else "")
     if not complete:
         detail += "; partial" + (f": {'; '.join(notes)}" if notes else " (some ports filtered)")

@@ -35,7 +35,7 @@ from discovery.snmp.client import (
     walk,
 )
 from discovery.snmp.oids import SYSTEM_SCALARS, TABLES, Table
-from discovery.snmp.transform import RawDevice, transform
+from discovery.snmp.transform import RawDevice, to_snmp_batch
 
 log = logging.getLogger("cmdb.discovery.snmp")
 
@@ -70,7 +70,7 @@ class SnmpCollector:
         detail = ""
         if raw.failed:
             detail = "partial: " + "; ".join(f"{name}: {why}" for name, why in raw.failed.items())
-        return TargetResult(target, Outcome.OK, detail, raw.profile, transform(raw))
+        return TargetResult(target, Outcome.OK, detail, raw.profile, to_snmp_batch(raw))
 
     def finish(self, results: Sequence[TargetResult], run_id: str) -> list[Batch]:
         self.close()

@@ -1,4 +1,4 @@
-"""Pure: what one agent answered (``RawDevice``) -> a ``Batch`` for ``ingest``.
+"""Pure: what one agent answered (``RawDevice``) -> observations (``transform``) -> a ``Batch``.
 
 The device becomes one CI (class from ``vendors.identify``) with ``management_ip`` = the polled
 address, ``hostname`` = sysName and ``snmp_profile`` = the profile that worked, so a scan of the
@@ -29,8 +29,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from cmdb.batch import Batch, CIRecord, RelRecord
+from cmdb.batch import Batch
 from discovery.names import long_interface_name, short_hostname
+from discovery.observations import Address, Device, Fact, Interface, NeighbourLink, to_batch
 from discovery.snmp import oids as O
 from discovery.snmp.ber import Value, Varbind
 from discovery.snmp.oids import Oid, dotted
@@ -111,16 +112,6 @@ def mac(value: Value) -> str | None:
     if isinstance(value, bytes) and len(value) == 6 and any(value):
         return ":".join(f"{b:02x}" for b in value)
     return None
-
-
-def identifying_mac(address: str | None) -> bool:
-    """False for MACs several boxes may share: multicast/broadcast, VRRP, HSRP."""
-    if address is None:
-        return False
-    first = int(address[:2], 16)
-    if first & 1:
-        return False
-    return not address.startswith(("00:00:5e:00:01:", "00:00:5e:00:02:", "00:00:0c:07:ac:", "00:00:0c:9f:f"))
 
 
 def routable(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
@@ -210,28 +201,15 @@ def _interfaces(view: MibView) -> dict[int, _Interface]:
     return out
 
 
-def _interface_attrs(view: MibView, itf: _Interface, device_name: str) -> dict[str, Any]:
+def _interface_fact(view: MibView, itf: _Interface) -> Interface:
     n = (itf.if_index,)
-    attrs: dict[str, Any] = {"device_name": device_name, "if_name": itf.name}
-    if itf.alias:
-        attrs["alias"] = itf.alias
-    if itf.descr and itf.descr != itf.name:
-        attrs["description"] = itf.descr
-    if itf.mac:
-        attrs["mac_address"] = itf.mac
     high = integer(view.column(O.IF_HIGH_SPEED).get(n))
     speed = integer(view.column(O.IF_SPEED).get(n))
-    if high:
-        attrs["speed_mbps"] = high
-    elif speed:
-        attrs["speed_mbps"] = speed // 1_000_000
-    admin = ADMIN_STATUS.get(integer(view.column(O.IF_ADMIN_STATUS).get(n)) or 0)
-    oper = OPER_STATUS.get(integer(view.column(O.IF_OPER_STATUS).get(n)) or 0)
-    if admin:
-        attrs["admin_status"] = admin
-    if oper:
-        attrs["oper_status"] = oper
-    return attrs
+    return Interface(
+        itf.name, alias=itf.alias or None, description=itf.descr or None, mac_address=itf.mac,
+        speed_mbps=high or (speed // 1_000_000 if speed else None),
+        admin_status=ADMIN_STATUS.get(integer(view.column(O.IF_ADMIN_STATUS).get(n)) or 0),
+        oper_status=OPER_STATUS.get(integer(view.column(O.IF_OPER_STATUS).get(n)) or 0))
 
 
 @dataclass
@@ -385,8 +363,8 @@ def _address_order(text: str) -> tuple[int, int]:
     return addr.version, int(addr)
 
 
-def transform(raw: RawDevice) -> Batch:
-    """The batch for one agent; ``complete`` only when every table walk succeeded."""
+def transform(raw: RawDevice) -> list[Fact]:
+    """What one agent said, as observations (pure)."""
     view = MibView(raw.varbinds)
     sys_name = view.text(O.SYS_NAME)
     sys_descr = view.text(O.SYS_DESCR)
@@ -394,68 +372,42 @@ def transform(raw: RawDevice) -> Batch:
     sys_object_id = object_id if isinstance(object_id, tuple) else None
     platform = identify(sys_object_id, sys_descr)
     chassis = _chassis(view)
-    device_name = short_hostname(sys_name) if sys_name else raw.address
-
-    batch = Batch(source=SOURCE, scope=scope_of(raw.target), complete=not raw.failed)
-    device: dict[str, Any] = {"management_ip": raw.address, "snmp_profile": raw.profile}
-    if sys_name:
-        device["hostname"] = sys_name
-    if sys_descr:
-        device["description"] = sys_descr
-    for key, value in (("vendor", platform.vendor or chassis.maker), ("model", chassis.model or platform.model),
-                       ("serial_number", chassis.serial), ("os", platform.os),
-                       ("os_version", platform.os_version or (chassis.software if platform.os else None))):
-        if value:
-            device[key] = value
-    if platform.cls in NETWORK_DEVICE_CLASSES and sys_object_id:
-        device["sys_object_id"] = dotted(sys_object_id)
-
     interfaces = _interfaces(view)
-    macs = sorted({i.mac for i in interfaces.values()
-                   if i.mac and i.if_type in PHYSICAL_IF_TYPES and identifying_mac(i.mac)})
-    if macs:
-        device["mac_addresses"] = macs
     own = _own_addresses(view)
-    device["ip_addresses"] = sorted({*own, raw.address}, key=_address_order)
-    batch.cis.append(CIRecord(platform.cls, device, ref="device"))
-
-    for itf in interfaces.values():
-        batch.cis.append(CIRecord("Interface", _interface_attrs(view, itf, device_name), ref=itf.ref))
-        batch.rels.append(RelRecord("HAS_INTERFACE", "device", itf.ref))
-
-    subnets: set[str] = set()
+    extra: dict[str, Any] = {"snmp_profile": raw.profile}
+    if platform.cls in NETWORK_DEVICE_CLASSES and sys_object_id:
+        extra["sys_object_id"] = dotted(sys_object_id)
+    facts: list[Fact] = [Device(
+        platform.cls, hostname=sys_name or None, management_ip=raw.address, ip_addresses=[*own, raw.address],
+        # physical ports' MACs only: logical interfaces (SVIs, port-channels) may share theirs with a peer
+        macs=[i.mac for i in interfaces.values() if i.mac and i.if_type in PHYSICAL_IF_TYPES],
+        serial_number=chassis.serial, vendor=platform.vendor or chassis.maker, model=chassis.model or platform.model,
+        os=platform.os, os_version=platform.os_version or (chassis.software if platform.os else None),
+        description=sys_descr or None, extra=extra,
+    )]
+    facts += [_interface_fact(view, itf) for itf in interfaces.values()]
     for address, info in sorted(own.items()):
-        ref = f"ip:{address}"
-        batch.cis.append(CIRecord("IPAddress", {"address": address}, ref=ref))
-        batch.rels.append(RelRecord("HAS_ADDRESS", "device", ref))
-        if info.if_index is not None and info.if_index in interfaces:
-            batch.rels.append(RelRecord("HAS_ADDRESS", interfaces[info.if_index].ref, ref))
-        if info.subnet is not None:
-            if info.subnet not in subnets:
-                subnets.add(info.subnet)
-                batch.cis.append(CIRecord("Subnet", {"cidr": info.subnet}, ref=f"net:{info.subnet}"))
-            batch.rels.append(RelRecord("IN_SUBNET", ref, f"net:{info.subnet}"))
+        on = interfaces[info.if_index].name if info.if_index is not None and info.if_index in interfaces else None
+        facts.append(Address(address, interface=on, subnet=info.subnet, on_device=True))
 
-    # One link per (local port, remote box, remote port), with every protocol that reported it, spelt
-    # like the netmiko collector spells it ("cdp+lldp"), so the two never overwrite each other's value.
-    found: dict[tuple[str, str, str], tuple[_Interface, str, str, set[str]]] = {}
+    # One link per (local port, remote box, remote port), with every protocol that reported it.
     lldp_ports: set[int] = set()
     for itf, remote_name, remote_port in _lldp_links(view, interfaces):
-        link = (itf.ref, remote_name.lower(), remote_port.lower())
-        found.setdefault(link, (itf, remote_name, remote_port, set()))[3].add("lldp")
+        facts.append(NeighbourLink(itf.name, remote_name, remote_port, frozenset({"lldp"})))
         lldp_ports.add(itf.if_index)
+    lldp_links = {(f.local_interface, f.remote_device.lower(), f.remote_interface.lower())
+                  for f in facts if isinstance(f, NeighbourLink)}
     for itf, remote_name, remote_port in _cdp_links(view, interfaces):
-        link = (itf.ref, remote_name.lower(), remote_port.lower())
-        if link in found:
-            found[link][3].add("cdp")
-        elif itf.if_index not in lldp_ports:  # LLDP already told us who is on this port
-            found[link] = (itf, remote_name, remote_port, {"cdp"})
-    for n, (itf, remote_name, remote_port, protocols) in enumerate(found.values(), start=1):
-        ref = f"link:{n}"
-        batch.cis.append(CIRecord("Interface", {"device_name": remote_name, "if_name": remote_port}, ref=ref))
-        batch.rels.append(RelRecord("CONNECTED_TO", itf.ref, ref, {"protocol": "+".join(sorted(protocols))}))
+        # CDP only where LLDP is silent about the port, or where it reports the same link
+        if itf.if_index not in lldp_ports or (itf.name, remote_name.lower(), remote_port.lower()) in lldp_links:
+            facts.append(NeighbourLink(itf.name, remote_name, remote_port, frozenset({"cdp"})))
 
     for address, hw in sorted(_neighbour_addresses(view).items()):
         if address not in own and address != raw.address:
-            batch.cis.append(CIRecord("IPAddress", {"address": address, "mac_address": hw}, ref=f"arp:{address}"))
-    return batch
+            facts.append(Address(address, mac_address=hw, own=False))
+    return facts
+
+
+def to_snmp_batch(raw: RawDevice) -> Batch:
+    """The batch for one agent; ``complete`` only when every table walk succeeded."""
+    return to_batch(SOURCE, scope_of(raw.target), not raw.failed, transform(raw))

@@ -35,7 +35,8 @@ import ipaddress
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
-from cmdb.batch import Batch, CIRecord, RelRecord
+from cmdb.batch import Batch
+from discovery.observations import Application, Dependency, Device, Endpoint, Fact, to_batch
 from discovery.services import guess_service
 from discovery.ssh.facts import HostFacts
 from discovery.ssh.parsers import Socket
@@ -154,38 +155,33 @@ def _host_edges(host: HostFacts, resolver: _Resolver, failed: set[str]) -> tuple
 
 
 def _batch(host: HostFacts, edges: list[_Edge], complete: bool) -> Batch:
-    batch = Batch(source=SOURCE, scope=depmap_scope(host.target), complete=complete)
-    refs: dict[tuple[str, ...], str] = {}
-    seen_at = (host.collected_at or "")[:10] or None
-
-    def ref_for(kind: str, ident: tuple[str, ...]) -> str:
-        key = (kind, *ident)
-        if key in refs:
-            return refs[key]
-        ref = f"{kind}:{len(refs)}"
-        if kind == "app":
-            cls, name = ident
-            attrs = {"name": name} if cls != "Application" else {"name": name, "process": name.rsplit("@", 1)[0]}
-            batch.cis.append(CIRecord(cls, attrs, ref, len(batch.cis)))
-        else:
-            address, port = ident
-            batch.cis.append(CIRecord("ServiceEndpoint", {
-                "address": address, "port": int(port), "protocol": "tcp",
-                **({"service": svc} if (svc := guess_service(int(port), None, None)) else {}),
-            }, ref, len(batch.cis)))
-        refs[key] = ref
-        return ref
-
+    facts: list[Fact] = []
     if edges:
         cls, _ = host_class(host)
-        batch.cis.append(CIRecord(cls, {k: v for k, v in {
-            "hostname": host.hostname, "fqdn": host.fqdn, "management_ip": host.address}.items() if v}, "host",
-            len(batch.cis)))
+        facts.append(Device(cls, hostname=host.hostname or None, fqdn=host.fqdn or None,
+                            management_ip=host.address or None))
+    seen_at = (host.collected_at or "")[:10] or None
+    apps: dict[str, Application] = {}
+
+    def app(ident: tuple[str, ...], client: bool) -> str:
+        """An application once; it runs on this host if it is a client here (servers are the peers')."""
+        cls, name = ident
+        if name not in apps:
+            apps[name] = Application(name, cls, process=name.rsplit("@", 1)[0] if cls == "Application" else None,
+                                     on_device=client)
+            facts.append(apps[name])
+        apps[name].on_device |= client
+        return name
+
     for e in edges:
-        src = ref_for("app", e.src)
-        if not any(r.type == "RUNS_ON" and r.src == src for r in batch.rels):
-            batch.rels.append(RelRecord("RUNS_ON", src, "host", {}, len(batch.rels)))
-        dst = ref_for("app" if e.dst_kind == "app" else "endpoint", e.dst)
+        client = app(e.src, True)
+        if e.dst_kind == "app":
+            server: str | tuple[str, int] = app(e.dst, False)
+        else:
+            address, port = e.dst
+            server = (address, int(port))
+            facts.append(Endpoint(address, int(port), "tcp", service=guess_service(int(port), None, None),
+                                  on_device=False))
         attrs: dict[str, object] = {"evidence": "ss", "ports": sorted(e.ports), "client_process": e.client_process,
                                     "client_host": e.client_host}
         if e.server_process:
@@ -194,5 +190,5 @@ def _batch(host: HostFacts, edges: list[_Edge], complete: bool) -> Batch:
             attrs["server_host"] = e.server_host
         if seen_at:
             attrs["seen_at"] = seen_at
-        batch.rels.append(RelRecord("DEPENDS_ON", src, dst, attrs, len(batch.rels)))
-    return batch
+        facts.append(Dependency(client, server, attrs))
+    return to_batch(SOURCE, depmap_scope(host.target), complete, facts)

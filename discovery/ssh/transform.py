@@ -33,8 +33,18 @@ import re
 from collections.abc import Sequence
 from typing import Any
 
-from cmdb.batch import Batch, CIRecord, RelRecord
-from discovery.names import short_hostname
+from cmdb.batch import Batch
+from discovery.observations import (
+    Address,
+    Application,
+    Certificate,
+    Device,
+    Endpoint,
+    Fact,
+    Interface,
+    Software,
+    to_batch,
+)
 from discovery.services import guess_service
 from discovery.ssh.facts import HostFacts
 from discovery.ssh.parsers import Link, Socket
@@ -78,7 +88,6 @@ _VM_KINDS = {"kvm", "qemu", "vmware", "microsoft", "oracle", "xen", "bochs", "um
 _CLOUD_KINDS = {"amazon", "google"}  # the cloud collector knows better: CloudInstance
 _CONTAINER_KINDS = {"docker", "podman", "lxc", "lxc-libvirt", "systemd-nspawn", "openvz", "rkt", "wsl", "proot",
                     "pouch"}
-_VRRP = re.compile(r"^00:00:5e:00:0[12]:")
 _WORDS = re.compile(r"[^a-z0-9]+")
 
 
@@ -89,10 +98,6 @@ def app_class(process: str) -> str:
 def app_name(process: str, label: str) -> str:
     """``<process>@<host>``: Applications are identified by name, so the host belongs in it."""
     return f"{process}@{label}"
-
-
-def app_ref(process: str, label: str) -> str:
-    return f"app:{process}@{label}"
 
 
 def host_class(facts: HostFacts) -> tuple[str, dict[str, Any]]:
@@ -111,16 +116,6 @@ def host_class(facts: HostFacts) -> tuple[str, dict[str, Any]]:
 
 def is_plumbing(link: Link) -> bool:
     return bool(PLUMBING.match(link.name))
-
-
-def identity_mac(mac: str | None) -> bool:
-    """A MAC that identifies one box: not zero, broadcast, multicast or a VRRP virtual router MAC."""
-    if not mac or mac in ("00:00:00:00:00:00", "ff:ff:ff:ff:ff:ff") or _VRRP.match(mac):
-        return False
-    try:
-        return not int(mac.split(":")[0], 16) & 1
-    except ValueError:
-        return False
 
 
 def package_selected(name: str, patterns: Sequence[str]) -> bool:
@@ -163,92 +158,67 @@ _OPER = {"UP": "up", "DOWN": "down", "LOWERLAYERDOWN": "lowerLayerDown", "DORMAN
          "NOTPRESENT": "notPresent", "TESTING": "testing"}
 
 
-def transform_host(facts: HostFacts, *, packages: Sequence[str] = DEFAULT_PACKAGE_PATTERNS) -> Batch:
-    """The host's batch: scope is the target (``a.b.c.d/32``), complete when every required command worked."""
+def host_facts(facts: HostFacts, *, packages: Sequence[str] = DEFAULT_PACKAGE_PATTERNS) -> list[Fact]:
+    """What one host's commands amount to, as observations (pure)."""
     label = facts.label
-    # Interfaces carry the short host name, the spelling SNMP, LLDP and netmiko agree on (discovery.names).
-    if_device = short_hostname(facts.hostname) if label in (facts.fqdn, facts.hostname) else label
-    batch = Batch(source=SOURCE, scope=scope_of(facts.target), complete=facts.complete)
-    cis, rels = batch.cis, batch.rels
-
-    def ci(cls: str, ref: str, **attrs: Any) -> str:
-        cis.append(CIRecord(cls, {k: v for k, v in attrs.items() if v is not None and v != []}, ref, len(cis)))
-        return ref
-
-    def rel(rtype: str, src: str, dst: str, **attrs: Any) -> None:
-        rels.append(RelRecord(rtype, src, dst, attrs, len(rels)))
-
     links = real_links(facts)
     host_ips = routable_addresses(facts)
     cls, extra = host_class(facts)
     os = facts.os_release
-    host = ci(
-        cls, "host", hostname=facts.hostname, fqdn=facts.fqdn,
-        mac_addresses=sorted({link.mac for link in links if link.mac and identity_mac(link.mac)}),
-        ip_addresses=host_ips, management_ip=_ip_or_none(facts.address),
+    out: list[Fact] = [Device(
+        cls, hostname=facts.hostname, fqdn=facts.fqdn, management_ip=_ip_or_none(facts.address),
+        ip_addresses=host_ips, macs=[link.mac for link in links if link.mac],
+        serial_number=facts.serial, vendor=facts.vendor, model=facts.model,
         os=os.get("NAME") or os.get("ID"), os_version=os.get("VERSION_ID") or os.get("VERSION"),
-        kernel=facts.kernel, cpu_count=facts.cpu_count, memory_mb=facts.memory_mb, disk_gb=facts.disk_gb,
-        vendor=facts.vendor, model=facts.model, serial_number=facts.serial, ssh_host_key=facts.host_key,
-        ssh_profile=facts.profile, **extra,
-    )
-
+        extra={"kernel": facts.kernel, "cpu_count": facts.cpu_count, "memory_mb": facts.memory_mb,
+               "disk_gb": facts.disk_gb, "ssh_host_key": facts.host_key, "ssh_profile": facts.profile, **extra},
+        # Interfaces carry the short host name (discovery.names), unless the host calls itself localhost.
+        interface_owner=None if label in (facts.fqdn, facts.hostname) else label,
+    )]
     for link in links:
-        iref = ci("Interface", f"if:{link.name}", device_name=if_device, if_name=link.name,
-                  mac_address=link.mac if identity_mac(link.mac) else None,
-                  admin_status="up" if link.admin_up else "down", oper_status=_OPER.get(link.oper_state, "unknown"))
-        rel("HAS_INTERFACE", host, iref)
-        for addr in link.addresses:
-            if addr.address not in host_ips:
-                continue
-            aref = f"ip:{addr.address}"
-            if not any(c.ref == aref for c in cis):
-                ci("IPAddress", aref, address=addr.address)
-            rel("HAS_ADDRESS", iref, aref, prefix_length=addr.prefix)
+        out.append(Interface(link.name, mac_address=link.mac, admin_status="up" if link.admin_up else "down",
+                             oper_status=_OPER.get(link.oper_state, "unknown")))
+        out += [Address(a.address, interface=link.name, prefix_length=a.prefix)
+                for a in link.addresses if a.address in host_ips]
 
-    for pkg in facts.packages or ():
-        if package_selected(pkg.name, packages):
-            pref = ci("SoftwareInstall", f"pkg:{pkg.name}", host_name=label, product=pkg.name,
-                      version=pkg.version or None, vendor=pkg.vendor or None)
-            rel("RUNS_ON", pref, host)
+    out += [Software(pkg.name, label, pkg.version or None, pkg.vendor or None)
+            for pkg in facts.packages or () if package_selected(pkg.name, packages)]
 
-    apps: dict[str, str] = {}
-    endpoints: set[str] = set()
+    apps: set[str] = set()
+    endpoints: dict[tuple[str, int], Endpoint] = {}
     listeners = sorted((s for s in facts.sockets or () if s.state == "LISTEN"),
                        key=lambda s: (s.local_port, s.local_addr))
     for sock in listeners:
         procs = listening_processes(sock)
         for proc in procs:
             if proc not in apps:
+                apps.add(proc)
                 ports = sorted({s.local_port for s in listeners if proc in listening_processes(s)})
                 about = _service_note(facts, proc, listeners)
                 if app_class(proc) == "Database":
-                    apps[proc] = ci("Database", app_ref(proc, label), name=app_name(proc, label),
-                                    engine=DATABASE_PROCESSES[proc], port=ports[0], description=about)
+                    out.append(Application(app_name(proc, label), "Database", engine=DATABASE_PROCESSES[proc],
+                                           port=ports[0], description=about))
                 else:
-                    apps[proc] = ci("Application", app_ref(proc, label), name=app_name(proc, label), process=proc,
-                                    port=ports[0], description=about)
-                rel("RUNS_ON", apps[proc], host)
+                    out.append(Application(app_name(proc, label), process=proc, port=ports[0], description=about))
         for address in endpoint_addresses(facts, sock.local_addr):
-            eref = f"ep:{address}:{sock.local_port}"
-            if eref not in endpoints:
-                endpoints.add(eref)
-                ci("ServiceEndpoint", eref, address=address, port=sock.local_port, protocol="tcp",
-                   service=guess_service(sock.local_port, None, None), process=procs[0] if procs else None,
-                   host_name=label)
-                rel("RUNS_ON", eref, host)
-            for proc in procs:
-                rel("LISTENS_ON", apps[proc], eref)
+            ep = endpoints.get((address, sock.local_port))
+            if ep is None:
+                ep = endpoints[(address, sock.local_port)] = Endpoint(
+                    address, sock.local_port, "tcp", service=guess_service(sock.local_port, None, None),
+                    process=procs[0] if procs else None, host_name=label)
+                out.append(ep)
+            ep.served_by = tuple(dict.fromkeys([*ep.served_by, *(app_name(p, label) for p in procs)]))
 
-    certs: dict[str, str] = {}
     for cert in facts.certificates:
-        fp = str(cert.attrs["fingerprint_sha256"])
-        if fp not in certs:
-            certs[fp] = ci("Certificate", f"cert:{fp}", **cert.attrs)
         below = _below_root(cert.path, facts.cert_roots)
-        user = next((apps[p] for p in sorted(apps, key=len, reverse=True) if _path_mentions(below, p)), host)
-        rel("USES_CERTIFICATE", user, certs[fp], path=cert.path)
-    _merge_duplicate_rels(batch)
-    return batch
+        user = next((p for p in sorted(apps, key=len, reverse=True) if _path_mentions(below, p)), None)
+        out.append(Certificate(**cert.attrs, used_by=app_name(user, label) if user else None, path=cert.path))
+    return out
+
+
+def transform_host(facts: HostFacts, *, packages: Sequence[str] = DEFAULT_PACKAGE_PATTERNS) -> Batch:
+    """The host's batch: scope is the target (``a.b.c.d/32``), complete when every required command worked."""
+    return to_batch(SOURCE, scope_of(facts.target), facts.complete, host_facts(facts, packages=packages))
 
 
 def _service_note(facts: HostFacts, process: str, listeners: Sequence[Socket]) -> str | None:
@@ -282,16 +252,3 @@ def _ip_or_none(value: str) -> str | None:
     except ValueError:
         return None
 
-
-def _merge_duplicate_rels(batch: Batch) -> None:
-    """One relationship per (type, from, to); a certificate found at two paths keeps the first path."""
-    seen: dict[tuple[str, str, str], RelRecord] = {}
-    out: list[RelRecord] = []
-    for r in batch.rels:
-        key = (r.type, str(r.src), str(r.dst))
-        if key in seen:
-            continue
-        seen[key] = r
-        r.index = len(out)
-        out.append(r)
-    batch.rels = out

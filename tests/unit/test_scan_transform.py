@@ -35,6 +35,7 @@ DATA = Path(__file__).resolve().parent.parent / "data" / "scan"
 LEAF_FP = "59a564e15ba5d6913a27e3f8e7452eaef4b3aab69654679d47a7e68c2a7fb302"
 CA_FP = "b65347f98b27b73ef1880caaa2a745128ec5e70a81b749f1f315a7957af836d8"
 SSH_PORT, TLS_PORT = 42389, 52901
+ADDR = "127.0.0.241"
 
 
 def raw(name: str) -> dict[str, Any]:
@@ -59,12 +60,12 @@ def test_open_ports_become_host_address_endpoints_and_certificates() -> None:
     batch = reading.batch
     assert batch is not None and (batch.source, batch.scope, batch.complete) == ("scan", "127.0.0.241/32", True)
     by_ref = {c.ref: (c.cls, c.attrs) for c in batch.cis}
-    assert by_ref["host"] == ("Host", {"management_ip": "127.0.0.241", "ip_addresses": ["127.0.0.241"]})
-    assert by_ref["ip"] == ("IPAddress", {"address": "127.0.0.241"})
-    assert by_ref[f"ep:{SSH_PORT}"] == ("ServiceEndpoint", {
+    assert by_ref["device"] == ("Host", {"management_ip": "127.0.0.241", "ip_addresses": ["127.0.0.241"]})
+    assert by_ref[f"ip:{ADDR}"] == ("IPAddress", {"address": "127.0.0.241"})
+    assert by_ref[f"ep:{ADDR}:{SSH_PORT}"] == ("ServiceEndpoint", {
         "address": "127.0.0.241", "port": SSH_PORT, "protocol": "tcp", "service": "ssh", "banner": "SSH-2.0-test",
         "tls": False})
-    assert by_ref[f"ep:{TLS_PORT}"] == ("ServiceEndpoint", {
+    assert by_ref[f"ep:{ADDR}:{TLS_PORT}"] == ("ServiceEndpoint", {
         "address": "127.0.0.241", "port": TLS_PORT, "protocol": "tcp", "service": "tls", "tls": True,
         "tls_verified": False})
     assert by_ref[f"cert:{LEAF_FP}"] == ("Certificate", {
@@ -75,11 +76,11 @@ def test_open_ports_become_host_address_endpoints_and_certificates() -> None:
     assert len(batch.cis) == 6  # the closed port left no trace
     _, rels = shape(batch)
     assert rels == {
-        ("HAS_ADDRESS", "host", "ip", "{}"),
-        ("RUNS_ON", f"ep:{SSH_PORT}", "host", "{}"),
-        ("RUNS_ON", f"ep:{TLS_PORT}", "host", "{}"),
-        ("USES_CERTIFICATE", f"ep:{TLS_PORT}", f"cert:{LEAF_FP}", '{"chain_position": 0}'),
-        ("USES_CERTIFICATE", f"ep:{TLS_PORT}", f"cert:{CA_FP}", '{"chain_position": 1}'),
+        ("HAS_ADDRESS", "device", f"ip:{ADDR}", "{}"),
+        ("RUNS_ON", f"ep:{ADDR}:{SSH_PORT}", "device", "{}"),
+        ("RUNS_ON", f"ep:{ADDR}:{TLS_PORT}", "device", "{}"),
+        ("USES_CERTIFICATE", f"ep:{ADDR}:{TLS_PORT}", f"cert:{LEAF_FP}", '{"chain_position": 0}'),
+        ("USES_CERTIFICATE", f"ep:{ADDR}:{TLS_PORT}", f"cert:{CA_FP}", '{"chain_position": 1}'),
     }
     assert reading.detail == f"2 open, 1 closed: {SSH_PORT} ssh, {TLS_PORT} tls (2 certificates)"
 

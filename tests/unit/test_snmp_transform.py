@@ -33,7 +33,7 @@ from discovery.snmp.ber import (
     encode_request,
     encode_response,
 )
-from discovery.snmp.transform import RawDevice, transform
+from discovery.snmp.transform import RawDevice, to_snmp_batch
 from discovery.snmp.vendors import identify
 
 DATA = Path(__file__).resolve().parent.parent / "data" / "snmp"
@@ -59,7 +59,7 @@ def links(batch: Batch) -> set[tuple[str, str, str, str, str]]:
 
 
 def test_cisco_core_switch() -> None:
-    batch = transform(raw("sw-core-1", "127.0.1.1"))
+    batch = to_snmp_batch(raw("sw-core-1", "127.0.1.1"))
     assert (batch.source, batch.scope, batch.complete) == ("snmp", "127.0.1.1/32", True)
     device = by_ref(batch)["device"]
     assert device.cls == "Switch"
@@ -93,7 +93,7 @@ def test_cisco_core_switch() -> None:
     # own four, and the ARP neighbours except the invalid entry 10.10.0.99
     assert addresses == {"10.0.0.1", "10.10.0.1", "10.255.0.1", "2001:db8:0:10::1", "10.0.0.2", "10.0.0.3",
                          "10.10.0.50"}
-    arp = [c.attrs for c in batch.cis if c.ref == "arp:10.10.0.50"]
+    arp = [c.attrs for c in batch.cis if c.ref == "ip:10.10.0.50"]
     assert arp == [{"address": "10.10.0.50", "mac_address": "52:54:00:12:34:56"}]
     refs = by_ref(batch)
     has_address = {(refs[r.src].attrs.get("if_name", "device"), refs[r.dst].attrs["address"])
@@ -111,7 +111,7 @@ def test_cisco_core_switch() -> None:
 
 
 def test_arista_maps_lldp_ports_by_name_not_number() -> None:
-    batch = transform(raw("sw-acc-2", "127.0.1.2"))
+    batch = to_snmp_batch(raw("sw-acc-2", "127.0.1.2"))
     device = by_ref(batch)["device"]
     assert (device.cls, device.attrs["vendor"], device.attrs["model"], device.attrs["os"],
             device.attrs["os_version"], device.attrs["serial_number"]) == (
@@ -125,7 +125,7 @@ def test_arista_maps_lldp_ports_by_name_not_number() -> None:
 
 
 def test_juniper_without_entity_mib_and_with_a_loopback_address() -> None:
-    batch = transform(raw("sw-acc-3", "127.0.1.3"))
+    batch = to_snmp_batch(raw("sw-acc-3", "127.0.1.3"))
     device = by_ref(batch)["device"]
     assert device.cls == "Switch"
     assert (device.attrs["vendor"], device.attrs["model"], device.attrs["os"], device.attrs["os_version"]) == (
@@ -141,7 +141,7 @@ def test_juniper_without_entity_mib_and_with_a_loopback_address() -> None:
 
 
 def test_linux_snmpd_recording() -> None:
-    batch = transform(raw("linux-snmpd", "127.0.0.1"))
+    batch = to_snmp_batch(raw("linux-snmpd", "127.0.0.1"))
     device = by_ref(batch)["device"]
     assert device.cls == "Server"
     assert device.attrs["hostname"] == "lab-linux-1"
@@ -159,7 +159,7 @@ def test_linux_snmpd_recording() -> None:
 
 
 def test_a_failed_table_makes_the_batch_partial() -> None:
-    assert not transform(raw("sw-acc-2", "127.0.1.2", {"lldpRemTable": "timeout"})).complete
+    assert not to_snmp_batch(raw("sw-acc-2", "127.0.1.2", {"lldpRemTable": "timeout"})).complete
 
 
 def test_three_switches_load_into_one_topology(tmp_path: Path) -> None:
@@ -167,7 +167,7 @@ def test_three_switches_load_into_one_topology(tmp_path: Path) -> None:
     store = SqliteStore(tmp_path / "t.db")
     try:
         for name, address in (("sw-core-1", "127.0.1.1"), ("sw-acc-2", "127.0.1.2"), ("sw-acc-3", "127.0.1.3")):
-            ingest(store, transform(raw(name, address)))
+            ingest(store, to_snmp_batch(raw(name, address)))
         interfaces = {ci.id: ci.attrs for ci in store.search(SearchQuery(classes=["Interface"], limit=500)).items}
         # 11 + 7 + 5 own interfaces; the only stubs left are ports of boxes nobody polled
         assert len(interfaces) == 11 + 7 + 5 + 2

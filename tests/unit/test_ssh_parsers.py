@@ -228,7 +228,7 @@ def test_rhel_host_batch() -> None:
         ("2001:db8:20::11", 443, "https"), ("10.20.0.11", 22, "ssh"), ("10.20.0.50", 22, "ssh"),
         ("10.30.0.11", 22, "ssh"), ("10.20.0.50", 9100, None)}
     assert ("app:nginx@web1.corp.example.com", "ep:2001:db8:20::11:443") in rels(batch, "LISTENS_ON")
-    assert ("app:java@web1.corp.example.com", "host") in rels(batch, "RUNS_ON")
+    assert ("app:java@web1.corp.example.com", "device") in rels(batch, "RUNS_ON")
     products = {s["product"] for s in by_class(batch, "SoftwareInstall")}
     assert products == {"nginx", "nginx-core", "openssl", "kernel", "java-17-openjdk-headless", "bash",
                         "openssh-server"}
