@@ -35,6 +35,7 @@ sys.path.insert(0, str(REPO / "scripts"))
 from cmdb.store.sqlite import SqliteStore  # noqa: E402
 from discovery.credentials import SshProfile  # noqa: E402
 from discovery.hostkeys import KnownHosts  # noqa: E402
+from discovery.observations import to_batch  # noqa: E402
 from discovery.outcomes import Outcome, TargetError, TargetResult  # noqa: E402
 from discovery.runner import run_discovery  # noqa: E402
 from discovery.ssh.collector import SshHostCollector  # noqa: E402
@@ -48,7 +49,10 @@ def collect_round(targets: Sequence[str], profile: SshProfile, known: Path, conc
     async def one(t: str) -> TargetResult:
         async with sem:
             try:
-                return await collector.collect(t, None)
+                seen = collector.transform(await collector.read(t, None))  # login, commands, parse, transform
+                assert seen.facts is not None
+                to_batch(collector.source, seen.scope, seen.complete, seen.facts)
+                return TargetResult(t, Outcome.OK)
             except TargetError as exc:
                 return TargetResult(t, exc.outcome, str(exc))
 

@@ -1,9 +1,12 @@
 """The discovery run: many targets, one collector, bounded concurrency, one record of what happened.
 
-Each target is collected on its own (``Collector.collect``); its batch is ingested at once as its
-own transaction with the run id ``<run>/<n>``, so one bad target costs only itself and the graph
-fills while the run goes on. Outcomes (ok, timeout, refused, auth failed, unreachable, parse error
-...) are kept per target in a ``DiscoveryRunRecord``, saved when the run starts and when it ends.
+Each target is read on its own (``Collector.read``, then ``transform`` and ``observations.to_batch``);
+its batch is ingested at once as its own transaction with the run id ``<run>/<n>``, so one bad target
+costs only itself and the graph fills while the run goes on. Outcomes (ok, timeout, refused, auth
+failed, unreachable, parse error ...) are decided here from the exception a read raised, through the
+collector's table (``discovery.collector.outcome_of``), and kept per target in a
+``DiscoveryRunRecord``, saved when the run starts and when it ends. With ``record_dir`` every raw
+reading is written there too (``--record DIR``), for golden tests.
 After the last target the collector may add run-level batches (``finish``): SSH discovery maps
 application dependencies across hosts there.
 """
@@ -19,7 +22,8 @@ import uuid
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
-from typing import Any, Protocol
+from pathlib import Path
+from typing import Any
 
 from cmdb.batch import Batch
 from cmdb.errors import CmdbError
@@ -28,21 +32,13 @@ from cmdb.ingest import ingest
 from cmdb.model import Schema, default_schema
 from cmdb.reconcile import ReconcileConfig
 from cmdb.store.base import DiscoveryRunRecord, GraphStore, iso
-from discovery.outcomes import Outcome, TargetError, TargetResult
+from discovery.collector import Collector, outcome_of, record_raw
+from discovery.observations import to_batch
+from discovery.outcomes import Outcome, TargetResult
 
 log = logging.getLogger("cmdb.discovery")
 
-
-class Collector(Protocol):
-    """One discovery method. ``collect`` does the I/O for one target and returns transformed data."""
-
-    method: str
-    profile_attr: str | None  # Device attribute remembering the working profile (snmp_profile ...)
-
-    async def collect(self, target: str, remembered_profile: str | None) -> TargetResult: ...
-
-    def finish(self, results: Sequence[TargetResult], run_id: str) -> list[Batch]:
-        """Run-level batches built from every target's facts (may be empty)."""
+__all__ = ["Collector", "collect_target", "run_discovery"]
 
 
 def new_run_id(method: str) -> str:
@@ -114,6 +110,7 @@ async def run_discovery(
     config: ReconcileConfig | None = None,
     run_id: str | None = None,
     on_result: Callable[[TargetResult], None] | None = None,
+    record_dir: Path | None = None,
 ) -> DiscoveryRunRecord:
     """Collect every target, ingest each target's batch, and return the saved run record."""
     if concurrency < 1:
@@ -134,18 +131,8 @@ async def run_discovery(
     async def one(target: str) -> tuple[TargetResult, float]:
         async with sem:
             started = time.monotonic()
-            try:
-                coro = collector.collect(target, remembered.get(target))
-                result = await (asyncio.wait_for(coro, target_timeout) if target_timeout else coro)
-            except TargetError as exc:
-                result = TargetResult(target, exc.outcome, str(exc), exc.profile)
-            except TimeoutError:
-                result = TargetResult(target, Outcome.TIMEOUT, f"no answer within {target_timeout:g} s")
-            except CmdbError as exc:
-                result = TargetResult(target, Outcome.ERROR, str(exc))
-            except Exception as exc:
-                log.debug("%s %s: unexpected %s", collector.method, target, type(exc).__name__, exc_info=True)
-                result = TargetResult(target, Outcome.ERROR, f"{type(exc).__name__}: {exc}")
+            result = await collect_target(collector, target, remembered.get(target), target_timeout=target_timeout,
+                                          record_dir=record_dir)
             return result, time.monotonic() - started
 
     def write(batch: Batch, where: str) -> tuple[Outcome, str, int, int]:
@@ -194,6 +181,30 @@ async def run_discovery(
         record.ended_at = iso(datetime.now(UTC))
         store.save_discovery_run(record)
     return record
+
+
+async def collect_target(collector: Collector, target: str, remembered_profile: str | None = None, *,
+                         target_timeout: float | None = None, record_dir: Path | None = None) -> TargetResult:
+    """One target: ``read`` (bounded by ``target_timeout``), record, ``transform``, ``to_batch``; any
+    exception becomes the outcome the collector's table gives it (``discovery.collector.outcome_of``)."""
+    try:
+        coro = collector.read(target, remembered_profile)
+        raw = await (asyncio.wait_for(coro, target_timeout) if target_timeout else coro)
+        if record_dir is not None:
+            record_raw(record_dir, collector.method, target, raw)
+        seen = collector.transform(raw)
+        batch = None if seen.facts is None else to_batch(collector.source, seen.scope, seen.complete, seen.facts)
+        return TargetResult(target, Outcome.OK, seen.detail, seen.profile, batch, seen.keep)
+    except Exception as exc:
+        outcome = outcome_of(exc, collector.outcomes)
+        if isinstance(exc, TimeoutError) and not str(exc) and target_timeout:
+            detail = f"no answer within {target_timeout:g} s"
+        elif isinstance(exc, CmdbError):
+            detail = str(exc)
+        else:
+            log.debug("%s %s: %s", collector.method, target, type(exc).__name__, exc_info=True)
+            detail = f"{type(exc).__name__}: {exc}"
+        return TargetResult(target, outcome, detail, getattr(exc, "profile", None))
 
 
 def _whoami() -> str:

@@ -2,9 +2,10 @@
 
 For each target: verify the host key without logging in, log in with the first credential profile
 that authenticates (the one that worked last time first), detect the platform when no device type
-is given, run the platform's fixed show commands, parse them (``platforms``) and build the batch
-(``transform``). netmiko blocks, so each target runs in a thread of a pool as large as the run's
-concurrency; every wait inside is bounded (connect, banner, auth and per-command timeouts).
+is given, run the platform's fixed show commands and parse them (``platforms``): that is ``read``;
+``transform`` turns the records into observations. netmiko blocks, so each target runs in a thread
+of a pool as large as the run's concurrency; every wait inside is bounded (connect, banner, auth and
+per-command timeouts).
 
 Outcomes: a changed host key is ``host_key_changed`` and an unknown one ``host_key_unknown``
 (nothing written for that device); no profile authenticating is ``auth_failed``; a command that
@@ -19,26 +20,50 @@ import asyncio
 import logging
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from cmdb.batch import Batch
 from cmdb.errors import ConfigError
+from discovery.collector import Observed, OutcomeTable
 from discovery.credentials import SshProfile
 from discovery.hostkeys import KnownHosts, default_known_hosts_path
 from discovery.netdev.platforms import CommandParseError, parse_command, platform_for
 from discovery.netdev.records import Record, as_dict
 from discovery.netdev.session import DeviceSession, resolve_address
-from discovery.netdev.transform import Reach, device_batch, merge_records, neighbour_batch, neighbours_from_facts
+from discovery.netdev.transform import (
+    DEVICE_SOURCE,
+    Reach,
+    device_facts,
+    merge_records,
+    neighbour_batch,
+    neighbours_from_facts,
+)
 from discovery.outcomes import Outcome, TargetError, TargetResult
+from discovery.targets import scope_of
 
 log = logging.getLogger("cmdb.discovery.netdev")
+
+
+@dataclass
+class DeviceReading:
+    """What one device said: its parsed records, how it was reached, which commands did not parse."""
+
+    device_type: str
+    reach: Reach
+    records: list[Record]
+    failed: list[str] = field(default_factory=list)
 
 
 class NetDeviceCollector:
     """Discovers network devices (cisco_ios, arista_eos, juniper_junos, cisco_nxos) with netmiko."""
 
     method = "netdev"
+    source = DEVICE_SOURCE
     profile_attr: str | None = "ssh_profile"
+    # netmiko's and paramiko's errors are translated in ``session`` (they need the step and the host to
+    # say what to do); a device that cannot be named (no hostname) is a parse error.
+    outcomes: OutcomeTable = ((CommandParseError, Outcome.PARSE_ERROR), (ValueError, Outcome.PARSE_ERROR))
 
     def __init__(
         self,
@@ -77,13 +102,28 @@ class NetDeviceCollector:
             kh = self._known_hosts[path] = KnownHosts(path, self.trust_on_first_use)
         return kh
 
-    async def collect(self, target: str, remembered_profile: str | None) -> TargetResult:
+    async def read(self, target: str, remembered_profile: str | None) -> DeviceReading:
         if self._pool is None:
             self._pool = ThreadPoolExecutor(max_workers=self.workers, thread_name_prefix="netdev")
         order = sorted(self.profiles, key=lambda p: p.name != remembered_profile)
-        return await asyncio.get_running_loop().run_in_executor(self._pool, self.collect_blocking, target, order)
+        reading: DeviceReading = await asyncio.get_running_loop().run_in_executor(
+            self._pool, self.read_blocking, target, order)
+        return reading
 
-    def collect_blocking(self, target: str, profiles: Sequence[SshProfile]) -> TargetResult:
+    def transform(self, raw: DeviceReading) -> Observed:
+        """Pure: the parsed records as observations; complete only when every command parsed."""
+        platform = platform_for(raw.device_type)
+        view = merge_records(raw.records)
+        facts = device_facts(platform, view, raw.reach)
+        detail = f"{platform.device_type} {view.system.hostname}"
+        if raw.failed:
+            detail += "; partial view, not parsed: " + "; ".join(raw.failed)
+        return Observed(facts, scope_of(raw.reach.target), not raw.failed, detail, raw.reach.profile, keep={
+            "hostname": view.system.hostname, "device_type": platform.device_type,
+            "neighbours": [{k: v for k, v in as_dict(n).items() if k != "kind"} for n in view.neighbours],
+        })
+
+    def read_blocking(self, target: str, profiles: Sequence[SshProfile]) -> DeviceReading:
         """One target, synchronously: the first profile that authenticates is used."""
         refused: list[str] = []
         fingerprints: dict[tuple[Path, int], str] = {}
@@ -106,7 +146,7 @@ class NetDeviceCollector:
                           f"{', '.join(refused)}); check the username and password or key")
 
     def _collect_with(self, target: str, address: str, profile: SshProfile, known_hosts: KnownHosts,
-                      fingerprint: str) -> TargetResult:
+                      fingerprint: str) -> DeviceReading:
         device_type = self.device_type or profile.device_type
         records: list[Record] = []
         failed: list[CommandParseError] = []
@@ -125,18 +165,7 @@ class NetDeviceCollector:
                     log.warning("%s (%s): %s", target, platform.device_type, exc)
                     failed.append(exc)
         reach = Reach(target=target, address=address, host_key=fingerprint, profile=profile.name)
-        view = merge_records(records)
-        try:
-            batch = device_batch(platform, view, reach, complete=not failed)
-        except ValueError as exc:
-            raise TargetError(Outcome.PARSE_ERROR, str(exc), profile.name) from exc
-        detail = f"{platform.device_type} {view.system.hostname}"
-        if failed:
-            detail += "; partial view, not parsed: " + "; ".join(str(e) for e in failed)
-        return TargetResult(target, Outcome.OK, detail, profile.name, batch, facts={
-            "hostname": view.system.hostname, "device_type": platform.device_type,
-            "neighbours": [{k: v for k, v in as_dict(n).items() if k != "kind"} for n in view.neighbours],
-        })
+        return DeviceReading(platform.device_type, reach, records, [str(e) for e in failed])
 
     def finish(self, results: Sequence[TargetResult], run_id: str) -> list[Batch]:
         """Stub devices for the neighbours no target of this run turned out to be."""

@@ -15,16 +15,19 @@ from typing import Any
 from cmdb.batch import Batch
 from cmdb.model import Schema
 from discovery.certificates import SystemTrust
+from discovery.collector import Observed, OutcomeTable
 from discovery.outcomes import TargetResult
 from discovery.scan.probe import Prober, ProbeSettings
-from discovery.scan.transform import transform_scan
+from discovery.scan.transform import SCAN_OUTCOMES, SOURCE, observe, verdict
 
 
 class ScanCollector:
     """TCP connect scan with banners, TLS chains and reverse DNS; one instance per run."""
 
     method = "scan"
+    source = SOURCE
     profile_attr: str | None = None
+    outcomes: OutcomeTable = SCAN_OUTCOMES
 
     def __init__(self, settings: ProbeSettings, *, trust: SystemTrust | None = None, schema: Schema | None = None,
                  keep_raw: bool = False) -> None:
@@ -38,13 +41,17 @@ class ScanCollector:
         per_target = max(1, len(self.settings.ports))
         return max(1, min(targets, 2 * math.ceil(self.settings.concurrency / per_target)))
 
-    async def collect(self, target: str, remembered_profile: str | None) -> TargetResult:
+    async def read(self, target: str, remembered_profile: str | None) -> dict[str, Any]:
+        """The probes' results; a target where no probe got a definite answer raises what that means."""
         raw = await self.prober.probe_target(target)
-        reading = transform_scan(raw, self.schema)
-        facts: dict[str, Any] = {"complete": reading.complete}
+        verdict(raw)
+        return raw
+
+    def transform(self, raw: dict[str, Any]) -> Observed:
+        seen = observe(raw, self.schema)
         if self.keep_raw:
-            facts["raw"] = raw
-        return TargetResult(target, reading.outcome, reading.detail, None, reading.batch, facts)
+            seen.keep["raw"] = raw
+        return seen
 
     def finish(self, results: Sequence[TargetResult], run_id: str) -> list[Batch]:
         """No run-level batch; the DNS threads are released here."""

@@ -32,8 +32,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from cmdb.batch import Batch
+from cmdb.errors import CmdbError
 from cmdb.model import Schema, default_schema
 from discovery.certificates import describe_certificate
+from discovery.collector import Observed, OutcomeTable, outcome_of
 from discovery.observations import Address, Certificate, Device, Endpoint, Fact, to_batch
 from discovery.outcomes import Outcome
 from discovery.scan.probe import CLOSED, FILTERED, OPEN, UNREACHABLE
@@ -68,32 +70,76 @@ def names_of(raw: Mapping[str, Any]) -> tuple[str | None, str | None, str | None
     return dns_name, hostname, fqdn
 
 
+class ScanFailure(CmdbError):
+    """No probe of a target got a definite answer; the subclass says how (``SCAN_OUTCOMES``)."""
+
+
+class PortsFiltered(ScanFailure):
+    """Every probe timed out."""
+
+
+class TargetUnreachable(ScanFailure):
+    """The host or its network is unreachable."""
+
+
+class ProbesFailed(ScanFailure):
+    """The probes failed locally (permissions, resources)."""
+
+
+SCAN_OUTCOMES: OutcomeTable = ((PortsFiltered, Outcome.TIMEOUT), (TargetUnreachable, Outcome.UNREACHABLE),
+                               (ProbesFailed, Outcome.ERROR))
+
+
+def _summary(ports: list[Mapping[str, Any]]) -> str:
+    states = [str(p["state"]) for p in ports]
+    counts = {s: states.count(s) for s in (OPEN, CLOSED, FILTERED, UNREACHABLE) if s in states}
+    others = len(states) - sum(counts.values())
+    return ", ".join(f"{n} {s}" for s, n in counts.items()) + (f", {others} error" if others else "")
+
+
+def verdict(raw: Mapping[str, Any]) -> None:
+    """Raises the ``ScanFailure`` a target's probes amount to when none of them was answered (no port
+    open or refused); returns when there is something definite to say, even "nothing open"."""
+    target = str(raw["target"])
+    ports: list[Mapping[str, Any]] = list(raw.get("ports") or [])
+    states = [str(p["state"]) for p in ports]
+    if OPEN in states or CLOSED in states:
+        return
+    summary = _summary(ports)
+    if UNREACHABLE in states:
+        raise TargetUnreachable(f"{target}: host or network unreachable ({summary}); check the route or drop it "
+                                "from the targets")
+    if states and all(s == FILTERED for s in states):
+        raise PortsFiltered(f"{target}: every probe timed out ({summary}); the host is down or filtered, or raise "
+                            "--timeout")
+    errors = sorted({str(p.get("error") or "error") for p in ports})
+    raise ProbesFailed(f"{target}: probes failed ({summary}): {'; '.join(errors)}")
+
+
 def transform_scan(raw: Mapping[str, Any], schema: Schema | None = None) -> ScanReading:
-    """One target's raw probe result as a ScanReading (outcome, detail, batch)."""
+    """One target's raw probe result as a ScanReading (outcome, detail, batch): ``verdict`` then
+    ``observe`` and ``to_batch``, as the runner does them."""
+    try:
+        verdict(raw)
+    except ScanFailure as exc:
+        return ScanReading(outcome_of(exc, SCAN_OUTCOMES), str(exc), None)
+    seen = observe(raw, schema)
+    batch = None if seen.facts is None else to_batch(SOURCE, seen.scope, seen.complete, seen.facts)
+    return ScanReading(Outcome.OK, seen.detail, batch, seen.complete)
+
+
+def observe(raw: Mapping[str, Any], schema: Schema | None = None) -> Observed:
+    """Pure: one target's answered probes as observations."""
     schema = schema or default_schema()
     target, address = str(raw["target"]), str(raw["address"])
     ports: list[Mapping[str, Any]] = list(raw.get("ports") or [])
     states = [str(p["state"]) for p in ports]
     opened = [p for p in ports if p["state"] == OPEN]
-    counts = {s: states.count(s) for s in (OPEN, CLOSED, FILTERED, UNREACHABLE) if s in states}
-    others = len(states) - sum(counts.values())
-    summary = ", ".join(f"{n} {s}" for s, n in counts.items()) + (f", {others} error" if others else "")
+    summary = _summary(ports)
     scope = scope_of(target)
-
-    if not opened:
-        if states and all(s == CLOSED for s in states):
-            return ScanReading(Outcome.OK, f"no open port ({summary})",
-                               Batch(source=SOURCE, scope=scope, complete=True), True)
-        if CLOSED in states:
-            return ScanReading(Outcome.OK, f"no open port ({summary})", None)
-        if UNREACHABLE in states:
-            return ScanReading(Outcome.UNREACHABLE, f"{target}: host or network unreachable ({summary}); "
-                                                    "check the route or drop it from the targets", None)
-        if states and all(s == FILTERED for s in states):
-            return ScanReading(Outcome.TIMEOUT, f"{target}: every probe timed out ({summary}); the host is down "
-                                                "or filtered, or raise --timeout", None)
-        errors = sorted({str(p.get("error") or "error") for p in ports})
-        return ScanReading(Outcome.ERROR, f"{target}: probes failed ({summary}): {'; '.join(errors)}", None)
+    if not opened:  # every port refused: a complete look that found nothing; else nothing definite
+        everything_closed = bool(states) and all(s == CLOSED for s in states)
+        return Observed([] if everything_closed else None, scope, everything_closed, f"no open port ({summary})")
 
     complete = all(s in (OPEN, CLOSED) for s in states)
     dns_name, hostname, fqdn = names_of(raw)
@@ -133,9 +179,7 @@ def transform_scan(raw: Mapping[str, Any], schema: Schema | None = None) -> Scan
             fingerprints.add(cert["fingerprint_sha256"])
             facts.append(Certificate(**cert, used_by=(address, port), chain_position=position))
 
-    batch = to_batch(SOURCE, scope, complete, facts)
-    cert_refs = fingerprints
-    detail = f"{summary}: {', '.join(shown)}" + (f" ({len(cert_refs)} certificates)" if cert_refs else "")
+    detail = f"{summary}: {', '.join(shown)}" + (f" ({len(fingerprints)} certificates)" if fingerprints else "")
     if not complete:
         detail += "; partial" + (f": {'; '.join(notes)}" if notes else " (some ports filtered)")
-    return ScanReading(Outcome.OK, detail, batch, complete)
+    return Observed(facts, scope, complete, detail)

@@ -20,6 +20,7 @@ from collections.abc import Sequence
 
 from cmdb.batch import Batch
 from cmdb.errors import CmdbError, ConfigError
+from discovery.collector import Observed, OutcomeTable
 from discovery.credentials import SnmpProfile
 from discovery.outcomes import Outcome, TargetError, TargetResult
 from discovery.snmp.ber import Varbind
@@ -35,7 +36,9 @@ from discovery.snmp.client import (
     walk,
 )
 from discovery.snmp.oids import SYSTEM_SCALARS, TABLES, Table
-from discovery.snmp.transform import RawDevice, to_snmp_batch
+from discovery.snmp.transform import SOURCE, RawDevice
+from discovery.snmp.transform import transform as observe
+from discovery.targets import scope_of
 
 log = logging.getLogger("cmdb.discovery.snmp")
 
@@ -49,7 +52,12 @@ class SnmpCollector:
     """The SNMP discovery method (``discovery.runner.Collector``)."""
 
     method = "snmp"
+    source = SOURCE
     profile_attr: str | None = "snmp_profile"
+    # ``read`` reports the most telling failure over every profile tried as a TargetError; these are the
+    # library's errors should one escape it.
+    outcomes: OutcomeTable = ((SnmpTimeout, Outcome.TIMEOUT), (SnmpRefused, Outcome.REFUSED),
+                              (SnmpUnreachable, Outcome.UNREACHABLE), (SnmpError, Outcome.ERROR))
 
     def __init__(self, profiles: Sequence[SnmpProfile], settings: SnmpSettings | None = None,
                  tables: Sequence[Table] = TABLES) -> None:
@@ -65,12 +73,12 @@ class SnmpCollector:
         first = [p for p in self.profiles if p.name == remembered]
         return first + [p for p in self.profiles if p.name != remembered]
 
-    async def collect(self, target: str, remembered_profile: str | None) -> TargetResult:
-        raw = await self.read(target, remembered_profile)
+    def transform(self, raw: RawDevice) -> Observed:
+        """Pure: the agent's var-binds as observations; complete only when every table walk succeeded."""
         detail = ""
         if raw.failed:
             detail = "partial: " + "; ".join(f"{name}: {why}" for name, why in raw.failed.items())
-        return TargetResult(target, Outcome.OK, detail, raw.profile, to_snmp_batch(raw))
+        return Observed(observe(raw), scope_of(raw.target), not raw.failed, detail, raw.profile)
 
     def finish(self, results: Sequence[TargetResult], run_id: str) -> list[Batch]:
         self.close()

@@ -1,8 +1,8 @@
 """``SshHostCollector``: the ``Collector`` for Linux hosts over SSH.
 
-``collect`` logs in with the first profile that works (the one remembered on the host's CI first),
-runs the fixed commands of ``commands.py``, parses them into ``HostFacts`` and transforms those into
-the host's batch; the facts stay on the ``TargetResult`` for ``finish``, which maps application
+``read`` logs in with the first profile that works (the one remembered on the host's CI first),
+runs the fixed commands of ``commands.py`` and parses them into ``HostFacts``; ``transform`` turns
+those into observations; the facts stay on the ``TargetResult`` for ``finish``, which maps application
 dependencies across every host of the run (``depmap.py``). Paramiko is blocking, so each target runs
 in a thread of the collector's own pool, sized to the run's concurrency (asyncio's default pool has
 only a handful of threads). A host whose key changed, or that refuses every profile, is recorded
@@ -18,6 +18,7 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 
 from cmdb.batch import Batch
+from discovery.collector import Observed, OutcomeTable
 from discovery.credentials import SshProfile
 from discovery.hostkeys import KnownHosts
 from discovery.outcomes import Outcome, TargetError, TargetResult
@@ -26,7 +27,8 @@ from discovery.ssh.depmap import map_dependencies
 from discovery.ssh.facts import HostFacts, build_facts
 from discovery.ssh.parsers import FactsParseError
 from discovery.ssh.session import HostSession
-from discovery.ssh.transform import DEFAULT_PACKAGE_PATTERNS, transform_host
+from discovery.ssh.transform import DEFAULT_PACKAGE_PATTERNS, SOURCE, host_facts
+from discovery.targets import scope_of
 
 log = logging.getLogger("cmdb.discovery.ssh")
 
@@ -35,7 +37,11 @@ class SshHostCollector:
     """Discovers Linux hosts over SSH; ``finish`` adds the cross-host dependency batches."""
 
     method = "ssh"
+    source = SOURCE
     profile_attr: str | None = "ssh_profile"
+    # paramiko's and the socket's errors are translated where the session meets them (``session``,
+    # ``discovery.hostkeys``) into TargetErrors naming the host and profile; the parse error here.
+    outcomes: OutcomeTable = ((FactsParseError, Outcome.PARSE_ERROR),)
 
     def __init__(self, profiles: Sequence[SshProfile], known_hosts: KnownHosts, *, concurrency: int = 16,
                  connect_timeout: float = 10.0, command_timeout: float = 30.0, port: int | None = None,
@@ -53,18 +59,24 @@ class SshHostCollector:
         self.packages = tuple(packages)
         self._pool: ThreadPoolExecutor | None = None
 
-    async def collect(self, target: str, remembered_profile: str | None) -> TargetResult:
+    async def read(self, target: str, remembered_profile: str | None) -> HostFacts:
         if self._pool is None:
             self._pool = ThreadPoolExecutor(max_workers=self.concurrency, thread_name_prefix="ssh-discovery")
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._pool, self.collect_sync, target, remembered_profile)
+        facts: HostFacts = await loop.run_in_executor(self._pool, self.read_sync, target, remembered_profile)
+        return facts
+
+    def transform(self, facts: HostFacts) -> Observed:
+        """Pure: the host's parsed command output as observations."""
+        return Observed(host_facts(facts, packages=self.packages), scope_of(facts.target), facts.complete,
+                        describe(facts), facts.profile, keep={"host": facts})
 
     def ordered_profiles(self, remembered: str | None) -> list[SshProfile]:
         first = [p for p in self.profiles if p.name == remembered]
         return first + [p for p in self.profiles if p.name != remembered]
 
-    def collect_sync(self, target: str, remembered_profile: str | None = None) -> TargetResult:
-        """One host, blocking: login, commands, facts, batch. Raises TargetError on failure."""
+    def read_sync(self, target: str, remembered_profile: str | None = None) -> HostFacts:
+        """One host, blocking: login, commands, parsed facts. Raises TargetError on failure."""
         refused: list[TargetError] = []
         for profile in self.ordered_profiles(remembered_profile):
             try:
@@ -76,9 +88,7 @@ class SshHostCollector:
                     continue
                 raise
             with session:
-                facts = self.gather(target, session)
-            batch = transform_host(facts, packages=self.packages)
-            return TargetResult(target, Outcome.OK, describe(facts), profile.name, batch, facts={"host": facts})
+                return self.gather(target, session)
         if len(refused) == 1:
             raise refused[0]
         names = ", ".join(repr(p.name) for p in self.profiles)
@@ -92,7 +102,7 @@ class SshHostCollector:
             return build_facts(target, session.peer_address, outputs, host_key=session.host_key,
                                profile=session.profile.name, collected_at=at, commands=self.commands,
                                cert_roots=self.cert_paths)
-        except FactsParseError as exc:
+        except FactsParseError as exc:  # the same outcome as the table's, with the target and profile named
             raise TargetError(Outcome.PARSE_ERROR, f"{target}: {exc}", session.profile.name) from exc
 
     def finish(self, results: Sequence[TargetResult], run_id: str) -> list[Batch]:

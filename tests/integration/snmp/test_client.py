@@ -17,6 +17,7 @@ from snmp_agents import SnmpdAgent
 
 from discovery.credentials import SecretRef, SnmpProfile
 from discovery.outcomes import Outcome, TargetResult
+from discovery.runner import collect_target
 from discovery.snmp import snmprec
 from discovery.snmp.ber import (
     PDU_GET,
@@ -238,7 +239,7 @@ async def collect_from(agent: ScriptedAgent, monkeypatch: pytest.MonkeyPatch) ->
     profile = SnmpProfile("scripted", "2c", port=transport.get_extra_info("sockname")[1],
                           community=SecretRef("scripted", "community", env="CMDB_TEST_SCRIPTED_COMMUNITY"))
     try:
-        return await SnmpCollector([profile], SnmpSettings(timeout=0.2, retries=0)).collect("127.0.0.1", None)
+        return await collect_target(SnmpCollector([profile], SnmpSettings(timeout=0.2, retries=0)), "127.0.0.1")
     finally:
         transport.close()
 

@@ -111,7 +111,8 @@ def test_one_bad_host_never_stops_the_run(ssh_lab: Lab, store: SqliteStore, tmp_
         for target, port in ((ssh_lab.app.address, None), ("127.0.76.2", port_silent), ("127.0.76.3", port_closed)):
             collector.port = port
             try:
-                results[target] = collector.collect_sync(target).outcome
+                collector.read_sync(target)
+                results[target] = "ok"
             except TargetError as exc:  # the runner turns these into outcomes; here we read them directly
                 results[target] = exc.outcome
         collector.close()
