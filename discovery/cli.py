@@ -15,6 +15,7 @@ import sys
 from collections.abc import Sequence
 from contextlib import AbstractContextManager
 from dataclasses import asdict
+from pathlib import Path
 from typing import Annotated, Any
 
 import typer
@@ -31,6 +32,8 @@ runs_app = typer.Typer(help="Discovery runs and the ingest run ledger.", invoke_
 discover_app = typer.Typer(no_args_is_help=True, help="Discover devices and hosts: snmp, ssh, devices.")
 out = Console()
 JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable JSON output.")]
+RecordOpt = Annotated[Path | None, typer.Option(
+    "--record", help="Write every target's raw reading to DIR/<method>/<target>.json (for golden tests).")]
 
 
 def store_of(ctx: typer.Context) -> AbstractContextManager[GraphStore]:
@@ -46,6 +49,7 @@ def execute(
     target_timeout: float | None,
     options: dict[str, Any],
     as_json: bool,
+    record_dir: Path | None = None,
 ) -> DiscoveryRunRecord:
     """Runs ``collector`` over ``targets`` into the CLI's store and prints the outcomes."""
     if not logging.getLogger().handlers:
@@ -53,7 +57,7 @@ def execute(
     with store_of(ctx) as store:
         record = asyncio.run(run_discovery(
             collector, targets, store, concurrency=concurrency, target_timeout=target_timeout, options=options,
-            show_progress=not as_json and sys.stderr.isatty(), config=ReconcileConfig.load(),
+            show_progress=not as_json and sys.stderr.isatty(), config=ReconcileConfig.load(), record_dir=record_dir,
         ))
     print_run(record, as_json)
     return record

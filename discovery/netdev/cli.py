@@ -7,6 +7,7 @@ from typing import Annotated
 
 import typer
 
+from discovery.cli import RecordOpt
 from discovery.credentials import SshProfile, load_credentials
 
 
@@ -32,6 +33,7 @@ def discover_devices(
     command_timeout: Annotated[float, typer.Option(help="Seconds one show command may take.")] = 30.0,
     target_timeout: Annotated[float, typer.Option(help="Seconds one device may take in all.")] = 300.0,
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable JSON output.")] = False,
+    record: RecordOpt = None,
 ) -> None:
     """Discover network devices over SSH: version, serial, interfaces, addresses, CDP/LLDP neighbours."""
     from discovery.cli import execute
@@ -46,6 +48,7 @@ def discover_devices(
         connect_timeout=connect_timeout, command_timeout=command_timeout, workers=concurrency,
     )
     execute(ctx, collector, expanded, concurrency=concurrency, target_timeout=target_timeout, as_json=as_json,
+            record_dir=record,
             options={"profiles": [p.name for p in profiles],
                      "known_hosts": str(known_hosts) if known_hosts else "profile or default",
                      "trust_on_first_use": trust_on_first_use, "device_type": device_type,

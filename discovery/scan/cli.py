@@ -9,6 +9,7 @@ from typing import Annotated
 
 import typer
 
+from discovery.cli import RecordOpt
 from discovery.targets import DEFAULT_LIMIT, expand_targets
 
 
@@ -41,6 +42,7 @@ def scan(
     store: Annotated[str | None, typer.Option(
         "--store", help="Store URL (same as the global --store, accepted here too).")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable JSON output.")] = False,
+    record: RecordOpt = None,
 ) -> None:
     """TCP connect scan: open ports, banners, TLS certificates and reverse DNS, one batch per address."""
     from cmdb.errors import BadInputError
@@ -79,6 +81,6 @@ def scan(
     }
     try:
         execute(ctx, collector, target_list, concurrency=collector.target_concurrency(len(target_list)),
-                target_timeout=None, options=options, as_json=as_json)
+                target_timeout=None, options=options, as_json=as_json, record_dir=record)
     finally:
         collector.prober.close()

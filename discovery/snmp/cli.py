@@ -9,6 +9,7 @@ from typing import Annotated
 
 import typer
 
+from discovery.cli import RecordOpt
 from discovery.targets import DEFAULT_LIMIT, expand_targets
 
 
@@ -37,6 +38,7 @@ def snmp(
                               ] = None,
     limit: Annotated[int, typer.Option(help="Refuse target lists longer than this.")] = DEFAULT_LIMIT,
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable JSON output.")] = False,
+    record: RecordOpt = None,
 ) -> None:
     """SNMP v2c/v3: system, interfaces, addresses, chassis, LLDP/CDP neighbours and ARP, one batch per agent."""
     from cmdb.errors import BadInputError
@@ -63,4 +65,4 @@ def snmp(
                "timeout": timeout, "retries": retries, "max_repetitions": max_repetitions,
                "target_timeout": target_timeout}
     execute(ctx, collector, target_list, concurrency=concurrency, target_timeout=target_timeout, options=options,
-            as_json=as_json)
+            as_json=as_json, record_dir=record)

@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from cmdb.errors import ConfigError
-from discovery.cli import execute
+from discovery.cli import RecordOpt, execute
 
 PACKAGES_HELP = ("Which installed packages become SoftwareInstall CIs: 'default' (servers, runtimes, TLS/SSH, "
                  "kernels), 'all', 'none', or comma-separated glob patterns (nginx*,openssl).")
@@ -61,6 +61,7 @@ def register(app: typer.Typer, discover_app: typer.Typer) -> None:
         show_commands: Annotated[bool, typer.Option(
             "--show-commands", help="Print every command that would run on a host, and exit.")] = False,
         as_json: Annotated[bool, typer.Option("--json", help="Machine-readable JSON output.")] = False,
+        record: RecordOpt = None,
     ) -> None:
         """Log in to Linux hosts over SSH (verified host keys, named credential profiles) and record the
         host, its interfaces, addresses, packages, listening applications and their dependencies."""
@@ -103,6 +104,6 @@ def register(app: typer.Typer, discover_app: typer.Typer) -> None:
         logging.getLogger("paramiko").setLevel(logging.CRITICAL)
         try:
             execute(ctx, collector, hosts, concurrency=concurrency, target_timeout=target_timeout, options=options,
-                    as_json=as_json)
+                    as_json=as_json, record_dir=record)
         finally:
             collector.close()
