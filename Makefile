@@ -37,6 +37,7 @@ bench: venv
 	$(BIN)/python -m pip install -q -e '.[dev,bench]'
 	$(BIN)/python bench/ingest_embedded.py
 	$(BIN)/python bench/neo4j_ingest.py
+	$(BIN)/python bench/neo4j_pipeline.py
 	$(BIN)/python bench/impact.py
 	$(BIN)/python bench/snmp.py
 	$(BIN)/python bench/scan.py
