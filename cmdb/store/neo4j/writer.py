@@ -149,7 +149,7 @@ class Neo4jWriter(Neo4jConnection):
         """The rows of every statement that writes ``cs``, its events numbered from ``seq``.
 
         Pure row building (the reader is asked only for relationship types it has not seen), so a
-        pipelined load builds batch N+1's rows while batch N is written (``neo4j_pipeline``).
+        pipelined load builds batch N+1's rows while batch N is written (``pipeline``).
         Sightings and history references ride on the rows that create or update their item, so an
         item seen again or a CI created costs one row, not three nodes."""
         prog = WriteProgram(seq=seq, events=len(cs.events), eids=dict(reader.eids))
