@@ -1,4 +1,8 @@
-"""Raw probe results -> one Batch per target (pure: no I/O, tested on ``tests/data/scan/*.json``).
+"""Raw probe results -> observations per target (pure: no I/O, tested on ``tests/data/scan/*.json``).
+
+``verdict`` (called by the collector's ``read``) raises when no probe got a definite answer, the
+outcome then coming from ``SCAN_OUTCOMES``; ``observe`` is the transform; ``transform_scan`` does both
+and ``to_batch``, as a run does, for tests.
 
 What a scanned address becomes (source ``scan``, scope ``<address>/32``):
 
