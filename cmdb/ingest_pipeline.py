@@ -24,8 +24,12 @@ from cmdb.store.base import GraphStore
 PIPELINE_MIN_ITEMS = 2000
 """A stream is pipelined only if its first batch has this many CIs and relationships: starting the
 writer process costs about a second, which small batches do not win back."""
-PIPELINE_MIN_BATCHES = 2
-"""... and only if it has at least this many batches (looked ahead: held in memory until then)."""
+PIPELINE_MIN_BATCHES = 40
+"""... and only if it has at least this many batches (looked ahead: held in memory until then). The
+pipeline's fixed costs (a writer process and its connection, plans in a separate read transaction,
+three processes sharing the cores) are won back only over a long stream: ``bench/neo4j_pipeline.py``
+measured 0.86x the plain loop at 20k CIs (16 batches of 5,000 items) and 1.19x at 100k (80 batches)
+in one run, as the issue's fresh-machine figures had it (0.68x and 1.16-1.39x)."""
 
 
 def _finish(planner: Planner) -> IngestResult:
