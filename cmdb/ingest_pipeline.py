@@ -1,8 +1,9 @@
 """``ingest_many``: a stream of batches, each atomic and written in order, pipelined where the store can.
 
-On Neo4j, batch N+1 is planned while batch N is written by a writer process (see
-``cmdb.store.neo4j.pipeline``); the results are exactly those of a loop of ``ingest``. Other stores,
-a stream of one batch, and one of small batches (``PIPELINE_MIN_ITEMS``) get that loop.
+On Neo4j, a long stream of large batches (``PIPELINE_MIN_BATCHES``, ``PIPELINE_MIN_ITEMS``) is
+pipelined: batch N+1 is planned while batch N is written by a writer process (see
+``cmdb.store.neo4j.pipeline``); the results are exactly those of a loop of ``ingest``. Other stores
+and shorter streams get that loop.
 """
 
 from __future__ import annotations
