@@ -107,3 +107,11 @@ def test_every_store_method_has_a_contract_test() -> None:
     methods = protocol_methods()
     assert len(methods) > 15 and "write_batch" in methods and "search" in methods  # the protocol was read
     assert [m for m in methods if m not in contract_calls()] == []
+
+
+@pytest.mark.parametrize(("name", "batch"), GOLDEN, ids=[name for name, _ in GOLDEN])
+def test_items_are_numbered_by_position(name: str, batch: Batch) -> None:
+    """An error names ``cis[5]`` for the sixth item, whichever method made the batch (``Batch.add_ci``)."""
+    assert [c.index for c in batch.cis] == list(range(len(batch.cis)))
+    assert [r.index for r in batch.rels] == list(range(len(batch.rels)))
+    assert len({c.ref for c in batch.cis}) == len(batch.cis)  # one item per ref
