@@ -398,3 +398,8 @@ def _guard(fn: Callable[[], T]) -> T:
 def run_guarded(typer_app: typer.Typer) -> None:
     """Runs ``typer_app`` with CmdbErrors printed as one line on stderr (exit status 2), never a traceback."""
     _guard(lambda: typer_app(standalone_mode=True))
+
+
+if __name__ == "__main__":  # the whole command (wings included) is assembled in product/cli.py
+    raise SystemExit("error: `python -m cmdb.cli` holds only the core's commands; run `cmdb ...` or "
+                     "`python -m product.cli ...`")
