@@ -18,6 +18,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal, Protocol
 
+from cmdb.store.tasks import TaskStore
+
 Direction = Literal["out", "in", "both"]
 Status = Literal["active", "stale", "retired"]
 STATUS_RANK: dict[str, int] = {"active": 0, "stale": 1, "retired": 2}
@@ -232,7 +234,7 @@ class BatchReader(Protocol):
     def load_rels_by_id(self, ids: Iterable[str]) -> dict[str, RelState]: ...
 
 
-class GraphStore(Protocol):
+class GraphStore(TaskStore, Protocol):
     """What every store implements; see the module docstring for the write path."""
 
     url: str
