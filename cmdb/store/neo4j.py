@@ -77,6 +77,7 @@ from cmdb.store.base import (
     Sighting,
     rel_id_for,
 )
+from cmdb.store.neo4j_tasks import Neo4jTasksMixin
 
 if TYPE_CHECKING:
     from cmdb.store.neo4j_pipeline import Neo4jPipeline
@@ -317,7 +318,7 @@ def read_password() -> str:
     return secret
 
 
-class Neo4jStore:
+class Neo4jStore(Neo4jTasksMixin):
     """GraphStore on a Neo4j 5 server, through the official driver."""
 
     @classmethod
@@ -492,6 +493,7 @@ class Neo4jStore:
             "MERGE (m:CmdbMeta {name: 'store'}) ON CREATE SET m.seq = 0, m.schema_version = $version",
             version=SCHEMA_VERSION,
         )
+        self._ensure_task_schema()
 
     def _check_layout(self) -> None:
         """Refuse a store written in another layout; an empty one is simply taken over."""
@@ -822,6 +824,7 @@ class Neo4jStore:
         if prog.conflicts:
             run("UNWIND $rows AS row MERGE (c:Conflict {id: row.id}) SET c = row", rows=prog.conflicts)
         run("MERGE (x:Run {run_id: $row.run_id}) SET x = $row", row=prog.run)
+        self._index_expiry(tx, prog)
 
     @staticmethod
     def _index_events(run: Callable[..., Any], refs: dict[str, list[int]]) -> None:
@@ -1142,6 +1145,7 @@ class Neo4jStore:
             x = r["x"]
             yield "discovery_run", {"run_id": x["run_id"], "method": x["method"], "started_at": x["started_at"],
                                     "data": x["data"]}
+        yield from self._dump_tasks()
 
     def is_empty(self) -> bool:
         row = self._read(
@@ -1162,7 +1166,8 @@ class Neo4jStore:
             raise StoreError(f"{self.url} is not empty; restore needs an empty store (clear it first)")
         self._write(f"MERGE (m:CmdbMeta {{name: 'store'}}) SET m.restoring = true, m.seq = 0, {_BUMP}")
         try:
-            _Restorer(self).load(records)
+            _Restorer(self).load(self._restore_tasks(records))
+            self._backfill_expiry()
         except BaseException:
             # If even clearing fails, the restoring flag stays set and writes are refused until cleared.
             with contextlib.suppress(StoreError):
