@@ -235,7 +235,10 @@ def test_racing_lease_takers_one_wins(store: GraphStore) -> None:
     stores = [store, *[second_store(store) for _ in range(3)]]
     try:
         for r in range(3):
-            won = race(stores, lambda s, r=r: s.acquire_lease(f"job-{r}", f"holder-{id(s)}", 60, T0))
+            def take(s: GraphStore, r: int = r) -> bool:
+                return s.acquire_lease(f"job-{r}", f"holder-{id(s)}", 60, T0)
+
+            won = race(stores, take)
             assert sorted(won) == [False, False, False, True]
     finally:
         for s in stores[1:]:
