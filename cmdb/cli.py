@@ -45,6 +45,12 @@ from discovery.cli import discover_app, register_methods, runs_app  # noqa: E402
 app.add_typer(runs_app, name="runs")
 app.add_typer(discover_app, name="discover")
 register_methods(app)
+from impact.tasks_cli import tasks_app  # noqa: E402
+
+app.add_typer(tasks_app, name="tasks")
+from impact.licences_cli import licences_command  # noqa: E402
+
+app.command("licences")(licences_command)
 
 out = Console()
 err = Console(stderr=True)
