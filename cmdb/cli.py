@@ -51,6 +51,9 @@ app.add_typer(tasks_app, name="tasks")
 from impact.licences_cli import licences_command  # noqa: E402
 
 app.command("licences")(licences_command)
+from impact.automation_cli import register as register_automation  # noqa: E402  (expiry, outbox, incidents, scheduler)
+
+register_automation(app)
 
 out = Console()
 err = Console(stderr=True)
