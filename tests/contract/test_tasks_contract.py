@@ -287,6 +287,7 @@ def test_expiring_cis_uses_the_index(store: GraphStore) -> None:
 
 
 def test_dump_and_restore_keep_tasks_outbox_and_leases(store: GraphStore, tmp_path: Any) -> None:
+    from cmdb.migrate import compare_stores
     from cmdb.store.sqlite import SqliteStore
 
     _estate(store)
@@ -297,6 +298,7 @@ def test_dump_and_restore_keep_tasks_outbox_and_leases(store: GraphStore, tmp_pa
     copy = SqliteStore(tmp_path / "copy.db")
     try:
         copy.restore(store.dump())
+        assert compare_stores(store, copy) == []
         assert copy.get_task(task.id) == store.get_task(task.id)
         assert [m.idempotency_key for m in copy.list_messages()] == ["k1"]
         assert copy.get_lease("job") == store.get_lease("job")
@@ -305,8 +307,11 @@ def test_dump_and_restore_keep_tasks_outbox_and_leases(store: GraphStore, tmp_pa
         store.clear()
         assert store.list_tasks(TaskQuery()) == [] and store.list_messages() == [] and store.get_lease("job") is None
         store.restore(copy.dump())
+        assert compare_stores(store, copy) == []
         assert store.get_task(task.id) == copy.get_task(task.id)
         assert not store.raise_task(cert_task())[1]
         assert len(store.expiring_cis(T0 + timedelta(days=30))) == 6
+        copy.transition_task(task.id, "resolved", actor="ann", now=T0)
+        assert [d for d in compare_stores(store, copy) if d.startswith(f"task {task.id}")]
     finally:
         copy.close()
