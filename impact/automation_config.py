@@ -75,6 +75,7 @@ class EmailChannelConfig(_Strict):
     port: int = 25
     starttls: bool = False
     tls: bool = False  # implicit TLS (SMTPS, port 465)
+    ca_file: str | None = None  # CA bundle for the server's certificate (default: the system's)
     username: str | None = None
     password: SecretRefConfig | None = None
     sender: str = Field(alias="from")

@@ -37,7 +37,7 @@ class EmailChannel:
     def send(self, message: OutboxMessage) -> None:
         cfg = self.config
         mail = self.compose(message)
-        context = ssl.create_default_context()
+        context = ssl.create_default_context(cafile=cfg.ca_file)
         try:
             smtp: smtplib.SMTP = (smtplib.SMTP_SSL(cfg.host, cfg.port, timeout=cfg.timeout, context=context)
                                   if cfg.tls else smtplib.SMTP(cfg.host, cfg.port, timeout=cfg.timeout))
