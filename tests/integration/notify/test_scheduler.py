@@ -1,0 +1,113 @@
+"""``cmdb scheduler`` as processes: refused when misconfigured; two on one store raise every task once."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from cmdb.batch import Batch
+from cmdb.ingest import ingest
+from cmdb.store.sqlite import SqliteStore
+from cmdb.store.tasks import TaskQuery
+from tests.integration.notify.conftest import MailSink
+
+CERTS = 12
+
+
+def env(tmp: Path, config: Path) -> dict[str, str]:
+    return {**os.environ, "CMDB_STORE": f"sqlite:///{tmp / 'cmdb.db'}", "CMDB_CONFIG": str(config)}
+
+
+@pytest.mark.parametrize(("config", "expected"), [
+    ("tasks: {channels: [pager]}\nscheduler: {jobs: {e: {kind: expiry_check, cron: '* * * * *'}}}\n",
+     "tasks.channels: unknown channel 'pager'"),
+    ("scheduler: {jobs: {nightly: {kind: expiry_check, cron: '0 25 * * *'}}}\n",
+     "scheduler.jobs.nightly.cron: bad cron expression '0 25 * * *'"),
+    ("channels: {mail: {type: email, host: 127.0.0.1, from: a@b, username: u, password: {file: SECRET}}}\n"
+     "scheduler: {jobs: {e: {kind: deliver, cron: '* * * * *'}}}\n",
+     "channel 'mail': password: "),
+    ("scheduler: {jobs: {dmz: {kind: scan, cron: '* * * * *'}}}\n", "scheduler.jobs.dmz: a scan job needs targets"),
+])
+def test_bad_configuration_names_the_entry_and_nothing_starts(tmp_path: Path, config: str, expected: str) -> None:
+    secret = tmp_path / "smtp-pass"
+    secret.write_text("pw\n")
+    secret.chmod(0o644)  # readable by others: refused
+    conf = tmp_path / "cmdb.yaml"
+    conf.write_text(config.replace("SECRET", str(secret)))
+    proc = subprocess.run([sys.executable, "-m", "cmdb.cli", "scheduler"], capture_output=True, text=True,
+                          env=env(tmp_path, conf), timeout=60, check=False)
+    assert proc.returncode == 2
+    assert expected in proc.stderr and str(conf) in proc.stderr
+    assert "Traceback" not in proc.stderr and proc.stdout == ""  # never started, not even half
+
+
+def estate(db: Path, now: datetime) -> None:
+    store = SqliteStore(db)
+    try:
+        cis: list[dict[str, Any]] = [{"ref": "owner", "class": "Person", "name": "Ops", "email": "ops@example.com"}]
+        rels = []
+        for i in range(CERTS):
+            cis.append({"ref": f"c{i}", "class": "Certificate", "subject": f"site-{i}.example.com",
+                        "fingerprint_sha256": f"{i:064x}",
+                        "not_after": (now + timedelta(days=5 + 7 * i)).strftime("%Y-%m-%dT%H:%M:%SZ")})
+            rels.append({"type": "OWNED_BY", "from": f"c{i}", "to": "owner"})
+        ingest(store, Batch.from_dict({"source": "import", "cis": cis, "relationships": rels}))
+    finally:
+        store.close()
+
+
+def lines(text: str) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in text.splitlines() if line.startswith("{")]
+
+
+def test_two_schedulers_on_one_store_raise_every_task_once(tmp_path: Path, mail: MailSink) -> None:
+    estate(tmp_path / "cmdb.db", datetime.now(UTC))
+    conf = tmp_path / "cmdb.yaml"
+    conf.write_text(f"""\
+channels:
+  mail: {{type: email, host: {mail.host}, port: {mail.port}, from: cmdb@example.com}}
+scheduler:
+  tick_seconds: 0.2
+  jobs:
+    expiry:  {{kind: expiry_check, cron: "* * * * * *"}}
+    deliver: {{kind: deliver, cron: "*/2 * * * * *"}}
+""")
+    procs = [subprocess.Popen([sys.executable, "-m", "cmdb.cli", "scheduler"], stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True, env=env(tmp_path, conf)) for _ in range(2)]
+    try:
+        deadline = time.monotonic() + 40
+        while time.monotonic() < deadline and len(mail.messages) < 12:
+            time.sleep(0.3)
+        time.sleep(2.5)  # a few more occurrences: nothing new may be raised or sent
+    finally:
+        for p in procs:
+            p.send_signal(signal.SIGTERM)
+        outputs = [p.communicate(timeout=30) for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], [o[1] for o in outputs]
+    runs = [r for out, _err in outputs for r in lines(out) if "job" in r]
+    ok = [r for r in runs if r["outcome"] == "ok"]
+    assert {r["holder"] for out, _ in outputs for r in lines(out) if r.get("scheduler") == "stopped"} == {
+        r["holder"] for out, _ in outputs for r in lines(out) if r.get("scheduler") == "started"}
+    per_occurrence = Counter((r["job"], r["fire_time"]) for r in ok)
+    assert per_occurrence and max(per_occurrence.values()) == 1  # each occurrence ran in one scheduler only
+    assert any(r["outcome"] == "skipped" for r in runs)  # the other found the lease held
+    within_90 = sum(1 for i in range(CERTS) if 5 + 7 * i <= 90)
+    assert sum(r["summary"]["raised"] for r in ok if r["job"] == "expiry") == within_90
+    store = SqliteStore(tmp_path / "cmdb.db")
+    try:
+        assert len(store.list_tasks(TaskQuery())) == within_90
+        assert len(store.list_messages("sent")) == within_90
+    finally:
+        store.close()
+    keys = [m["Idempotency-Key"] for _r, m, *_ in mail.take()]
+    assert len(keys) == within_90 == len(set(keys))  # every notice arrived, none twice
