@@ -1,6 +1,7 @@
 """The whole renewal flow with real parts: a TLS listener, ``cmdb scan``, the expiry cycle, an e-mail to the
 owner at a real SMTP server; then the listener serves a renewed certificate and the next scan and cycle
-resolve the task, naming the new certificate."""
+(run by ``cmdb scheduler --once``: a discovery job and an expiry job) resolve the task, naming the new
+certificate."""
 
 from __future__ import annotations
 
@@ -118,18 +119,25 @@ relationships:
     assert rcpts == ["dana@example.com"]
     assert f"{subject} expires in 9 days" in msg["Subject"] and f"owner of {subject}" in msg.get_content()
 
+    # The second round as the scheduler runs it: its scan job (a `cmdb scan` child), then the cycle.
     server.serve(renewed)
-    scan(tmp_path, server.port)
-    cycle = cmdb(tmp_path, "expiry", "check", "--json")
-    resolved = {a["ci"]: a for a in cycle["actions"] if a["action"] == "resolved"}
-    assert subject in resolved
-    # The new test CA is another certificate expiring in 30 days (as the old one, to the second): its own task.
-    assert [a["ci"] for a in cycle["actions"] if a["action"] == "raised"] == ["O=CMDB tests,CN=Scan Test CA"]
+    with (tmp_path / "cmdb.yaml").open("a") as conf:
+        conf.write(f"""\
+scheduler:
+  jobs:
+    lab-scan: {{kind: scan, cron: "0 3 * * *", targets: [127.0.0.1],
+                options: {{ports: "{server.port}", tls_ports: "{server.port}", no_dns: true}}}}
+    expiry: {{kind: expiry_check, cron: "0 6 * * *"}}
+""")
+    runs = {r["job"]: r for r in map(json.loads, cmdb(tmp_path, "scheduler", "--once").splitlines())}
+    assert runs["lab-scan"]["outcome"] == "ok" and runs["lab-scan"]["summary"]["outcomes"] == {"ok": 1}
+    assert runs["expiry"]["outcome"] == "ok" and runs["expiry"]["summary"]["resolved"] >= 1
     new_fp = renewed.fingerprint(renewed.leaf)
     found = cmdb(tmp_path, "ci", "search", "--class", "Certificate", "--attr", f"fingerprint_sha256={new_fp}",
                  "--json")["items"]
     assert len(found) == 1
-    note = resolved[subject]["note"]
-    assert note.startswith(f"renewed: certificate {subject} ({found[0]['id']}) valid until ")
+    task = cmdb(tmp_path, "tasks", "show", task_id, "--json")
+    assert task["state"] == "resolved"
+    assert task["transitions"][-1]["note"].startswith(
+        f"renewed: certificate {subject} ({found[0]['id']}) valid until ")
     assert cmdb(tmp_path, "expiry", "check", "--json")["actions"] == []  # settled
-    assert cmdb(tmp_path, "tasks", "show", task_id, "--json")["state"] == "resolved"
