@@ -17,6 +17,7 @@ The same file as reconciliation (``CMDB_CONFIG``, see ``cmdb/reconcile.py``)::
     scheduler:
       jobs:
         expiry:  {kind: expiry_check, cron: "0 6 * * *"}
+        seats:   {kind: licence_check, cron: "0 7 * * 1"}
         deliver: {kind: deliver, cron: "* * * * *"}
         dmz:     {kind: scan, cron: "0 2 * * *", targets: [10.0.0.0/28], options: {ports: "443"}}
 
@@ -39,7 +40,7 @@ from cmdb.errors import ConfigError
 from discovery.credentials import Secret, read_secret_file
 
 DEFAULT_THRESHOLDS = (90, 30, 7, 0)
-JOB_KINDS = ("expiry_check", "deliver", "scan", "snmp", "ssh", "devices")
+JOB_KINDS = ("expiry_check", "licence_check", "deliver", "scan", "snmp", "ssh", "devices")
 EVENTS = ("task", "incident", "change")
 
 
@@ -156,7 +157,7 @@ class DeliveryConfig(_Strict):
 
 
 class JobConfig(_Strict):
-    kind: Literal["expiry_check", "deliver", "scan", "snmp", "ssh", "devices"]
+    kind: Literal["expiry_check", "licence_check", "deliver", "scan", "snmp", "ssh", "devices"]
     cron: str
     targets: list[str] = []
     profiles: list[str] = []  # credential profiles (snmp, ssh, devices)

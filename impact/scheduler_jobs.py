@@ -1,6 +1,7 @@
 """The scheduler's job registry: what each job kind of the configuration does when it fires.
 
-``expiry_check`` runs one expiry cycle, ``deliver`` drains the outbox, and the discovery kinds
+``expiry_check`` runs one expiry cycle, ``licence_check`` the licence compliance check, ``deliver``
+drains the outbox, and the discovery kinds
 (``scan``, ``snmp``, ``ssh``, ``devices``) run the discovery command line as a child process with the
 job's targets, credential profiles and options, into the scheduler's store. A child process keeps a
 discovery run's sockets, threads and memory out of the long-running scheduler, and the command line
@@ -37,6 +38,13 @@ class JobFailedError(CmdbError):
 def expiry_job(store: GraphStore, store_url: str, config: AutomationConfig, job: JobConfig,
                now: datetime) -> dict[str, Any]:
     return run_expiry_cycle(store, now, config, dry_run=bool(job.options.get("dry_run", False))).summary()
+
+
+def licence_job(store: GraphStore, store_url: str, config: AutomationConfig, job: JobConfig,
+                now: datetime) -> dict[str, Any]:
+    from impact.licences import check_compliance
+
+    return check_compliance(store, now, config, dry_run=bool(job.options.get("dry_run", False))).summary()
 
 
 def deliver_job(store: GraphStore, store_url: str, config: AutomationConfig, job: JobConfig,
@@ -91,6 +99,7 @@ def discovery_job(store: GraphStore, store_url: str, config: AutomationConfig, j
 
 REGISTRY: dict[str, JobFn] = {
     "expiry_check": expiry_job,
+    "licence_check": licence_job,
     "deliver": deliver_job,
     **{kind: discovery_job for kind in DISCOVERY_COMMANDS},
 }

@@ -111,3 +111,37 @@ scheduler:
         store.close()
     keys = [m["Idempotency-Key"] for _r, m, *_ in mail.take()]
     assert len(keys) == within_90 == len(set(keys))  # every notice arrived, none twice
+
+
+def test_lease_gives_each_occurrence_to_one_scheduler_with_an_injected_clock(tmp_path: Path) -> None:
+    import io
+
+    from impact.automation_config import parse_config
+    from impact.scheduler import Scheduler, next_fire
+    from impact.scheduler_jobs import discovery_argv
+
+    t0 = datetime(2027, 6, 1, 6, 0, tzinfo=UTC)
+    clock = [t0]
+    cfg = parse_config({"scheduler": {"jobs": {"expiry": {"kind": "expiry_check", "cron": "0 6 * * *"}}}})
+    assert next_fire("0 6 * * *", t0) == t0 + timedelta(days=1)
+    assert next_fire("*/10 * * * * *", t0 + timedelta(seconds=1)) == t0 + timedelta(seconds=10)
+    stores = [SqliteStore(tmp_path / "lease.db"), SqliteStore(tmp_path / "lease.db")]
+    try:
+        a, b = (Scheduler(s, "sqlite:///x", cfg, holder=h, clock=lambda: clock[0], out=io.StringIO())
+                for s, h in zip(stores, ("a", "b"), strict=True))
+        assert a.run_job(a.jobs[0], t0) is not None
+        assert b.run_job(b.jobs[0], t0) is None  # same occurrence: the lease is held until just before the next
+        clock[0] = t0 + timedelta(hours=23, minutes=59)
+        assert b.run_job(b.jobs[0], t0) is None
+        clock[0] = t0 + timedelta(days=1)
+        assert b.run_job(b.jobs[0], clock[0]) is not None  # the next occurrence: whoever comes first
+    finally:
+        for s in stores:
+            s.close()
+    job = parse_config({"scheduler": {"jobs": {"r": {
+        "kind": "devices", "cron": "0 2 * * *", "targets": ["10.1.0.0/29"], "profiles": ["routers", "lab"],
+        "credentials": "/etc/cmdb/credentials.yaml", "options": {"trust_on_first_use": True, "concurrency": 4}}}}})
+    argv = discovery_argv("devices", "sqlite:///c.db", job.scheduler.jobs["r"])
+    assert argv[3:] == ["--store", "sqlite:///c.db", "discover", "devices", "10.1.0.0/29", "--profile", "routers",
+                        "--profile", "lab", "--credentials", "/etc/cmdb/credentials.yaml", "--trust-on-first-use",
+                        "--concurrency", "4", "--json"]
