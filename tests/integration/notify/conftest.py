@@ -16,6 +16,7 @@ import ipaddress
 import socket
 import ssl
 import threading
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -131,6 +132,7 @@ class WebhookReceiver:
         self.port = free_port()
         self.requests: list[Received] = []
         self.fail_next = 0  # answer 503 to this many requests (after recording them)
+        self.delay = 0.0  # seconds to wait before answering (a slow receiver)
         self.lock = threading.Lock()
         self.server: http.server.ThreadingHTTPServer | None = None
         self.thread: threading.Thread | None = None
@@ -150,6 +152,7 @@ class WebhookReceiver:
                                                       body))
                     failing = receiver.fail_next > 0
                     receiver.fail_next -= failing
+                time.sleep(receiver.delay)
                 self.send_response(503 if failing else 200)
                 self.send_header("Content-Length", "0")
                 self.end_headers()
@@ -190,6 +193,7 @@ def webhook(webhook_receiver: WebhookReceiver) -> Iterator[WebhookReceiver]:
         webhook_receiver.start()
     webhook_receiver.take()
     webhook_receiver.fail_next = 0
+    webhook_receiver.delay = 0.0
     yield webhook_receiver
 
 

@@ -145,3 +145,43 @@ def test_lease_gives_each_occurrence_to_one_scheduler_with_an_injected_clock(tmp
     assert argv[3:] == ["--store", "sqlite:///c.db", "discover", "devices", "10.1.0.0/29", "--profile", "routers",
                         "--profile", "lab", "--credentials", "/etc/cmdb/credentials.yaml", "--trust-on-first-use",
                         "--concurrency", "4", "--json"]
+
+
+def test_sigterm_lets_the_job_in_flight_finish(tmp_path: Path, webhook: Any) -> None:
+    from impact.automation_config import parse_config
+    from impact.outbox import build_messages
+
+    conf = tmp_path / "cmdb.yaml"
+    conf.write_text(f"""\
+channels:
+  hook: {{type: webhook, url: "{webhook.url}"}}
+scheduler:
+  tick_seconds: 0.1
+  jobs:
+    deliver: {{kind: deliver, cron: "* * * * * *"}}
+""")
+    cfg = parse_config({"channels": {"hook": {"type": "webhook", "url": webhook.url}}})
+    store = SqliteStore(tmp_path / "cmdb.db")
+    store.enqueue_messages(build_messages(cfg, "incident", recipients=[], subject="s", body="b", key="INC-9",
+                                          now=datetime.now(UTC)))
+    webhook.delay = 2.0  # the job is in flight for two seconds
+    proc = subprocess.Popen([sys.executable, "-m", "cmdb.cli", "scheduler"], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env=env(tmp_path, conf))
+    try:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and not webhook.requests:
+            time.sleep(0.05)
+        assert webhook.requests, "the delivery job never started"
+        proc.send_signal(signal.SIGTERM)  # while the receiver is still answering
+        out, err = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0, err
+    records = lines(out)
+    assert [r["outcome"] for r in records if r.get("job")] == ["ok"]  # finished, and nothing started after
+    assert records[-1] == {"scheduler": "stopped", "holder": records[0]["holder"]}
+    try:
+        assert [m.state for m in store.list_messages()] == ["sent"]
+    finally:
+        store.close()
