@@ -269,6 +269,7 @@ class _Cycle:
         self.note("raised", task, name, threshold=task.threshold, priority=prio, assignee=assignee.reason)
         if self.dry:
             self.report.raised += 1
+            self.notify(task, "raised")  # counted, not queued
             return
         stored, created = self.store.raise_task(task)
         if created:

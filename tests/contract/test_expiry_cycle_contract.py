@@ -62,7 +62,7 @@ def test_thresholds_priority_assignment_and_idempotency(store: GraphStore) -> No
     estate(store)
     config = cfg()
     dry = run_expiry_cycle(store, T0, config, dry_run=True)
-    assert dry.raised == 2 and store.list_tasks(TaskQuery()) == [] and store.list_messages() == []
+    assert (dry.raised, dry.queued) == (2, 2) and store.list_tasks(TaskQuery()) == [] and store.list_messages() == []
 
     rep = run_expiry_cycle(store, T0, config)
     assert (rep.raised, rep.queued) == (2, 2)
