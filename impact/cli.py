@@ -208,6 +208,10 @@ def _queue_start(store: GraphStore, event: str, key: str | None, notes: list[Not
 
 
 def _print_queued(queued: dict[str, Any]) -> None:
+    if not queued["messages"]:
+        out.print("no message queued: no channel carries these notifications (add a channels: section to the "
+                  "CMDB_CONFIG file), or no stakeholder has an e-mail address", highlight=False)
+        return
     out.print(f"queued {len(queued['messages'])} messages under {queued['thread']} "
               f"(follow up with `cmdb incidents update {queued['thread']} --note ...`)", highlight=False)
 
