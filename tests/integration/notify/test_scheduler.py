@@ -31,6 +31,8 @@ def env(tmp: Path, config: Path) -> dict[str, str]:
 @pytest.mark.parametrize(("config", "expected"), [
     ("tasks: {channels: [pager]}\nscheduler: {jobs: {e: {kind: expiry_check, cron: '* * * * *'}}}\n",
      "tasks.channels: unknown channel 'pager'"),
+    ("channels: {pager: {type: sms, number: '+4912345'}}\nscheduler: {jobs: {e: {kind: deliver, cron: '* * * * *'}}}\n",
+     "channels.pager: Input tag 'sms' found using 'type' does not match any of the expected tags: 'email', 'webhook'"),
     ("scheduler: {jobs: {nightly: {kind: expiry_check, cron: '0 25 * * *'}}}\n",
      "scheduler.jobs.nightly.cron: bad cron expression '0 25 * * *'"),
     ("channels: {mail: {type: email, host: 127.0.0.1, from: a@b, username: u, password: {file: SECRET}}}\n"
