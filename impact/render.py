@@ -8,6 +8,7 @@ and are checked to parse, so a broken template fails at queueing time, naming th
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 from collections.abc import Mapping, Sequence
@@ -29,7 +30,9 @@ def template_dirs(*extra: str | None) -> list[str]:
     return [*dirs, str(SHIPPED)]
 
 
-def _env(dirs: Sequence[str]) -> jinja2.Environment:
+@functools.lru_cache(maxsize=32)
+def _env(dirs: tuple[str, ...]) -> jinja2.Environment:
+    """One environment per search path: it compiles each template once (and again when the file changes)."""
     return jinja2.Environment(loader=jinja2.FileSystemLoader(list(dirs)), autoescape=False,
                               keep_trailing_newline=True, trim_blocks=False)
 
@@ -38,9 +41,9 @@ def _render(name: str, context: Mapping[str, Any], dirs: Sequence[str]) -> str:
     path = Path(name)
     try:
         if path.is_absolute() or len(path.parts) > 1:
-            template = _env([str(path.parent)]).get_template(path.name)
+            template = _env((str(path.parent),)).get_template(path.name)
         else:
-            template = _env(dirs).get_template(name)
+            template = _env(tuple(dirs)).get_template(name)
         return template.render(**context)
     except jinja2.TemplateNotFound:
         raise ConfigError(f"message template {name!r} not found in {', '.join(dirs)}") from None
