@@ -144,13 +144,10 @@ class _Cycle:
         existing = self.store.find_tasks(
             [(KIND_OF_CLASS[c.cls], c.id, c.expiry) for c in candidates if (KIND_OF_CLASS[c.cls], c.id, c.expiry)
              not in handled])
-        for c in candidates:
-            key = (KIND_OF_CLASS[c.cls], c.id, c.expiry)
-            if key in handled or key in existing:  # active ones handled above; closed ones stay closed
-                continue
-            if c.cls == "Certificate" and c.id in renewals:
-                continue  # already superseded: nothing to do
-            self._raise(c)
+        fresh = [c for c in candidates if (KIND_OF_CLASS[c.cls], c.id, c.expiry) not in handled  # done above
+                 and (KIND_OF_CLASS[c.cls], c.id, c.expiry) not in existing  # closed ones stay closed
+                 and not (c.cls == "Certificate" and c.id in renewals)]  # already superseded
+        self._raise_all(fresh)
         if self.outbox and not self.dry:
             self.report.queued = sum(self.store.enqueue_messages(self.outbox))
         elif self.dry:
@@ -249,35 +246,41 @@ class _Cycle:
                                                  note=f"reassigned: {new.reason}", assignee=new)
                 self.notify(updated, "reassigned")
 
-    def _raise(self, c: ExpiringCI) -> None:
-        left = (expiry_time(c.expiry) - self.now).total_seconds() / 86400
-        if not self.tasks_cfg.by_tier and crossed(left, self.tasks_cfg.thresholds(c.cls, None)) is None:
+    def _raise_all(self, fresh: list[ExpiringCI]) -> None:
+        """Tasks for CIs inside a threshold and without one; assigned together (one graph walk for all)."""
+        ready: list[tuple[ExpiringCI, float, int, list[dict[str, Any]], str, str]] = []
+        for c in fresh:
+            left = (expiry_time(c.expiry) - self.now).total_seconds() / 86400
+            if not self.tasks_cfg.by_tier and crossed(left, self.tasks_cfg.thresholds(c.cls, None)) is None:
+                continue  # outside every threshold whatever its tier: no blast radius needed
+            services, impact, why = self.at_risk(c.id)
+            level = crossed(left, self.tasks_cfg.thresholds(c.cls, _worst_tier(services)))
+            if level is not None:
+                ready.append((c, left, level, services, impact, why))
+        if not ready:
             return
-        services, impact, why = self.at_risk(c.id)
-        level = crossed(left, self.tasks_cfg.thresholds(c.cls, _worst_tier(services)))
-        if level is None:
-            return
-        urgency = self.tasks_cfg.urgency_for(left)
-        prio = self.priority(impact, urgency)
-        name = c.name or c.id
-        assignee = assign_many(self.store, [AssignItem(c.id, name, services)], self.tasks_cfg.default_queue)[c.id]
-        task = new_task(KIND_OF_CLASS[c.cls], c.id, c.expiry, now=self.now, actor=self.tasks_cfg.actor,
-                        priority=prio, due=iso(expiry_time(c.expiry)), ci_name=name,
-                        threshold=threshold_label(level), assignee=assignee, services_at_risk=services,
-                        details={"class": c.cls, "urgency": urgency, "impact": impact, "impact_reason": why},
-                        note=f"{name} expires {c.expiry}; inside the {threshold_label(level)} threshold")
-        self.note("raised", task, name, threshold=task.threshold, priority=prio, assignee=assignee.reason)
-        if self.dry:
-            self.report.raised += 1
-            self.notify(task, "raised")  # counted, not queued
-            return
-        stored, created = self.store.raise_task(task)
-        if created:
-            self.report.raised += 1
-            self.notify(stored, "raised")
-        else:
-            self.report.unchanged += 1
-
+        assignees = assign_many(self.store, [AssignItem(c.id, c.name or c.id, services)
+                                             for c, _l, _v, services, _i, _w in ready], self.tasks_cfg.default_queue)
+        for c, left, level, services, impact, why in ready:
+            urgency = self.tasks_cfg.urgency_for(left)
+            prio = self.priority(impact, urgency)
+            name, assignee = c.name or c.id, assignees[c.id]
+            task = new_task(KIND_OF_CLASS[c.cls], c.id, c.expiry, now=self.now, actor=self.tasks_cfg.actor,
+                            priority=prio, due=iso(expiry_time(c.expiry)), ci_name=name,
+                            threshold=threshold_label(level), assignee=assignee, services_at_risk=services,
+                            details={"class": c.cls, "urgency": urgency, "impact": impact, "impact_reason": why},
+                            note=f"{name} expires {c.expiry}; inside the {threshold_label(level)} threshold")
+            self.note("raised", task, name, threshold=task.threshold, priority=prio, assignee=assignee.reason)
+            if self.dry:
+                self.report.raised += 1
+                self.notify(task, "raised")  # counted, not queued
+                continue
+            stored, created = self.store.raise_task(task)
+            if created:
+                self.report.raised += 1
+                self.notify(stored, "raised")
+            else:
+                self.report.unchanged += 1
 
 def run_expiry_cycle(store: GraphStore, now: datetime, config: AutomationConfig, dry_run: bool = False,
                      matrix: PriorityMatrix | None = None) -> CycleReport:
