@@ -93,6 +93,9 @@ class Scheduler:
         except CmdbError as exc:
             record.update(outcome="error", error=str(exc))
             log.error("job %s failed: %s", job.name, exc)
+        except Exception as exc:  # a bug in one job must not stop the others: recorded with its type
+            record.update(outcome="error", error=f"{type(exc).__name__}: {exc}")
+            log.exception("job %s crashed", job.name)
         finally:
             now = self.clock()
             hold = (next_fire(job.config.cron, now) - now - LEASE_MARGIN).total_seconds()
@@ -121,7 +124,11 @@ class Scheduler:
                     break
                 if job.due <= now:
                     fire = job.due
-                    self.run_job(job, fire)
+                    try:
+                        self.run_job(job, fire)
+                    except CmdbError as exc:  # the store is unreachable for the lease: try the next occurrence
+                        self.emit({"job": job.name, "fire_time": iso(fire), "holder": self.holder,
+                                   "outcome": "error", "error": str(exc)})
                     job.due = next_fire(job.config.cron, max(self.clock(), fire))
             wait = min((j.due for j in self.jobs), default=now) - self.clock()
             self.stopping.wait(max(0.01, min(tick, wait.total_seconds())))

@@ -168,3 +168,19 @@ def test_user_templates_replace_the_shipped_ones(store: SqliteStore, tmp_path: P
         "mail": {"type": "email", "host": "127.0.0.1", "from": "cmdb@example.com"}}})
     [msg] = task_messages(cfg, a_task(), "raised", T0)
     assert (msg.subject, msg.payload) == ("renew shop.example.com (P2)", "Please.\n")
+
+
+def test_webhook_template_from_a_user_file_and_a_broken_one(tmp_path: Path) -> None:
+    from cmdb.errors import ConfigError
+
+    (tmp_path / "pager.json.j2").write_text(
+        '{"summary": {{ subject | tojson }}, "dedup": {{ idempotency_key | tojson }}}')
+    (tmp_path / "broken.json.j2").write_text('{"summary": {{ subject }}}')  # not JSON once rendered
+    cfg = parse_config({"channels": {
+        "pager": {"type": "webhook", "url": "http://127.0.0.1:9/x", "template": str(tmp_path / "pager.json.j2")}}})
+    [msg] = task_messages(cfg, a_task(), "raised", T0)
+    assert json.loads(msg.payload) == {"summary": msg.subject, "dedup": msg.idempotency_key}
+    bad = parse_config({"channels": {
+        "pager": {"type": "webhook", "url": "http://127.0.0.1:9/x", "template": str(tmp_path / "broken.json.j2")}}})
+    with pytest.raises(ConfigError, match=r"broken\.json\.j2.* did not render JSON"):
+        task_messages(bad, a_task(), "raised", T0)
