@@ -133,7 +133,7 @@ def test_owner_change_reassigns_and_tells_the_new_assignee(store: GraphStore) ->
     assert (lone.assignee.person_name, lone.assignee.reason) == ("Bob", "owner of intranet.example.com")
     told = [m for m in store.list_messages() if m.task_id == lone.id and m.meta["task_event"] == "reassigned"]
     assert [m.recipient for m in told] == ["bob@example.com"]
-    assert "Task reassigned to you" in told[0].subject or "reassigned" in told[0].payload
+    assert told[0].subject.startswith("[P5] Task reassigned to you: certificate expiry: intranet.example.com")
     assert run_expiry_cycle(store, T0 + timedelta(days=1, hours=1), config).reassigned == 0
 
 
@@ -161,3 +161,21 @@ def test_renewal_resolves_and_retirement_cancels(store: GraphStore) -> None:
     assert rep.cancelled == 1 and tasks(store)["office-suite"].state == "cancelled"
     assert "retired" in tasks(store)["office-suite"].transitions[-1].note
     assert run_expiry_cycle(store, T0 + timedelta(days=4), config).raised == 0  # closed tasks stay closed
+
+
+def test_renewal_by_subject_alone_and_a_licence_extended(store: GraphStore) -> None:
+    estate(store)
+    config = cfg()
+    run_expiry_cycle(store, T0 + timedelta(days=15), config)  # the intranet certificate is 85 days out now
+    assert tasks(store)["intranet.example.com"].state == "open"
+    load(store, {"cis": [{"ref": "n", "class": "Certificate", "subject": "intranet.example.com",
+                          "fingerprint_sha256": "dd" * 32, "not_after": at(500)}]})  # found elsewhere, same subject
+    load(store, {"source": "import:licences", "scope": "licences.csv", "complete": True, "cis": [
+        {"ref": "lic", "class": "License", "name": "office-suite", "product": "Office", "expires": at(385)[:10]},
+        {"ref": "it", "class": "Team", "name": "IT", "email": "it@example.com"}],
+        "relationships": [{"type": "OWNED_BY", "from": "lic", "to": "it"}]})
+    rep = run_expiry_cycle(store, T0 + timedelta(days=16), config)
+    assert rep.resolved == 2 and rep.raised == 0
+    notes = {t.ci_name: t.transitions[-1].note for t in store.list_tasks(TaskQuery(states=["resolved"]))}
+    assert notes["intranet.example.com"].startswith("renewed: certificate intranet.example.com (")
+    assert notes["office-suite"] == f"renewed: office-suite now expires {at(385)[:10]}"
