@@ -189,6 +189,9 @@ def scheduler(
     if not cfg.scheduler.jobs:
         raise NotFoundError(f"{cfg.origin}: no scheduler.jobs configured; add a scheduler: section "
                             f"(see `cmdb scheduler --help`) and name the file with --config or CMDB_CONFIG")
+    from impact.scheduler_jobs import check_jobs
+
+    check_jobs(cfg)
     url = ctx.find_root().params.get("store") or os.environ.get("CMDB_STORE") or default_store_url()
     with _store(ctx) as store:
         sched = Scheduler(store, url, cfg)

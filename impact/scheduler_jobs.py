@@ -97,6 +97,32 @@ def discovery_job(store: GraphStore, store_url: str, config: AutomationConfig, j
     return {"run_id": record.get("run_id") if isinstance(record, dict) else None, "outcomes": counts}
 
 
+PROFILE_KIND = {"snmp": "snmp", "ssh": "ssh", "devices": "ssh"}
+
+
+def check_jobs(config: AutomationConfig) -> None:
+    """Before a scheduler starts: every discovery job's credential profiles exist and their secrets are
+    readable now (a ``ConfigError`` naming the job otherwise), so none fails hours later for a typo."""
+    import dataclasses
+
+    from discovery.credentials import SecretRef, SshProfile, load_credentials
+
+    for name, job in config.scheduler.jobs.items():
+        kind = PROFILE_KIND.get(job.kind)
+        if kind is None:
+            continue
+        try:
+            for profile in load_credentials(job.credentials).pick(job.profiles, kind):
+                for f in dataclasses.fields(profile):
+                    ref = getattr(profile, f.name)
+                    if isinstance(ref, SecretRef):
+                        ref.resolve()
+                if isinstance(profile, SshProfile):
+                    profile.check_key_file()
+        except CmdbError as exc:
+            raise type(exc)(f"{config.origin}: scheduler.jobs.{name}: {exc}") from None
+
+
 REGISTRY: dict[str, JobFn] = {
     "expiry_check": expiry_job,
     "licence_check": licence_job,

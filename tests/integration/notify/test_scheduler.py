@@ -39,17 +39,24 @@ def env(tmp: Path, config: Path) -> dict[str, str]:
      "scheduler: {jobs: {e: {kind: deliver, cron: '* * * * *'}}}\n",
      "channel 'mail': password: "),
     ("scheduler: {jobs: {dmz: {kind: scan, cron: '* * * * *'}}}\n", "scheduler.jobs.dmz: a scan job needs targets"),
+    ("scheduler: {jobs: {hosts: {kind: ssh, cron: '0 1 * * *', targets: [10.0.0.1], profiles: [nope],"
+     " credentials: CREDS}}}\n", "scheduler.jobs.hosts: |no credential profile 'nope' (known: linux)"),
+    ("scheduler: {jobs: {hosts: {kind: ssh, cron: '0 1 * * *', targets: [10.0.0.1], profiles: [linux],"
+     " credentials: CREDS}}}\n", "scheduler.jobs.hosts: |credential profile 'linux': password: |readable by others"),
 ])
 def test_bad_configuration_names_the_entry_and_nothing_starts(tmp_path: Path, config: str, expected: str) -> None:
     secret = tmp_path / "smtp-pass"
     secret.write_text("pw\n")
     secret.chmod(0o644)  # readable by others: refused
     conf = tmp_path / "cmdb.yaml"
-    conf.write_text(config.replace("SECRET", str(secret)))
+    creds = tmp_path / "credentials.yaml"
+    creds.write_text(f"profiles:\n  linux: {{type: ssh, username: cmdb, password: {{file: {secret}}}}}\n")
+    conf.write_text(config.replace("SECRET", str(secret)).replace("CREDS", str(creds)))
     proc = subprocess.run([sys.executable, "-m", "cmdb.cli", "scheduler"], capture_output=True, text=True,
                           env=env(tmp_path, conf), timeout=60, check=False)
     assert proc.returncode == 2
-    assert expected in proc.stderr and str(conf) in proc.stderr
+    assert all(part in proc.stderr for part in expected.split("|")), proc.stderr
+    assert str(conf) in proc.stderr
     assert "Traceback" not in proc.stderr and proc.stdout == ""  # never started, not even half
 
 
