@@ -179,3 +179,17 @@ def test_renewal_by_subject_alone_and_a_licence_extended(store: GraphStore) -> N
     notes = {t.ci_name: t.transitions[-1].note for t in store.list_tasks(TaskQuery(states=["resolved"]))}
     assert notes["intranet.example.com"].startswith("renewed: certificate intranet.example.com (")
     assert notes["office-suite"] == f"renewed: office-suite now expires {at(385)[:10]}"
+
+
+def test_two_cycles_racing_raise_and_notify_once(store: GraphStore) -> None:
+    from tests.contract.test_tasks_contract import race, second_store
+
+    estate(store)
+    config = cfg()
+    other = second_store(store)
+    try:
+        reports = race([store, other], lambda s: run_expiry_cycle(s, T0, config))
+    finally:
+        other.close()
+    assert sum(r.raised for r in reports) == 2 and sum(r.queued for r in reports) == 2
+    assert len(store.list_tasks(TaskQuery())) == 2 and len(store.list_messages()) == 2
