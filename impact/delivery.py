@@ -15,6 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
+from cmdb.errors import CmdbError
 from cmdb.store.base import GraphStore
 from cmdb.store.tasks import backoff_delay
 from impact.automation_config import AutomationConfig
@@ -49,7 +50,7 @@ def deliver_due(store: GraphStore, config: AutomationConfig, now: datetime | Non
                                     "add it back and run `cmdb outbox retry`")
             channel = channels.get(msg.channel) or channels.setdefault(msg.channel, open_channel(msg.channel, ch_cfg))
             channel.send(msg)
-        except DeliveryError as exc:
+        except CmdbError as exc:  # DeliveryError, or a secret that cannot be read now (ConfigError)
             error = str(exc)
             report.errors.append(f"{msg.id}: {error}")
             if msg.attempts >= dcfg.max_attempts:
