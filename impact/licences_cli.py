@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
@@ -41,7 +41,7 @@ def licences_command(
         report = (check_compliance(store, now, load_config(config), dry_run=dry_run, usages=usages)
                   if check else None)
     if as_json:
-        data = {"licences": [u.to_dict() for u in usages]}
+        data: dict[str, Any] = {"licences": [u.to_dict() for u in usages]}
         if report is not None:
             data["compliance"] = {**report.summary(), "actions": report.actions}
         emit_json(data)
