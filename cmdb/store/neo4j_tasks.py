@@ -26,6 +26,7 @@ from typing import Any, TypeVar
 
 import neo4j
 
+from cmdb.store.base import CIState
 from cmdb.store.sqlite_tasks import TASK_TABLES
 from cmdb.store.tasks import (
     EXPIRY_ATTRS,
@@ -356,6 +357,13 @@ class Neo4jTasksMixin:
             )
             out += [ExpiringCI(r["id"], cls, r["name"], r["status"], r["exp"]) for r in rows]
         return sorted(out, key=lambda e: (e.expiry, e.id))
+
+    def get_cis_brief(self, ids: Iterable[str]) -> dict[str, CIState]:
+        rows = self._read("UNWIND $ids AS id MATCH (c:CI {id: id}) RETURN c.id AS id, c.class AS cls, c.name AS name,"
+                          " c.status AS status, c.attrs AS attrs, c.created_at AS created,"
+                          " coalesce(c.updated_at, c.created_at) AS updated", ids=list(ids))
+        return {r["id"]: CIState(r["id"], r["cls"], r["name"], r["status"], json.loads(r["attrs"]), r["created"],
+                                 r["updated"]) for r in rows}
 
     def explain_expiring(self) -> list[str]:
         """The operators of the plan of one expiry query (the tests check it seeks the index)."""

@@ -27,6 +27,7 @@ time *field* is an ISO text from ``cmdb.store.base.iso``, which sorts as text)::
     store.renew_lease(name, holder, ttl_seconds, now) -> bool; store.release_lease(name, holder)
 
     store.expiring_cis(until, since=None, classes=EXPIRY_ATTRS) -> [ExpiringCI]  # index range scan
+    store.get_cis_brief(ids) -> {id: CIState}   # class, name, status, attrs only: no provenance, sightings
 
 ``backoff_delay(attempts)`` gives the exponential retry delay; task kinds are open text, the three
 named in ``TASK_KINDS`` are the ones the product raises.
@@ -39,9 +40,12 @@ import uuid
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any, Literal, Protocol
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 from cmdb.errors import BadInputError, NotFoundError
+
+if TYPE_CHECKING:
+    from cmdb.store.base import CIState
 
 TaskState = Literal["open", "acknowledged", "resolved", "cancelled"]
 TASK_STATES: tuple[str, ...] = ("open", "acknowledged", "resolved", "cancelled")
@@ -398,3 +402,7 @@ class TaskStore(Protocol):
     ) -> list[ExpiringCI]:
         """CIs of ``classes`` (class -> expiry attribute, default ``EXPIRY_ATTRS``) whose expiry is
         in [since, until], by an index range scan; ordered by expiry."""
+
+    def get_cis_brief(self, ids: Iterable[str]) -> dict[str, CIState]:
+        """CIs with class, name, status, attributes and times but empty provenance and sightings: for
+        bulk reads that need neither (an idle expiry cycle decoded provenance for a third of its time)."""

@@ -283,7 +283,7 @@ def test_expiring_cis_range(store: GraphStore) -> None:
 
 def test_expiring_cis_uses_the_index(store: GraphStore) -> None:
     plan = " ".join(store.explain_expiring())  # type: ignore[attr-defined]
-    assert "ci_expiry_certificate" in plan or "NodeIndexSeekByRange" in plan, plan
+    assert "ci_expiry_at_certificate" in plan or "NodeIndexSeekByRange" in plan, plan
 
 
 def test_dump_and_restore_keep_tasks_outbox_and_leases(store: GraphStore, tmp_path: Any) -> None:
@@ -315,3 +315,17 @@ def test_dump_and_restore_keep_tasks_outbox_and_leases(store: GraphStore, tmp_pa
         assert [d for d in compare_stores(store, copy) if d.startswith(f"task {task.id}")]
     finally:
         copy.close()
+
+
+def test_get_cis_brief_is_get_cis_without_provenance(store: GraphStore) -> None:
+    ids = _estate(store)
+    wanted = [ids["cert1"], ids["lic0"], ids["host"], "ci-none"]
+    full = store.get_cis(wanted)
+    brief = store.get_cis_brief(wanted)
+    assert set(brief) == set(full) == {ids["cert1"], ids["lic0"], ids["host"]}
+    for ci_id, c in full.items():
+        b = brief[ci_id]
+        assert (b.id, b.cls, b.name, b.status, b.attrs, b.created_at, b.updated_at) == (
+            c.id, c.cls, c.name, c.status, c.attrs, c.created_at, c.updated_at)
+        assert b.provenance == {} and b.sightings == {} and c.provenance
+    assert store.get_cis_brief([]) == {}
