@@ -329,3 +329,50 @@ def test_get_cis_brief_is_get_cis_without_provenance(store: GraphStore) -> None:
             c.id, c.cls, c.name, c.status, c.attrs, c.created_at, c.updated_at)
         assert b.provenance == {} and b.sightings == {} and c.provenance
     assert store.get_cis_brief([]) == {}
+
+
+RAISER = """
+import sys, time
+from datetime import UTC, datetime
+from pathlib import Path
+from cmdb.store import open_store
+from cmdb.store.tasks import new_task
+url, ready, go, n, backwards = sys.argv[1], Path(sys.argv[2]), Path(sys.argv[3]), int(sys.argv[4]), sys.argv[5] == "1"
+store = open_store(url)
+now = datetime(2027, 3, 1, tzinfo=UTC)
+tasks = [new_task("certificate_expiry", f"ci-{i}", "2027-04-01", now=now, actor=url, priority="P3", due="x")
+         for i in (reversed(range(n)) if backwards else range(n))]
+ready.touch()
+while not go.exists():
+    time.sleep(0.005)
+print(sum(store.raise_task(t)[1] for t in tasks))
+store.close()
+"""
+
+
+def test_two_processes_raise_each_task_once(store: GraphStore, tmp_path: Any) -> None:
+    """Two real processes race over the same 1000 tasks, one from each end: every task is created by exactly
+    one of them (they meet in the middle, where both try the same keys at once)."""
+    import os
+    import subprocess
+    import sys
+    import time
+
+    env = dict(os.environ)
+    if not store.url.startswith("sqlite"):
+        env["CMDB_NEO4J_PASSWORD"] = store._password  # type: ignore[attr-defined]
+    procs, readies = [], []
+    go = tmp_path / "go"
+    for k in range(2):
+        ready = tmp_path / f"ready-{k}"
+        readies.append(ready)
+        procs.append(subprocess.Popen([sys.executable, "-c", RAISER, store.url, str(ready), str(go), "1000", str(k)],
+                                      stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env))
+    deadline = time.monotonic() + 60
+    while not all(r.exists() for r in readies) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    go.touch()
+    outs = [p.communicate(timeout=120) for p in procs]
+    assert all(p.returncode == 0 for p in procs), [e for _, e in outs]
+    assert sum(int(o) for o, _ in outs) == 1000
+    assert len(store.list_tasks(TaskQuery(limit=5000))) == 1000
