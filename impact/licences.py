@@ -84,7 +84,7 @@ def licence_usage(store: GraphStore, product: str | None = None) -> list[Licence
 
 def _count(store: GraphStore, lics: list[Any]) -> list[LicenceUsage]:
     edges = store.neighbors([c.id for c in lics], ["LICENSED_BY"], "in")
-    consumers = store.get_cis({r.src for r in edges})
+    consumers = store.get_cis_brief({r.src for r in edges})
     by_lic: dict[str, set[str]] = {}
     for r in edges:
         c = consumers.get(r.src)
