@@ -7,7 +7,9 @@ Prints, side by side in one run:
 * the first cycle (``impact.expiry_tasks.run_expiry_cycle``): tasks raised, seconds, tasks per second;
 * an idle second cycle at the same clock (nothing to do; the acceptance bound is under 2 s);
   wall and CPU seconds, since on a shared machine the wall time includes waiting for a CPU;
-* a cycle a day later (escalations and nothing new), for scale.
+* a cycle a day later (escalations and nothing new), for scale;
+* the licence compliance check (``impact.licences.check_compliance``), first and idle (the
+  "escalated" column counts updated tasks there).
 
 The estate (the synthetic estate of ``cmdb.synthetic`` plus certificates used by applications and
 licences consumed by VMs, all through ``cmdb.ingest``) is built once into
@@ -150,6 +152,7 @@ def main() -> None:
 
     from impact.automation_config import AutomationConfig
     from impact.expiry_tasks import run_expiry_cycle
+    from impact.licences import check_compliance
 
     config = AutomationConfig()
     horizon = NOW + timedelta(days=config.tasks.horizon_days())
@@ -168,6 +171,8 @@ def main() -> None:
         first, first_s, first_cpu = timed(lambda: run_expiry_cycle(store, NOW, config))
         idle, idle_s, idle_cpu = timed(lambda: run_expiry_cycle(store, NOW, config))
         next_day, next_s, next_cpu = timed(lambda: run_expiry_cycle(store, NOW + timedelta(days=1), config))
+        lic_first, lic_first_s, lic_first_cpu = timed(lambda: check_compliance(store, NOW, config))
+        lic_idle, lic_idle_s, lic_idle_cpu = timed(lambda: check_compliance(store, NOW, config))
         tasks = len(store.list_tasks(TaskQuery(limit=1_000_000)))
         store.close()
 
@@ -182,6 +187,11 @@ def main() -> None:
                                   ("next day", next_day, next_s, next_cpu)):
         rate = f"{rep.raised / secs:>8.0f}" if rep.raised else f"{'-':>8}"
         print(f"{label:<28} {rep.raised:>7} {rep.escalated:>10} {rep.resolved:>9} {rep.unchanged:>10}"
+              f" {secs:>8.2f} {cpu:>7.2f} {rate}")
+    for label, lic, secs, cpu in (("licence compliance, first", lic_first, lic_first_s, lic_first_cpu),
+                                  ("licence compliance, idle", lic_idle, lic_idle_s, lic_idle_cpu)):
+        rate = f"{lic.raised / secs:>8.0f}" if lic.raised else f"{'-':>8}"
+        print(f"{label:<28} {lic.raised:>7} {lic.updated:>10} {lic.resolved:>9} {lic.unchanged:>10}"
               f" {secs:>8.2f} {cpu:>7.2f} {rate}")
     load = os.getloadavg()[0]
     print(f"tasks in the store: {tasks}; idle cycle {'under' if idle_s < 2 else 'OVER'} the 2 s bound"
