@@ -7,11 +7,12 @@ Registered on the main ``cmdb`` app by ``product/cli.py``. The store URL comes f
 from __future__ import annotations
 
 import sys
+import uuid
 from contextlib import AbstractContextManager
 from dataclasses import asdict
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
@@ -27,11 +28,12 @@ from impact.engine import blast_radius
 from impact.expiry import expiring
 from impact.incident import analyse_incident, report_dict
 from impact.index import MemoryIndex
-from impact.notify import drafts
+from impact.notify import NotificationDraft, drafts
 from impact.priority import PriorityMatrix
 from impact.records import record_change, record_freeze, record_incident
 from impact.source import StoreSource
 from impact.spof import single_points_of_failure
+from impact.stakeholders import Stakeholder
 from impact.states import State
 
 impact_app = typer.Typer(no_args_is_help=True, help="Impact analysis: what breaks, how badly, and whom to tell.")
@@ -80,6 +82,10 @@ def incident(
             touched = [*rep.causes, *(s.id for s in rep.services)]
             data["recorded"] = record_incident(store, record, touched, started,
                                                priority=rep.priority.priority)
+        if notify:
+            data["queued"] = _queue_start(store, "incident", record, notes, rep.stakeholders,
+                                          {"priority": rep.priority.priority, "urgency": urgency,
+                                           "impact": rep.priority.impact})
     if as_json:
         emit_json(data)
         return
@@ -110,6 +116,8 @@ def incident(
     for n in notes:
         out.rule(f"draft for {n.role.replace('_', ' ')}s: {', '.join(n.to)}")
         out.print(f"Subject: {n.subject}\n\n{n.body}", highlight=False, markup=False)
+    if notify:
+        _print_queued(data["queued"])
     if data["recent_changes"]:
         out.print(f"{len(data['recent_changes'])} recent changes near the affected CIs in the last {days} days"
                   " (see --json or `cmdb history`)")
@@ -151,6 +159,7 @@ def change(
     html: Annotated[bool, typer.Option("--html", help="An HTML report.")] = False,
     record: Annotated[str | None, typer.Option(help="Store the change under this key (e.g. CHG0042).")] = None,
     state: Annotated[str, typer.Option(help="State of the stored change.")] = "requested",
+    notify: Annotated[bool, typer.Option("--notify", help="Queue one message per stakeholder group.")] = False,
     as_json: JsonOpt = False,
 ) -> None:
     """Blast radius, risk, conflicts and approvers of a planned change."""
@@ -159,12 +168,20 @@ def change(
         data = change_dict(rep)
         if record:
             data["recorded"] = record_change(store, record, rep.cis, rep.start, rep.end, type, state)
+        if notify:
+            names = ", ".join(rep.radius.source.describe(rep.cis)[c].name for c in rep.cis)
+            notes = drafts(store, rep.radius, rep.services, rep.stakeholders,
+                           f"Planned {type} change{' ' + record if record else ''} on {names}", rep.start)
+            data["queued"] = _queue_start(store, "change", record, notes, rep.stakeholders,
+                                          {"impact": {"high": "high", "medium": "medium"}.get(rep.risk, "low")})
     if as_json:
         emit_json(data)
         return
     if markdown or html:
         sys.stdout.write(change_html(rep) if html else change_markdown(rep))
         return
+    if notify:
+        _print_queued(data["queued"])
     out.print(f"Risk [bold]{data['risk']}[/] (score {data['score']}); {data['affected_count']} CIs at risk")
     for r in data["reasons"]:
         out.print(f"  - {r}")
@@ -177,6 +194,26 @@ def change(
         table.add_row(str(s["tier"]), s["name"], _styled(s["worst_case"]), " -> ".join(s["path"]))
     out.print(table)
     out.print("Approvers: " + "; ".join(f"{a['name']} ({', '.join(a['for'])})" for a in data["approvers"]))
+
+
+def _queue_start(store: GraphStore, event: str, key: str | None, notes: list[NotificationDraft],
+                 stakeholders: list[Stakeholder], context: dict[str, Any]) -> dict[str, Any]:
+    """Queue the start notifications in the outbox (``impact.incident_notify``); the thread is ``key`` or new."""
+    from impact.automation_config import load_config
+    from impact.incident_notify import queue_start
+
+    thread = key or f"{event}-{uuid.uuid4().hex[:8]}"
+    queued = queue_start(store, load_config(), event, thread, notes, stakeholders, datetime.now(UTC), context)
+    return {"thread": thread, "messages": [{"id": m.id, "channel": m.channel, "to": m.recipient} for m in queued]}
+
+
+def _print_queued(queued: dict[str, Any]) -> None:
+    if not queued["messages"]:
+        out.print("no message queued: no channel carries these notifications (add a channels: section to the "
+                  "CMDB_CONFIG file), or no stakeholder has an e-mail address", highlight=False)
+        return
+    out.print(f"queued {len(queued['messages'])} messages under {queued['thread']} "
+              f"(follow up with `cmdb incidents update {queued['thread']} --note ...`)", highlight=False)
 
 
 record_app = typer.Typer(no_args_is_help=True, help="Store minimal incident, change and freeze records.")

@@ -18,13 +18,19 @@ from discovery.netdev import cli as netdev_cli
 from discovery.scan import cli as scan_cli
 from discovery.snmp import cli as snmp_cli
 from discovery.ssh import cli as ssh_cli
+from impact.automation_cli import register as register_automation
 from impact.cli import impact_app
+from impact.licences_cli import licences_command
+from impact.tasks_cli import tasks_app
 
 app.add_typer(impact_app, name="impact")
 app.add_typer(runs_app, name="runs")
 app.add_typer(discover_app, name="discover")
 for method in (scan_cli, snmp_cli, ssh_cli, netdev_cli):  # ``cmdb scan``, ``cmdb discover snmp|ssh|devices``
     method.register(app, discover_app)
+app.add_typer(tasks_app, name="tasks")
+app.command("licences")(licences_command)
+register_automation(app)  # expiry, outbox, incidents, scheduler
 
 
 def main() -> None:

@@ -31,6 +31,7 @@ from cmdb.store.base import (
     Sighting,
     rel_id_for,
 )
+from cmdb.store.sqlite_tasks import TASK_TABLES, SqliteTasksMixin
 
 SCHEMA_VERSION = 1
 _ATTR_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
@@ -74,7 +75,7 @@ CREATE TABLE IF NOT EXISTS discovery_run(
 CREATE INDEX IF NOT EXISTS discovery_run_started ON discovery_run(started_at);
 """
 
-TABLES = ("ci", "ci_key", "sighting", "rel", "event", "conflict", "run", "discovery_run")
+TABLES = ("ci", "ci_key", "sighting", "rel", "event", "conflict", "run", "discovery_run", *TASK_TABLES)
 
 
 _dumps = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode
@@ -94,7 +95,7 @@ def _loads(text: str | None) -> Any:
     return None if text is None else json.loads(text)
 
 
-class SqliteStore:
+class SqliteStore(SqliteTasksMixin):
     """GraphStore on one SQLite file (or ``:memory:``)."""
 
     def __init__(self, path: str | Path) -> None:
@@ -112,6 +113,7 @@ class SqliteStore:
             self._db.execute("PRAGMA busy_timeout=10000")
             self._db.execute("PRAGMA cache_size=-200000")
             self._db.executescript(DDL)
+            self._create_task_schema()
             self._db.execute(
                 "INSERT OR IGNORE INTO meta(key, value) VALUES('schema_version', ?)", (str(SCHEMA_VERSION),)
             )

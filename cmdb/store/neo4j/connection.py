@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import os
 import stat
-from typing import Any, Self
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any, Self, TypeVar
 from urllib.parse import parse_qs, urlsplit
 
 import neo4j
 from neo4j import exceptions as nx
 
-from cmdb.errors import ConfigError, StoreError, StoreUnavailableError
+from cmdb.errors import CmdbError, ConfigError, StoreError, StoreUnavailableError
 from cmdb.identity import normalize_key_value
 from cmdb.model import Schema, default_schema
 from cmdb.store.neo4j.layout import CLASS_NAME, OBSOLETE_SCHEMA, OTHER_REL, REL_NAME, SCHEMA_VERSION, STORE_LABELS
@@ -41,6 +42,9 @@ def read_password() -> str:
     if not secret:
         raise ConfigError(f"{path} (CMDB_NEO4J_PASSWORD_FILE) is empty")
     return secret
+
+
+_T = TypeVar("_T")
 
 
 class Neo4jConnection:
@@ -218,6 +222,47 @@ class Neo4jConnection:
             "MERGE (m:CmdbMeta {name: 'store'}) ON CREATE SET m.seq = 0, m.schema_version = $version",
             version=SCHEMA_VERSION,
         )
+        self._extend_schema()
+
+    def _in_write(self, work: Callable[[neo4j.ManagedTransaction], _T], doing: str) -> _T:
+        try:
+            with self._driver.session(database=self.database) as session:
+                return session.execute_write(work)
+        except CmdbError:
+            raise
+        except (nx.Neo4jError, nx.DriverError) as exc:
+            raise self._translate(exc, doing) from exc
+
+    def _restore_write(self, query: str, rows: list[Any]) -> int:
+        """One restore batch in one managed transaction; returns the query's count ``n`` if any."""
+        def work(tx: neo4j.ManagedTransaction) -> int:
+            rec = tx.run(query, rows=rows).single()
+            return int(rec["n"]) if rec is not None else len(rows)
+
+        try:
+            with self._driver.session(database=self.database) as session:
+                n: int = session.execute_write(work)
+                return n
+        except (nx.Neo4jError, nx.DriverError) as exc:
+            raise self._translate(exc, "restoring") from exc
+
+    # -- extension hooks: a capability part (tasks ...) overrides these and calls super() ----------------
+    def _extend_schema(self) -> None:
+        """Indexes and constraints of the capability parts, created after the graph's own."""
+
+    def _after_batch_write(self, tx: neo4j.ManagedTransaction, prog: Any) -> None:
+        """Runs at the end of each batch's write transaction (derived properties of what it wrote)."""
+
+    def _dump_extra(self) -> Iterator[tuple[str, dict[str, Any]]]:
+        """The capability parts' records after the graph's in a dump."""
+        yield from ()
+
+    def _restore_extra(self, records: Iterable[tuple[str, dict[str, Any]]]) -> Iterable[tuple[str, dict[str, Any]]]:
+        """Takes the capability parts' records out of a restore stream (writing them) and passes the rest on."""
+        return records
+
+    def _after_restore(self) -> None:
+        """Runs after a restore has loaded every record."""
 
     def _check_layout(self) -> None:
         """Refuse a store written in another layout; an empty one is simply taken over."""

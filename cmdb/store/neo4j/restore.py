@@ -86,6 +86,7 @@ class Neo4jRestore(Neo4jConnection):
             x = r["x"]
             yield "discovery_run", {"run_id": x["run_id"], "method": x["method"], "started_at": x["started_at"],
                                     "data": x["data"]}
+        yield from self._dump_extra()
 
     def restore(self, records: Iterable[tuple[str, dict[str, Any]]]) -> None:
         """Load a dump into an empty store, in transactions of ``BATCH_ROWS`` rows.
@@ -98,26 +99,14 @@ class Neo4jRestore(Neo4jConnection):
             raise StoreError(f"{self.url} is not empty; restore needs an empty store (clear it first)")
         self._write(f"MERGE (m:CmdbMeta {{name: 'store'}}) SET m.restoring = true, m.seq = 0, {BUMP_WRITES}")
         try:
-            _Restorer(self).load(records)
+            _Restorer(self).load(self._restore_extra(records))
+            self._after_restore()
         except BaseException:
             # If even clearing fails, the restoring flag stays set and writes are refused until cleared.
             with contextlib.suppress(StoreError):
                 self.clear()
             raise
         self._write(f"MATCH (m:CmdbMeta {{name: 'store'}}) SET m.restoring = false, {BUMP_WRITES}")
-
-    def _restore_write(self, query: str, rows: list[Any]) -> int:
-        """One restore batch in one managed transaction; returns the query's count ``n`` if any."""
-        def work(tx: neo4j.ManagedTransaction) -> int:
-            rec = tx.run(query, rows=rows).single()
-            return int(rec["n"]) if rec is not None else len(rows)
-
-        try:
-            with self._driver.session(database=self.database) as session:
-                n: int = session.execute_write(work)
-                return n
-        except (nx.Neo4jError, nx.DriverError) as exc:
-            raise self._translate(exc, "restoring") from exc
 
     def clear(self) -> None:
         """Delete every node and relationship of the database (the store owns it), in server-side

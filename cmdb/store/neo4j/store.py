@@ -11,13 +11,14 @@ from typing import TYPE_CHECKING, Any
 
 from cmdb.store.neo4j.queries import Neo4jQueries
 from cmdb.store.neo4j.restore import Neo4jRestore
+from cmdb.store.neo4j.tasks import Neo4jTasks
 from cmdb.store.neo4j.writer import Neo4jWriter
 
 if TYPE_CHECKING:
     from cmdb.store.neo4j.pipeline import Neo4jPipeline
 
 
-class Neo4jStore(Neo4jQueries, Neo4jWriter, Neo4jRestore):
+class Neo4jStore(Neo4jTasks, Neo4jQueries, Neo4jWriter, Neo4jRestore):
     """GraphStore on a Neo4j 5 server, through the official driver."""
 
     def pipeline(self) -> Neo4jPipeline[Any]:

@@ -136,15 +136,6 @@ class Neo4jWriter(Neo4jConnection):
             raise StoreError(f"{self.url} holds an unfinished restore; clear it and restore again")
         return meta
 
-    def _in_write(self, work: Callable[[neo4j.ManagedTransaction], _T], doing: str) -> _T:
-        try:
-            with self._driver.session(database=self.database) as session:
-                return session.execute_write(work)
-        except CmdbError:
-            raise
-        except (nx.Neo4jError, nx.DriverError) as exc:
-            raise self._translate(exc, doing) from exc
-
     def _build(self, cs: ChangeSet, seq: int, reader: TxReader) -> WriteProgram:
         """The rows of every statement that writes ``cs``, its events numbered from ``seq``.
 
@@ -355,6 +346,7 @@ class Neo4jWriter(Neo4jConnection):
         if prog.conflicts:
             run("UNWIND $rows AS row MERGE (c:Conflict {id: row.id}) SET c = row", rows=prog.conflicts)
         run("MERGE (x:Run {run_id: $row.run_id}) SET x = $row", row=prog.run)
+        self._after_batch_write(tx, prog)
 
     @staticmethod
     def _index_events(run: Callable[..., Any], refs: dict[str, list[int]]) -> None:

@@ -1,0 +1,135 @@
+"""``cmdb scheduler``: the long-running process that fires the configured jobs on their cron expressions.
+
+Cron expressions are parsed and stepped by ``croniter`` (five fields, or six with seconds first).
+Several schedulers may run on one store: before a job runs, its scheduler takes the job's lease in the
+store (``job:<name>``) for ``lease_seconds``; when the job ends the lease is cut to just before the
+job's next fire time, so a second scheduler firing the same occurrence finds it held and skips it,
+and whoever comes first takes the next one. SIGTERM (or SIGINT) lets the job in flight finish, then
+the scheduler exits. The configuration is validated in full before anything starts
+(``impact.automation_config``): a scheduler never runs half-configured.
+
+Every job run is one JSON line on stdout: job, fire time, holder, outcome, summary.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import signal
+import socket
+import sys
+import threading
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from types import FrameType
+from typing import Any, TextIO
+
+from croniter import croniter
+
+from cmdb.errors import CmdbError
+from cmdb.store.base import GraphStore, iso
+from impact.automation_config import AutomationConfig, JobConfig
+from impact.scheduler_jobs import REGISTRY
+
+log = logging.getLogger("cmdb.scheduler")
+LEASE_MARGIN = timedelta(seconds=0.5)
+
+
+def cron_iter(expression: str, start: datetime) -> croniter:
+    return croniter(expression, start, second_at_beginning=len(expression.split()) == 6)
+
+
+def next_fire(expression: str, after: datetime) -> datetime:
+    nxt: datetime = cron_iter(expression, after).get_next(datetime)
+    return nxt if nxt.tzinfo else nxt.replace(tzinfo=UTC)
+
+
+@dataclass
+class ScheduledJob:
+    name: str
+    config: JobConfig
+    due: datetime
+
+
+class Scheduler:
+    def __init__(self, store: GraphStore, store_url: str, config: AutomationConfig, holder: str | None = None,
+                 clock: Callable[[], datetime] | None = None, out: TextIO | None = None) -> None:
+        self.store, self.store_url, self.config = store, store_url, config
+        self.holder = holder or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+        self.clock = clock or (lambda: datetime.now(UTC))
+        self.out = out or sys.stdout
+        self.stopping = threading.Event()
+        now = self.clock()
+        self.jobs = [ScheduledJob(name, job, next_fire(job.cron, now)) for name, job in config.scheduler.jobs.items()]
+        if not self.jobs:
+            raise CmdbError(f"{config.origin}: scheduler.jobs is empty; nothing to schedule")
+
+    def stop(self, signum: int | None = None, frame: FrameType | None = None) -> None:
+        self.stopping.set()
+
+    def install_signal_handlers(self) -> None:
+        signal.signal(signal.SIGTERM, self.stop)
+        signal.signal(signal.SIGINT, self.stop)
+
+    def emit(self, record: dict[str, Any]) -> None:
+        self.out.write(json.dumps(record, sort_keys=True, default=str) + "\n")
+        self.out.flush()
+
+    def run_job(self, job: ScheduledJob, fire_time: datetime) -> dict[str, Any] | None:
+        """Run one occurrence under the job's lease; None when another scheduler holds it."""
+        lease = f"job:{job.name}"
+        if not self.store.acquire_lease(lease, self.holder, job.config.lease_seconds, self.clock()):
+            self.emit({"job": job.name, "fire_time": iso(fire_time), "holder": self.holder, "outcome": "skipped",
+                       "reason": "lease held by another scheduler"})
+            return None
+        record: dict[str, Any] = {"job": job.name, "kind": job.config.kind, "fire_time": iso(fire_time),
+                                  "holder": self.holder}
+        try:
+            summary = REGISTRY[job.config.kind](self.store, self.store_url, self.config, job.config, self.clock())
+            record.update(outcome="ok", summary=summary)
+        except CmdbError as exc:
+            record.update(outcome="error", error=str(exc))
+            log.error("job %s failed: %s", job.name, exc)
+        except Exception as exc:  # a bug in one job must not stop the others: recorded with its type
+            record.update(outcome="error", error=f"{type(exc).__name__}: {exc}")
+            log.exception("job %s crashed", job.name)
+        finally:
+            now = self.clock()
+            hold = (next_fire(job.config.cron, now) - now - LEASE_MARGIN).total_seconds()
+            if hold > 0:
+                self.store.renew_lease(lease, self.holder, hold, now)
+            else:
+                self.store.release_lease(lease, self.holder)
+        record["finished_at"] = iso(self.clock())
+        self.emit(record)
+        return record
+
+    def run_once(self) -> list[dict[str, Any] | None]:
+        """Every job once, now (``cmdb scheduler --once``)."""
+        now = self.clock()
+        return [self.run_job(job, now) for job in self.jobs]
+
+    def run(self) -> None:
+        """Fire jobs as they fall due until stopped; a job in flight always finishes."""
+        tick = self.config.scheduler.tick_seconds
+        self.emit({"scheduler": "started", "holder": self.holder,
+                   "jobs": {j.name: {"cron": j.config.cron, "next": iso(j.due)} for j in self.jobs}})
+        while not self.stopping.is_set():
+            now = self.clock()
+            for job in sorted(self.jobs, key=lambda j: j.due):
+                if self.stopping.is_set():
+                    break
+                if job.due <= now:
+                    fire = job.due
+                    try:
+                        self.run_job(job, fire)
+                    except CmdbError as exc:  # the store is unreachable for the lease: try the next occurrence
+                        self.emit({"job": job.name, "fire_time": iso(fire), "holder": self.holder,
+                                   "outcome": "error", "error": str(exc)})
+                    job.due = next_fire(job.config.cron, max(self.clock(), fire))
+            wait = min((j.due for j in self.jobs), default=now) - self.clock()
+            self.stopping.wait(max(0.01, min(tick, wait.total_seconds())))
+        self.emit({"scheduler": "stopped", "holder": self.holder})
