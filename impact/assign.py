@@ -43,7 +43,7 @@ def _holders(store: GraphStore, ids: Sequence[str], types: Sequence[str]) -> dic
     if not ids:
         return {}
     rels = store.neighbors(sorted(set(ids)), list(types), "out")
-    found = store.get_cis({r.dst for r in rels})
+    found = store.get_cis_brief({r.dst for r in rels})
     out: dict[str, dict[str, list[CIState]]] = {}
     for r in rels:
         h = found.get(r.dst)

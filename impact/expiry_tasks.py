@@ -121,7 +121,7 @@ class _Cycle:
         cert_ids = {c.id for c in candidates if c.cls == "Certificate"} | {
             t.ci_id for t in active if t.kind == "certificate_expiry"}
         renewals = self._renewals(cert_ids) if cert_ids else {}
-        current = self.store.get_cis({t.ci_id for t in active})
+        current = self.store.get_cis_brief({t.ci_id for t in active})
         handled: set[tuple[str, str, str]] = set()
         keep: list[Task] = []
         for task in active:
