@@ -37,12 +37,13 @@ def store_of(ctx: typer.Context) -> AbstractContextManager[GraphStore]:
 
 def register_methods(app: typer.Typer) -> None:
     """Adds each discovery method's command (``cmdb scan``, ``cmdb discover snmp|ssh|devices``)."""
+    from discovery.aws import cli as aws_cli
     from discovery.netdev import cli as netdev_cli
     from discovery.scan import cli as scan_cli
     from discovery.snmp import cli as snmp_cli
     from discovery.ssh import cli as ssh_cli
 
-    for module in (scan_cli, snmp_cli, ssh_cli, netdev_cli):
+    for module in (scan_cli, snmp_cli, ssh_cli, netdev_cli, aws_cli):
         module.register(app, discover_app)
 
 
