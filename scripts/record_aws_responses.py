@@ -18,7 +18,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from moto_lab import ACCOUNT, FAKE_ENV, MotoServer, build_estate  # noqa: E402
+from moto_lab import ACCOUNT, FAKE_ENV, MotoServer, build_estate
 
 
 def main() -> None:

@@ -189,6 +189,7 @@ def transform_host(facts: HostFacts, *, packages: Sequence[str] = DEFAULT_PACKAG
         os=os.get("NAME") or os.get("ID"), os_version=os.get("VERSION_ID") or os.get("VERSION"),
         kernel=facts.kernel, cpu_count=facts.cpu_count, memory_mb=facts.memory_mb, disk_gb=facts.disk_gb,
         vendor=facts.vendor, model=facts.model, serial_number=facts.serial, ssh_host_key=facts.host_key,
+        cloud_instance_id=facts.instance_id,
         ssh_profile=facts.profile, **extra,
     )
 

@@ -7,7 +7,6 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-
 from moto_lab import FAKE_ENV, MotoServer  # scripts/ (tests/conftest.py puts it on sys.path)
 
 

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import boto3
 import pytest
+from moto_lab import ACCOUNT, DenyingEndpoint, Estate, MotoServer, build_estate
 
 from cmdb.batch import Batch
 from cmdb.ingest import ingest
@@ -24,7 +25,6 @@ from discovery.runner import run_discovery
 from impact.engine import blast_radius
 from impact.source import StoreSource
 from impact.states import State
-from moto_lab import ACCOUNT, DenyingEndpoint, Estate, MotoServer, build_estate
 
 REGIONS = ("us-east-1", "eu-west-1")
 QUICK = ReconcileConfig(stale_after_runs=1, retire_after_runs=3)  # one complete miss makes a CI stale
