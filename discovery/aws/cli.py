@@ -59,7 +59,10 @@ def aws(
     region_list = [r.strip() for r in (regions or "").split(",") if r.strip()] or None
     conn = AwsConnection(endpoint_url=endpoint_url, max_attempts=max_attempts)
     if region_list is None and not all_regions:
-        default = conn.session(accounts[0]).region_name
+        try:
+            default = conn.session(accounts[0]).region_name
+        except Exception as exc:  # botocore's ProfileNotFound and kin
+            raise BadInputError(f"AWS account {accounts[0].label}: {exc}") from None
         if not default:
             raise BadInputError("no region: give --regions R1,R2, --all-regions, or set the profile's region")
         region_list = [default]

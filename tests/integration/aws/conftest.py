@@ -7,7 +7,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from moto_lab import FAKE_ENV, MotoServer  # scripts/ (tests/conftest.py puts it on sys.path)
+from moto_lab import FAKE_ENV, Estate, MotoServer, build_estate  # scripts/ (tests/conftest.py puts it on sys.path)
 
 
 @pytest.fixture(scope="session")
@@ -34,3 +34,10 @@ def moto_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MotoServer
                 os.environ.pop(k, None)
             else:
                 os.environ[k] = v
+
+
+@pytest.fixture
+def estate(moto_server: MotoServer) -> Estate:
+    """A fresh estate in the session's moto server (reset first)."""
+    moto_server.reset()
+    return build_estate(moto_server.url)

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import boto3
 import pytest
-from moto_lab import ACCOUNT, DenyingEndpoint, Estate, MotoServer, build_estate
+from moto_lab import ACCOUNT, DenyingEndpoint, Estate, MotoServer
 
 from cmdb.batch import Batch
 from cmdb.ingest import ingest
@@ -28,12 +28,6 @@ from impact.states import State
 
 REGIONS = ("us-east-1", "eu-west-1")
 QUICK = ReconcileConfig(stale_after_runs=1, retire_after_runs=3)  # one complete miss makes a CI stale
-
-
-@pytest.fixture
-def estate(moto_server: MotoServer) -> Estate:
-    moto_server.reset()
-    return build_estate(moto_server.url)
 
 
 @pytest.fixture
