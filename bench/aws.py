@@ -52,7 +52,7 @@ def build(url: str, instances: int, regions: list[str], targets: int) -> None:
         elb = boto3.client("elbv2", region_name=region, endpoint_url=url)
         image = ec2.describe_images()["Images"][0]["ImageId"]
         vpc = ec2.create_vpc(CidrBlock="10.0.0.0/16")["Vpc"]["VpcId"]
-        subnets = [ec2.create_subnet(VpcId=vpc, CidrBlock=f"10.0.{i}.0/24",
+        subnets = [ec2.create_subnet(VpcId=vpc, CidrBlock=f"10.0.{i * 16}.0/20",
                                      AvailabilityZone=f"{region}{'ab'[i]}")["Subnet"]["SubnetId"] for i in (0, 1)]
         sg = ec2.create_security_group(GroupName="web", Description="web", VpcId=vpc)["GroupId"]
         ids: list[str] = []

@@ -76,24 +76,33 @@ class MotoServer:
                 self.proc.wait()
 
 
-class _Deny(BaseHTTPRequestHandler):
+# (status, JSON code, EC2 code, XML code) of each refusal
+REFUSALS = {"denied": (403, "AccessDeniedException", "UnauthorizedOperation", "AccessDenied"),
+            "throttled": (400, "ThrottlingException", "RequestLimitExceeded", "Throttling")}
+
+
+class _Refuse(BaseHTTPRequestHandler):
+    server: _RefusingServer
+
     def _answer(self) -> None:
         length = int(self.headers.get("Content-Length") or 0)
         body = self.rfile.read(length).decode("utf-8", "replace") if length else ""
         ctype = self.headers.get("Content-Type", "")
+        status, json_code, ec2_code, xml_code = REFUSALS[self.server.kind]
+        self.server.requests += 1
         if self.headers.get("X-Amz-Target") or "json" in ctype or self.path.startswith(("/2015-03-31", "/clusters")):
-            payload = json.dumps({"__type": "AccessDeniedException", "message": "denied by the test endpoint"})
-            headers = {"Content-Type": "application/x-amz-json-1.1", "x-amzn-ErrorType": "AccessDeniedException"}
+            payload = json.dumps({"__type": json_code, "message": "refused by the test endpoint"})
+            headers = {"Content-Type": "application/x-amz-json-1.1", "x-amzn-ErrorType": json_code}
         elif "Version=2016-11-15" in body:  # EC2's own query error format
-            payload = ("<Response><Errors><Error><Code>UnauthorizedOperation</Code><Message>denied by the test "
-                       "endpoint</Message></Error></Errors><RequestID>deny</RequestID></Response>")
+            payload = (f"<Response><Errors><Error><Code>{ec2_code}</Code><Message>refused by the test "
+                       "endpoint</Message></Error></Errors><RequestID>refused</RequestID></Response>")
             headers = {"Content-Type": "text/xml"}
         else:
-            payload = ("<ErrorResponse><Error><Type>Sender</Type><Code>AccessDenied</Code><Message>denied by the test "
-                       "endpoint</Message></Error><RequestId>deny</RequestId></ErrorResponse>")
+            payload = (f"<ErrorResponse><Error><Type>Sender</Type><Code>{xml_code}</Code><Message>refused by the "
+                       "test endpoint</Message></Error><RequestId>refused</RequestId></ErrorResponse>")
             headers = {"Content-Type": "text/xml"}
         data = payload.encode()
-        self.send_response(403)
+        self.send_response(status)
         for k, v in headers.items():
             self.send_header(k, v)
         self.send_header("Content-Length", str(len(data)))
@@ -106,13 +115,24 @@ class _Deny(BaseHTTPRequestHandler):
         pass
 
 
-class DenyingEndpoint:
-    """An HTTP endpoint on loopback that denies every AWS call (a region whose IAM policy refuses us)."""
+class _RefusingServer(ThreadingHTTPServer):
+    kind = "denied"
+    requests = 0
 
-    def __init__(self) -> None:
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), _Deny)
+
+class DenyingEndpoint:
+    """An HTTP endpoint on loopback that refuses every AWS call: ``denied`` (a region whose IAM policy
+    refuses us) or ``throttled`` (rate exceeded, whatever the retries); ``requests`` counts what arrived."""
+
+    def __init__(self, kind: str = "denied") -> None:
+        self.server = _RefusingServer(("127.0.0.1", 0), _Refuse)
+        self.server.kind = kind
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    @property
+    def requests(self) -> int:
+        return self.server.requests
 
     def __enter__(self) -> DenyingEndpoint:
         self.thread.start()

@@ -187,3 +187,43 @@ def test_denied_region_retires_nothing(store: SqliteStore, estate: Estate, moto_
     assert runs and not any(r.complete for r in runs if r.scope and ":eu-west-1:" in r.scope)
     assert not any(r.complete for r in runs if r.scope and r.scope.endswith(":links"))
     assert all(r.stats.get("stale", 0) == 0 and r.stats.get("retired", 0) == 0 for r in runs)
+
+
+def test_throttled_scope_is_retried_then_reported(store: SqliteStore, moto_server: MotoServer) -> None:
+    """botocore's standard retry mode retries a throttled call up to max_attempts before the scope is
+    reported ``throttled``; the scope's batch is partial."""
+    seen = {}
+    with DenyingEndpoint("throttled") as slow:
+        for attempts in (1, 3):
+            before = slow.requests
+            conn = AwsConnection(endpoint_url={"eu-west-1": slow.url, "*": moto_server.url}, max_attempts=attempts)
+            aws_plan = plan(conn, [AccountSpec(profile="estate")], ["eu-west-1"], ["acm"])
+            record = asyncio.run(run_discovery(AwsCollector(conn, aws_plan), aws_plan.targets, store))
+            seen[attempts] = slow.requests - before
+            assert [(o["target"], o["outcome"]) for o in record.outcomes] == [
+                (f"aws:{ACCOUNT}:eu-west-1:acm", "throttled")]
+    assert seen[3] - seen[1] == 2  # two retries of the one call
+    assert not any(r.complete for r in store.runs("aws", 10))
+
+
+def test_accounts_by_profile_and_by_assumed_role(store: SqliteStore, moto_server: MotoServer) -> None:
+    """Two accounts in one run: the profile's and one reached by assuming a role (moto keeps accounts apart)."""
+    moto_server.reset()
+    other = "111111111111"
+    sts = boto3.client("sts", region_name="us-east-1", endpoint_url=moto_server.url)
+    creds = sts.assume_role(RoleArn=f"arn:aws:iam::{other}:role/audit", RoleSessionName="test")["Credentials"]
+    ec2 = boto3.client("ec2", region_name="us-east-1", endpoint_url=moto_server.url,
+                       aws_access_key_id=creds["AccessKeyId"], aws_secret_access_key=creds["SecretAccessKey"],
+                       aws_session_token=creds["SessionToken"])
+    image = ec2.describe_images()["Images"][0]["ImageId"]
+    ec2.run_instances(ImageId=image, MinCount=1, MaxCount=1,
+                      TagSpecifications=[{"ResourceType": "instance", "Tags": [{"Key": "Name", "Value": "audit-1"}]}])
+    conn = AwsConnection(endpoint_url=moto_server.url, max_attempts=2)
+    role = f"arn:aws:iam::{other}:role/audit"
+    accounts = [AccountSpec(profile="estate"), AccountSpec(profile="estate", role_arn=role)]
+    aws_plan = plan(conn, accounts, ["us-east-1"], ["ec2"])
+    assert aws_plan.targets == [f"aws:{ACCOUNT}:us-east-1:ec2", f"aws:{other}:us-east-1:ec2"]
+    record = asyncio.run(run_discovery(AwsCollector(conn, aws_plan), aws_plan.targets, store))
+    assert {o["outcome"] for o in record.outcomes} == {"ok"}
+    audit = store.get_ci(store.find_by_name("audit-1")[0])
+    assert audit is not None and audit.attrs["account_id"] == other and audit.cls == "CloudInstance"
