@@ -39,6 +39,19 @@ def store(tmp_path: Path) -> Iterator[SqliteStore]:
         s.close()
 
 
+@pytest.fixture(params=["sqlite", pytest.param("neo4j", marks=pytest.mark.neo4j)])
+def any_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[GraphStore]:
+    """The crux tests run on both stores (the Neo4j one from tests/integration/conftest.py)."""
+    if request.param == "neo4j":
+        yield request.getfixturevalue("neo")
+        return
+    s = SqliteStore(tmp_path / "cmdb.db")
+    try:
+        yield s
+    finally:
+        s.close()
+
+
 def discover(store: GraphStore, endpoint: str | Mapping[str, str], *, config: ReconcileConfig | None = None,
              regions: tuple[str, ...] = REGIONS) -> tuple[DiscoveryRunRecord, AwsConnection]:
     conn = AwsConnection(endpoint_url=endpoint, max_attempts=2)
@@ -69,7 +82,8 @@ def rels_by_name(store: GraphStore, types: set[str]) -> set[tuple[str, str, str]
     return found
 
 
-def test_estate_discovered_as_sets(store: SqliteStore, estate: Estate, moto_server: MotoServer) -> None:
+def test_estate_discovered_as_sets(any_store: GraphStore, estate: Estate, moto_server: MotoServer) -> None:
+    store = any_store
     record, conn = discover(store, moto_server.url)
     outcomes = {o["target"]: o["outcome"] for o in record.outcomes}
     assert set(outcomes.values()) == {"ok"}, outcomes
@@ -167,7 +181,8 @@ def test_terminated_instance_becomes_stale_never_deleted(store: SqliteStore, est
     assert web1 is not None and web1.status == "active"
 
 
-def test_denied_region_retires_nothing(store: SqliteStore, estate: Estate, moto_server: MotoServer) -> None:
+def test_denied_region_retires_nothing(any_store: GraphStore, estate: Estate, moto_server: MotoServer) -> None:
+    store = any_store
     discover(store, moto_server.url, config=QUICK)
     eu = store.find_by_key(f"device:cloud_instance_id={estate.eu_instance.lower()}")
     assert eu is not None
