@@ -45,3 +45,14 @@ def test_bad_options_are_clear_errors(tmp_path: Path, moto_server: MotoServer) -
     assert both.returncode != 0 and "not both" in both.stderr
     missing = cmdb(store, "discover", "aws", "--profile", "no-such-profile", "--endpoint-url", moto_server.url)
     assert missing.returncode != 0 and "no-such-profile" in missing.stderr and "Traceback" not in missing.stderr
+
+
+def test_an_account_that_cannot_be_reached_is_an_outcome(tmp_path: Path, moto_server: MotoServer) -> None:
+    store = f"sqlite:///{tmp_path / 'cli.db'}"
+    proc = cmdb(store, "discover", "aws", "--profile", "no-such-profile", "--profile", "estate", "--regions",
+                "us-east-1", "--services", "s3", "--endpoint-url", moto_server.url, "--json")
+    assert proc.returncode == 0, proc.stderr
+    run = json.loads(proc.stdout)
+    assert [(o["target"], o["outcome"]) for o in run["outcomes"]] == [
+        ("aws:no-such-profile:*:*", "denied"), (f"aws:{ACCOUNT}:global:s3", "ok")]
+    assert "no-such-profile" in run["outcomes"][0]["detail"]
