@@ -23,6 +23,7 @@ from discovery.aws.collector import AwsCollector, plan
 from discovery.aws.services import SERVICES
 from discovery.runner import run_discovery
 from impact.engine import blast_radius
+from impact.expiry import expiring, expiry_failures
 from impact.source import StoreSource
 from impact.states import State
 
@@ -159,6 +160,13 @@ def test_estate_discovered_as_sets(any_store: GraphStore, estate: Estate, moto_s
     paths = {s.name: " -> ".join(s.path) for s in two.services()}
     assert "shop-web" in paths["shop"] and "shop-alb" in paths["shop"]
 
+    # The ACM certificate's not_after feeds the expiry tasks: expired, it takes the listener and the site down.
+    assert expiring(store, "2026-12-31T00:00:00Z") == {}
+    expired = blast_radius(StoreSource(store), expiry_failures(store, "2027-01-02T00:00:00Z"))
+    assert expired.affected[cis[("Listener", "shop-alb:443")]] == State.DOWN
+    assert expired.affected[shop] == State.DOWN
+    assert {s.name: s.path[0] for s in expired.services()}["shop"] == "www.example.com"
+
 
 def _www_record_id(store: GraphStore) -> str:
     ci = store.get_ci(store.find_by_name("www.example.com A")[0])
@@ -242,3 +250,12 @@ def test_accounts_by_profile_and_by_assumed_role(store: SqliteStore, moto_server
     assert {o["outcome"] for o in record.outcomes} == {"ok"}
     audit = store.get_ci(store.find_by_name("audit-1")[0])
     assert audit is not None and audit.attrs["account_id"] == other and audit.cls == "CloudInstance"
+
+
+def test_all_enabled_regions_make_one_scope_each(moto_server: MotoServer) -> None:
+    conn = AwsConnection(endpoint_url=moto_server.url, max_attempts=2)
+    aws_plan = plan(conn, [AccountSpec(profile="estate")], None, ["acm", "s3"])
+    regions = {t.split(":")[2] for t in aws_plan.targets if t.endswith(":acm")}
+    assert {"us-east-1", "eu-west-1", "ap-southeast-2"} <= regions and len(regions) > 10
+    assert [t for t in aws_plan.targets if t.endswith(":s3")] == [f"aws:{ACCOUNT}:global:s3"]
+    assert conn.counter.counts == {"sts.GetCallerIdentity": 1, "ec2.DescribeRegions": 1}
