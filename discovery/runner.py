@@ -155,7 +155,8 @@ async def run_discovery(
         for fut in asyncio.as_completed([one(t) for t in targets]):
             result, seconds = await fut
             items = changes = 0
-            if result.outcome == Outcome.OK and result.batch is not None:
+            # A failed target may still hand over a partial batch (complete: false): what it saw is refreshed.
+            if result.batch is not None and (result.outcome == Outcome.OK or not result.batch.complete):
                 outcome, detail, items, changes = await loop.run_in_executor(writer, write, result.batch,
                                                                              result.target)
                 if outcome != Outcome.OK:
