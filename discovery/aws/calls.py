@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any
 
+from discovery.collector import OutcomeTable, outcome_of
 from discovery.outcomes import Outcome
 
 # botocore error codes -> outcome; anything else is ``error``.
@@ -31,32 +32,86 @@ THROTTLED_CODES = frozenset({
 SEVERITY = {Outcome.OK: 0, Outcome.ERROR: 1, Outcome.THROTTLED: 2, Outcome.DENIED: 3}
 
 
-def classify(exc: BaseException) -> tuple[Outcome, str]:
-    """(outcome, message) for an exception raised by a boto3 call."""
+class AwsCallError(Exception):
+    """A botocore ``ClientError`` named by what its error code means, so the outcomes table (which
+    matches exception types) can tell a denial from throttling; ``code`` is botocore's."""
+
+    def __init__(self, message: str, code: str) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+class AwsDenied(AwsCallError):
+    """The credentials may not make the call (AccessDenied, UnauthorizedOperation ...)."""
+
+
+class AwsThrottled(AwsCallError):
+    """Still refused for rate after botocore's standard retries."""
+
+
+def typed(exc: BaseException) -> BaseException:
+    """A ``ClientError`` as ``AwsDenied``/``AwsThrottled``/``AwsCallError`` by its code; others as they are."""
+    from botocore.exceptions import ClientError
+
+    if not isinstance(exc, ClientError):
+        return exc
+    err = exc.response.get("Error", {})
+    code = str(err.get("Code") or "")
+    status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+    message = f"{code or status}: {err.get('Message') or ''}".strip().rstrip(":")
+    denied = code in DENIED_CODES or (not code and status in (401, 403))
+    throttled = code in THROTTLED_CODES or status == 429
+    kind = AwsDenied if denied else AwsThrottled if throttled else AwsCallError
+    found = kind(message, code)
+    found.__cause__ = exc
+    return found
+
+
+def _outcomes() -> OutcomeTable:
     from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError, ProfileNotFound
 
-    if isinstance(exc, ClientError):
-        err = exc.response.get("Error", {})
-        code = str(err.get("Code") or "")
-        status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
-        msg = f"{code or status}: {err.get('Message') or ''}".strip().rstrip(":")
-        if code in DENIED_CODES or (not code and status in (401, 403)):
-            return Outcome.DENIED, msg
-        if code in THROTTLED_CODES or status == 429:
-            return Outcome.THROTTLED, msg
-        return Outcome.ERROR, msg
-    if isinstance(exc, NoCredentialsError | ProfileNotFound):
-        return Outcome.DENIED, str(exc)
-    if isinstance(exc, BotoCoreError):
-        return Outcome.ERROR, f"{type(exc).__name__}: {exc}"
-    return Outcome.ERROR, f"{type(exc).__name__}: {exc}"
+    return (
+        (AwsDenied, Outcome.DENIED),
+        (AwsThrottled, Outcome.THROTTLED),
+        (NoCredentialsError, Outcome.DENIED),
+        (ProfileNotFound, Outcome.DENIED),
+        (AwsCallError, Outcome.ERROR),
+        (ClientError, Outcome.ERROR),
+        (BotoCoreError, Outcome.ERROR),  # endpoint and connection errors too: the API, not a host, failed
+    )
+
+
+AWS_OUTCOMES: OutcomeTable = _outcomes()
+
+
+def describe(exc: BaseException) -> str:
+    if isinstance(exc, AwsCallError):
+        return str(exc)
+    return f"{type(exc).__name__}: {exc}"
+
+
+def classify(exc: BaseException) -> tuple[Outcome, str]:
+    """(outcome, message) for an exception raised by a boto3 call, by the table ``AWS_OUTCOMES``."""
+    found = typed(exc)
+    return outcome_of(found, AWS_OUTCOMES), describe(found)
 
 
 @dataclass(frozen=True)
 class CallFailure:
     call: str
-    outcome: Outcome
-    message: str
+    error: BaseException  # typed (``typed``)
+
+    @property
+    def outcome(self) -> Outcome:
+        return outcome_of(self.error, AWS_OUTCOMES)
+
+    @property
+    def message(self) -> str:
+        return describe(self.error)
+
+    def as_json(self) -> dict[str, str]:
+        """What a recorded reading keeps of it."""
+        return {"call": self.call, "outcome": str(self.outcome), "message": self.message}
 
 
 @dataclass(frozen=True)
@@ -172,8 +227,8 @@ class ScopeReader:
         self.failures: list[CallFailure] = []
 
     def _fail(self, name: str, exc: BaseException) -> None:
-        outcome, message = classify(exc)
-        self.failures.append(CallFailure(name, outcome, message))
+        """The call's exception is kept (its outcome comes from ``AWS_OUTCOMES``); the scope goes on."""
+        self.failures.append(CallFailure(name, typed(exc)))
 
     def pages(self, service: str, operation: str, key: str, **kwargs: Any) -> list[Any] | None:
         """Every item under ``key`` over all pages of a paginated operation; None when a call failed."""
@@ -201,9 +256,19 @@ class ScopeReader:
         if items is not None:
             self.raw[name] = items
 
+    def worst(self) -> CallFailure | None:
+        """The failure an operator must fix first (denied, then throttled, then error)."""
+        return max(self.failures, key=lambda f: SEVERITY.get(f.outcome, 1)) if self.failures else None
+
     def outcome(self) -> tuple[Outcome, str]:
-        if not self.failures:
+        worst = self.worst()
+        if worst is None:
             return Outcome.OK, ""
-        worst = max(self.failures, key=lambda f: SEVERITY.get(f.outcome, 1))
-        calls = ", ".join(sorted({f.call for f in self.failures}))
-        return worst.outcome, f"partial: {calls} failed ({worst.message})"
+        return worst.outcome, partial_detail([f.as_json() for f in self.failures])
+
+
+def partial_detail(failures: list[dict[str, str]]) -> str:
+    """``partial: <calls> failed (<worst message>)`` from recorded failures."""
+    worst = max(failures, key=lambda f: SEVERITY.get(Outcome(f["outcome"]), 1))
+    calls = ", ".join(sorted({f["call"] for f in failures}))
+    return f"partial: {calls} failed ({worst['message']})"

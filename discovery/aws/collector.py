@@ -1,10 +1,12 @@
 """``AwsCollector``: one runner target per scope ``aws:<account>:<region>:<service>``.
 
 ``plan`` resolves each account (one STS call) and its regions (the list given, or every enabled
-region), and names the targets; ``collect`` runs one scope's ``get`` in a worker thread, its pure
-transform, and hands the runner the scope's batch, complete only when every call succeeded, with the
-outcome of its worst failed call (denied, throttled, error); a partial batch refreshes what it saw and
-ages nothing. ``finish`` writes the links that cross scopes (``to_batch.link_batches``).
+region), and names the targets. ``read`` makes one scope's calls in a worker thread (I/O only; its
+reading, JSON, is what ``--record`` writes); when some calls failed it raises ``PartialReading`` with
+what arrived and the worst failure, whose outcome (denied, throttled, error) comes from ``AWS_OUTCOMES``.
+``transform`` is pure: the scope's resources and local links as observations, complete only when every
+call succeeded, so a partial batch refreshes what it saw and ages nothing. ``finish`` writes the links
+that cross scopes (``to_batch.link_batches``).
 """
 
 from __future__ import annotations
@@ -12,12 +14,14 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from cmdb.batch import Batch
-from discovery.aws.calls import AccountSpec, AwsConnection, ScopeReader, classify
+from discovery.aws.calls import AWS_OUTCOMES, AccountSpec, AwsConnection, ScopeReader, classify, partial_detail
 from discovery.aws.records import ScopeContext, TagMap
 from discovery.aws.services import SERVICES
-from discovery.aws.to_batch import ScopeView, link_batches, scope_batch
+from discovery.aws.to_batch import SOURCE, ScopeView, link_batches, scope_facts
+from discovery.collector import Observed, OutcomeTable, PartialReading
 from discovery.outcomes import Outcome, TargetError, TargetResult
 
 GLOBAL = "global"
@@ -58,29 +62,39 @@ def plan(conn: AwsConnection, accounts: Sequence[AccountSpec], regions: Sequence
 
 class AwsCollector:
     method = "aws"
+    source = SOURCE
     profile_attr: str | None = None
+    outcomes: OutcomeTable = AWS_OUTCOMES
 
     def __init__(self, conn: AwsConnection, aws_plan: AwsPlan, tag_map: TagMap | None = None) -> None:
         self.conn = conn
         self.plan = aws_plan
         self.tag_map = tag_map or TagMap()
 
-    async def collect(self, target: str, remembered_profile: str | None) -> TargetResult:
+    async def read(self, target: str, remembered_profile: str | None) -> dict[str, Any]:
+        """The scope's answers by call name, and the calls that failed."""
         if target in self.plan.failures:
             outcome, message = self.plan.failures[target]
             raise TargetError(outcome, message)
         _, number, region, service = target.split(":", 3)
         account = self.plan.accounts[number]
-        ctx = ScopeContext(number, region, service)
         reader = ScopeReader(lambda svc: self.conn.client(account, svc, region))
         await asyncio.to_thread(SERVICES[service].get, reader)
-        out = SERVICES[service].transform(reader.raw, ctx, self.tag_map)
-        outcome, detail = reader.outcome()
-        batch = scope_batch(out, ctx, complete=outcome == Outcome.OK)
-        if outcome == Outcome.OK:
-            detail = f"{len(out.resources)} resources"
-        return TargetResult(target, outcome, detail, account.label, batch,
-                            facts={"view": ScopeView(ctx, out, outcome == Outcome.OK, written=True)})
+        raw = {"account": number, "region": region, "service": service, "profile": account.label,
+               "calls": reader.raw, "failures": [f.as_json() for f in reader.failures]}
+        worst = reader.worst()
+        if worst is not None:
+            raise PartialReading(raw, worst.error)
+        return raw
+
+    def transform(self, raw: dict[str, Any]) -> Observed:
+        ctx = ScopeContext(raw["account"], raw["region"], raw["service"])
+        out = SERVICES[ctx.service].transform(raw["calls"], ctx, self.tag_map)
+        failures = raw.get("failures") or []
+        complete = not failures
+        detail = f"{len(out.resources)} resources" if complete else partial_detail(failures)
+        return Observed(scope_facts(out), ctx.scope, complete, detail, raw.get("profile"),
+                        keep={"view": ScopeView(ctx, out, complete, written=True)})
 
     def finish(self, results: Sequence[TargetResult], run_id: str) -> list[Batch]:
         """The links across scopes, once every scope's resources are in the store."""

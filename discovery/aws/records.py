@@ -1,4 +1,5 @@
-"""What the transforms produce: cloud resources and the links between them, before they become a Batch.
+"""What the transforms produce: cloud resources and the links between them (the shared observations
+``CloudResource`` and ``CloudLink`` of ``discovery.observations``), before ``to_batch`` makes them a Batch.
 
 A ``Resource`` names its strongest identity key (``key``: the ARN, or the id the provider gives it) so a
 link from another scope can reference it without carrying its attributes; ``ref`` is that key's value,
@@ -11,6 +12,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
+
+from discovery.observations import CloudLink, CloudResource, Identity
 
 
 @dataclass(frozen=True)
@@ -33,23 +36,8 @@ class ScopeContext:
         return f"arn:{self.partition}:{service}:{reg}:{acc}:{resource}"
 
 
-@dataclass
-class Resource:
-    cls: str
-    key: tuple[str, str]  # (identity attribute, value): arn, cloud_instance_id, name ...
-    attrs: dict[str, Any]
-
-    @property
-    def ref(self) -> str:
-        return self.key[1]
-
-
-@dataclass(frozen=True)
-class Link:
-    type: str
-    src: str
-    dst: str
-    attrs: tuple[tuple[str, Any], ...] = ()
+Resource = CloudResource  # the names the service transforms and their tests use
+Link = CloudLink
 
 
 @dataclass
@@ -78,8 +66,8 @@ class Transformed:
             if name:
                 self.aliases.setdefault(name.lower().rstrip("."), set()).add(ref)
 
-    def has(self, ref: str) -> bool:
-        return ref in self._refs
+    def has(self, ref: str | Identity) -> bool:
+        return isinstance(ref, str) and ref in self._refs
 
 
 # -- tags --------------------------------------------------------------------------------------------

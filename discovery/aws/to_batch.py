@@ -5,7 +5,7 @@ call of the scope succeeded. Links whose far end another scope found (a target g
 listener's ACM certificate, a record's load balancer) wait for the end of the run: ``link_batches``
 writes them, with identity references on both ends, once every scope's batch is in the store. A link
 batch is complete only when every scope of its account was, so a denied scope never ages a link.
-(The coordinator may switch this module to the shared observations / ``to_batch`` of discovery.)
+Both kinds go through the shared ``discovery.observations.to_batch`` (numbering, refs, the MAC rule).
 """
 
 from __future__ import annotations
@@ -13,19 +13,20 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
-from cmdb.batch import Batch, CIRecord, IdentityRef, RelRecord
+from cmdb.batch import Batch
 from discovery.aws.records import Link, Resource, ScopeContext, Transformed
+from discovery.observations import Fact, Identity, to_batch
 
 SOURCE = "aws"
 
 
 def scope_batch(out: Transformed, ctx: ScopeContext, complete: bool) -> Batch:
-    batch = Batch(source=SOURCE, scope=ctx.scope, complete=complete)
-    for i, res in enumerate(out.resources):
-        batch.cis.append(CIRecord(res.cls, dict(res.attrs), res.ref, i))
-    for link in local_links(out):
-        batch.rels.append(RelRecord(link.type, link.src, link.dst, dict(link.attrs), len(batch.rels)))
-    return batch
+    return to_batch(SOURCE, ctx.scope, complete, scope_facts(out))
+
+
+def scope_facts(out: Transformed) -> list[Fact]:
+    """A scope's resources and the links between them (the others wait for ``link_batches``)."""
+    return [*out.resources, *local_links(out)]
 
 
 def local_links(out: Transformed) -> list[Link]:
@@ -42,8 +43,8 @@ class ScopeView:
     written: bool  # its batch reached the store (a rejected batch's resources cannot be linked)
 
 
-def identity_ref(res: Resource) -> IdentityRef:
-    return IdentityRef(res.cls, (res.key,))
+def identity(res: Resource) -> Identity:
+    return Identity(res.cls, res.key)
 
 
 def link_batches(views: Iterable[ScopeView], incomplete_accounts: Iterable[str] = ()) -> list[Batch]:
@@ -68,7 +69,7 @@ def link_batches(views: Iterable[ScopeView], incomplete_accounts: Iterable[str] 
             continue
         acc = v.ctx.account
         complete = account_complete[acc]
-        batch = Batch(source=SOURCE, scope=f"{v.ctx.scope}:links", complete=complete)
+        facts: list[Fact] = []
         refs = known.get(acc, {})
         for link in v.out.links:
             if v.out.has(link.src) and v.out.has(link.dst):
@@ -77,14 +78,15 @@ def link_batches(views: Iterable[ScopeView], incomplete_accounts: Iterable[str] 
             dst = _resolve(link.dst, refs, aliases.get(acc, {}))
             if src is None or dst is None:
                 continue  # the far end was not found (another account, gone, or its scope failed)
-            batch.rels.append(RelRecord(link.type, identity_ref(src), identity_ref(dst), dict(link.attrs),
-                                        len(batch.rels)))
-        if batch.rels or complete:
-            batches.append(batch)
+            facts.append(Link(link.type, identity(src), identity(dst), link.attrs))
+        if facts or complete:
+            batches.append(to_batch(SOURCE, f"{v.ctx.scope}:links", complete, facts))
     return batches
 
 
-def _resolve(ref: str, refs: Mapping[str, Resource], aliases: Mapping[str, set[str]]) -> Resource | None:
+def _resolve(ref: str | Identity, refs: Mapping[str, Resource], aliases: Mapping[str, set[str]]) -> Resource | None:
+    if isinstance(ref, Identity):
+        return None
     if ref in refs:
         return refs[ref]
     targets = aliases.get(ref.lower())

@@ -19,6 +19,7 @@ from discovery.aws.calls import ScopeReader, classify
 from discovery.aws.records import ScopeContext, TagMap, Transformed
 from discovery.aws.services import SERVICES
 from discovery.aws.to_batch import ScopeView, link_batches, scope_batch
+from discovery.observations import DEVICE_REF
 from discovery.outcomes import Outcome
 from discovery.ssh import parsers
 from discovery.ssh.transform import transform_host
@@ -217,7 +218,7 @@ def test_ssh_host_with_instance_id_merges_with_its_ec2_ci(tmp_path: Path) -> Non
         result = ingest(store, transform_host(facts))
         assert not result.conflicts
         ci_id = store.find_by_key(f"device:cloud_instance_id={web1_id}")
-        assert ci_id is not None and ci_id == result.ci_ids["host"]  # the SSH host is the EC2 CI
+        assert ci_id is not None and ci_id == result.ci_ids[DEVICE_REF]  # the SSH host is the EC2 CI
         ci = store.get_ci(ci_id)
         assert ci is not None and ci.cls == "CloudInstance"
         assert ci.attrs["hostname"] == facts.hostname and ci.attrs["name"] == "web-1"  # aws names it, ssh adds

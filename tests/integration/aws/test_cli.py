@@ -12,7 +12,7 @@ from moto_lab import ACCOUNT, Estate, MotoServer
 
 
 def cmdb(store: str, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "cmdb.cli", "--store", store, *args], capture_output=True,
+    return subprocess.run([sys.executable, "-m", "product.cli", "--store", store, *args], capture_output=True,
                           text=True, env={**os.environ, "COLUMNS": "200"}, timeout=120, check=False)
 
 
