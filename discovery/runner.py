@@ -202,7 +202,8 @@ async def collect_target(collector: Collector, target: str, remembered_profile: 
         seen = collector.transform(raw)
         batch = None if seen.facts is None else to_batch(collector.source, seen.scope, seen.complete, seen.facts)
         outcome = Outcome.OK if failure is None else outcome_of(failure, collector.outcomes)
-        return TargetResult(target, outcome, seen.detail, seen.profile, batch, seen.keep)
+        detail = seen.detail or ("" if failure is None else f"partial: {failure}")
+        return TargetResult(target, outcome, detail, seen.profile, batch, seen.keep)
     except Exception as exc:
         outcome = outcome_of(exc, collector.outcomes)
         if isinstance(exc, TimeoutError) and not str(exc) and target_timeout:
