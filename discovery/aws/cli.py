@@ -6,6 +6,8 @@ from typing import Annotated
 
 import typer
 
+from discovery.cli import RecordOpt
+
 ALL_SERVICES = "ec2,elbv2,autoscaling,rds,lambda,acm,eks,route53,s3"
 
 
@@ -35,6 +37,7 @@ def aws(
     concurrency: Annotated[int, typer.Option(help="Scopes read at once.")] = 8,
     max_attempts: Annotated[int, typer.Option(help="Attempts per call (botocore standard retry mode).")] = 5,
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable JSON output.")] = False,
+    record: RecordOpt = None,
 ) -> None:
     """EC2 and VPC networking, ELBv2, auto-scaling, RDS, Lambda, ACM, EKS, Route 53, S3: one batch per scope."""
     from cmdb.errors import BadInputError
@@ -70,9 +73,9 @@ def aws(
     collector = AwsCollector(conn, aws_plan, TagMap.from_pairs(tag_map or []))
     options = {"accounts": [a.label for a in accounts], "regions": region_list or "all", "services": wanted,
                "endpoint_url": endpoint_url, "concurrency": concurrency}
-    record = execute(ctx, collector, aws_plan.targets, concurrency=concurrency, target_timeout=None,
-                     options=options, as_json=as_json)
-    partial = [o["target"] for o in record.outcomes if o["outcome"] != "ok"]
+    run = execute(ctx, collector, aws_plan.targets, concurrency=concurrency, target_timeout=None,
+                  options=options, as_json=as_json, record_dir=record)
+    partial = [o["target"] for o in run.outcomes if o["outcome"] != "ok"]
     if partial and not as_json:
         typer.echo(f"partial scopes (nothing aged there): {', '.join(partial)}", err=True)
     if not as_json:

@@ -19,8 +19,10 @@ def cmdb(store: str, *args: str) -> subprocess.CompletedProcess[str]:
 def test_discover_aws_then_show_the_run(estate: Estate, moto_server: MotoServer, tmp_path: Path) -> None:
     store = f"sqlite:///{tmp_path / 'cli.db'}"
     proc = cmdb(store, "discover", "aws", "--profile", "estate", "--regions", "us-east-1", "--services",
-                "ec2,elbv2,acm", "--endpoint-url", moto_server.url, "--json")
+                "ec2,elbv2,acm", "--endpoint-url", moto_server.url, "--json", "--record", str(tmp_path / "rec"))
     assert proc.returncode == 0, proc.stderr
+    recorded = sorted(p.name for p in (tmp_path / "rec" / "aws").iterdir())
+    assert recorded == [f"aws_{ACCOUNT}_us-east-1_{s}.json" for s in ("acm", "ec2", "elbv2")]
     run = json.loads(proc.stdout)
     assert run["method"] == "aws"
     assert [(o["target"], o["outcome"], o["profile"]) for o in run["outcomes"]] == [
