@@ -4,7 +4,9 @@ merging with the instance's AWS CI."""
 
 from __future__ import annotations
 
+import asyncio
 import json
+import socket
 from pathlib import Path
 from typing import Any
 
@@ -15,12 +17,14 @@ from cmdb.batch import IdentityRef
 from cmdb.ingest import ingest
 from cmdb.store.base import SearchQuery
 from cmdb.store.sqlite import SqliteStore
-from discovery.aws.calls import ScopeReader, classify
+from discovery.aws.calls import AccountSpec, AwsConnection, ScopeReader, classify
+from discovery.aws.collector import AwsCollector, AwsPlan
 from discovery.aws.records import ScopeContext, TagMap, Transformed
 from discovery.aws.services import SERVICES
 from discovery.aws.to_batch import ScopeView, link_batches, scope_batch
 from discovery.observations import DEVICE_REF
 from discovery.outcomes import Outcome
+from discovery.runner import collect_target
 from discovery.ssh import parsers
 from discovery.ssh.transform import transform_host
 from tests.unit.test_ssh_parsers import recorded
@@ -227,3 +231,24 @@ def test_ssh_host_with_instance_id_merges_with_its_ec2_ci(tmp_path: Path) -> Non
         assert store.search(SearchQuery(classes=["Host", "Server", "VirtualMachine"], limit=100)).total == 0
     finally:
         store.close()
+
+
+def test_an_endpoint_that_refuses_connections_is_an_error_by_the_table(monkeypatch: pytest.MonkeyPatch,
+                                                                        tmp_path: Path) -> None:
+    """Every call of the scope fails to connect (a closed port on loopback): the reading is partial, its
+    outcome is ``error`` from ``AWS_OUTCOMES`` (botocore's EndpointConnectionError is no OSError), and the
+    empty batch it makes is incomplete, so it ages nothing."""
+    for key in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
+        monkeypatch.setenv(key, "testing")
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "none"))
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "none"))
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    with socket.socket() as sock:  # a port nobody listens on
+        sock.bind(("127.0.0.1", 0))
+        url = f"http://127.0.0.1:{sock.getsockname()[1]}"
+    target = "aws:123456789012:us-east-1:acm"
+    collector = AwsCollector(AwsConnection(endpoint_url=url, max_attempts=1),
+                             AwsPlan([target], {"123456789012": AccountSpec()}))
+    result = asyncio.run(collect_target(collector, target))
+    assert result.outcome == Outcome.ERROR and "acm.list_certificates" in result.detail
+    assert result.batch is not None and not result.batch.complete and not result.batch.cis
