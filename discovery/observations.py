@@ -1,7 +1,7 @@
 """Typed observations: what a discovery method saw, before it is CIs; and ``to_batch``, the one place
 that turns them into a ``Batch``.
 
-Every method (scan, snmp, ssh, netdev; importers and AWS next) ``transform``s what it read into these
+Every method (scan, snmp, ssh, netdev, aws; importers next) ``transform``s what it read into these
 facts and nothing else; ``to_batch`` alone decides what the graph gets from them, so the methods
 cannot drift apart:
 
