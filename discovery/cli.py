@@ -29,7 +29,7 @@ from cmdb.store.base import DiscoveryRunRecord, GraphStore
 from discovery.runner import Collector, run_discovery
 
 runs_app = typer.Typer(help="Discovery runs and the ingest run ledger.", invoke_without_command=True)
-discover_app = typer.Typer(no_args_is_help=True, help="Discover devices and hosts: snmp, ssh, devices.")
+discover_app = typer.Typer(no_args_is_help=True, help="Discover devices, hosts and clouds: snmp, ssh, devices, aws.")
 out = Console()
 JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable JSON output.")]
 RecordOpt = Annotated[Path | None, typer.Option(

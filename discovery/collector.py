@@ -8,6 +8,10 @@ exception ``read`` raised, through the collector's ``outcomes`` table (in the ma
 ``map_exceptions``): the first entry whose exception type matches wins, after the collector's own
 ``TargetError`` (which already carries its outcome) and before ``COMMON_OUTCOMES``. Nothing in a
 collector turns an exception into an outcome by an ``except`` ladder of its own.
+
+A reading that got only part of the target (a cloud scope whose calls were partly denied) is raised as
+``PartialReading``: the runner records and transforms what arrived (the transform says ``complete:
+false``), ingests it, and takes the outcome from the table for the exception the reading names.
 """
 
 from __future__ import annotations
@@ -45,6 +49,16 @@ def outcome_of(exc: BaseException, table: OutcomeTable) -> Outcome:
         if isinstance(exc, kind):
             return outcome
     return Outcome.ERROR
+
+
+class PartialReading(Exception):
+    """Raised by ``read`` with what did arrive (``raw``) and the failure that stopped the rest
+    (``cause``, mapped by the outcomes table)."""
+
+    def __init__(self, raw: Any, cause: BaseException) -> None:
+        super().__init__(str(cause))
+        self.raw = raw
+        self.cause = cause
 
 
 @dataclass

@@ -1,7 +1,7 @@
 """Typed observations: what a discovery method saw, before it is CIs; and ``to_batch``, the one place
 that turns them into a ``Batch``.
 
-Every method (scan, snmp, ssh, netdev; importers and AWS next) ``transform``s what it read into these
+Every method (scan, snmp, ssh, netdev, aws; importers next) ``transform``s what it read into these
 facts and nothing else; ``to_batch`` alone decides what the graph gets from them, so the methods
 cannot drift apart:
 
@@ -15,7 +15,11 @@ cannot drift apart:
 * the shape of the device subgraph: Device -HAS_INTERFACE-> Interface -HAS_ADDRESS-> IPAddress
   -IN_SUBNET-> Subnet; Interface -CONNECTED_TO-> the neighbour's Interface; ServiceEndpoint,
   SoftwareInstall and Application -RUNS_ON-> Device; Application -LISTENS_ON-> ServiceEndpoint;
-  user -USES_CERTIFICATE-> Certificate; Application -DEPENDS_ON-> Application or ServiceEndpoint.
+  user -USES_CERTIFICATE-> Certificate; Application -DEPENDS_ON-> Application or ServiceEndpoint;
+* cloud APIs (AWS): ``CloudResource`` (any class, named by its strongest identity key: ARN or provider
+  id; ``mac_addresses``/``mac_address`` follow the same MAC rule as devices) and ``CloudLink`` between
+  resources, an end either a resource of the same batch (its key value) or a CI another batch wrote
+  (``Identity``: class and key, resolved by ingest).
 
 A fact names other facts by their identity (an interface by its name, an endpoint by address and
 port, an application by its name), never by a ref.
@@ -28,7 +32,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from cmdb.batch import Batch
+from cmdb.batch import Batch, IdentityRef, Ref
 from cmdb.model import identifying_mac
 from discovery.names import long_interface_name, short_hostname
 
@@ -172,7 +176,41 @@ class Dependency:
     attrs: dict[str, Any] = field(default_factory=dict)
 
 
-Fact = Device | Interface | Address | NeighbourLink | Endpoint | Application | Certificate | Software | Dependency
+@dataclass
+class CloudResource:
+    """A resource a cloud API reported. ``key`` is its strongest identity (attribute, value), the ARN or
+    the provider's id; its value names it in ``CloudLink``s. ``attrs`` carry ``account_id`` and ``region``."""
+
+    cls: str
+    key: tuple[str, str]
+    attrs: dict[str, Any]
+
+    @property
+    def ref(self) -> str:
+        return self.key[1]
+
+
+@dataclass(frozen=True)
+class Identity:
+    """A CI written by another batch (another scope of the run), named by class and one identity key."""
+
+    cls: str
+    key: tuple[str, str]
+
+
+@dataclass(frozen=True)
+class CloudLink:
+    """A relationship between cloud resources (membership is ``MEMBER_OF``): an end is the key value of
+    a ``CloudResource`` of the same batch, or an ``Identity``."""
+
+    type: str
+    src: str | Identity
+    dst: str | Identity
+    attrs: tuple[tuple[str, Any], ...] = ()
+
+
+Fact = (Device | Interface | Address | NeighbourLink | Endpoint | Application | Certificate | Software | Dependency
+        | CloudResource | CloudLink)
 
 
 def _clean(**values: Any) -> dict[str, Any]:
@@ -203,7 +241,7 @@ class _Builder:
     def __init__(self, batch: Batch) -> None:
         self.batch = batch
         self.refs: set[str] = set()
-        self.rels: set[tuple[str, str, str]] = set()
+        self.rels: set[tuple[str, Ref, Ref]] = set()
         self.device_name = ""
         self.device_ref: str | None = None
         self.prefix = ""  # of the refs of the second and later devices' interfaces
@@ -214,7 +252,7 @@ class _Builder:
             self.batch.add_ci(cls, attrs, ref)
         return ref
 
-    def rel(self, rtype: str, src: str, dst: str, attrs: dict[str, Any] | None = None) -> None:
+    def rel(self, rtype: str, src: Ref, dst: Ref, attrs: dict[str, Any] | None = None) -> None:
         """One relationship per (type, from, to): the first seen keeps its attributes."""
         if (rtype, src, dst) not in self.rels:
             self.rels.add((rtype, src, dst))
@@ -301,6 +339,12 @@ class _Builder:
         for f in facts:
             if isinstance(f, Address) and not f.own:
                 self.ci(f"ip:{f.address}", "IPAddress", _clean(address=f.address, mac_address=f.mac_address))
+        for f in facts:
+            if isinstance(f, CloudResource):
+                self.cloud_resource(f)
+        for f in facts:
+            if isinstance(f, CloudLink):
+                self.rel(f.type, self.cloud_end(f.src), self.cloud_end(f.dst), dict(f.attrs))
 
     def device(self, d: Device, ref: str) -> None:
         self.device_ref = ref
@@ -312,6 +356,18 @@ class _Builder:
                        os_version=d.os_version, description=d.description)
         attrs.update(_clean(**d.extra))
         self.ci(ref, d.cls, attrs)
+
+    def cloud_resource(self, r: CloudResource) -> None:
+        attrs = dict(r.attrs)
+        if "mac_addresses" in attrs:
+            attrs["mac_addresses"] = sorted({m for m in attrs["mac_addresses"] if identifying_mac(m)})
+        if "mac_address" in attrs:
+            attrs["mac_address"] = _unicast_mac(attrs["mac_address"])
+        self.ci(f"cloud:{r.ref}", r.cls, _clean(**attrs))
+
+    @staticmethod
+    def cloud_end(end: str | Identity) -> str | IdentityRef:
+        return f"cloud:{end}" if isinstance(end, str) else IdentityRef(end.cls, (end.key,))
 
     def address(self, a: Address) -> None:
         ref = self.ci(f"ip:{a.address}", "IPAddress", _clean(address=a.address, dns_name=a.dns_name))

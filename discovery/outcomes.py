@@ -25,6 +25,8 @@ class Outcome(StrEnum):
     PARSE_ERROR = "parse_error"
     HOST_KEY_CHANGED = "host_key_changed"
     HOST_KEY_UNKNOWN = "host_key_unknown"
+    DENIED = "denied"  # the credentials may not make a call (cloud APIs: AccessDenied, UnauthorizedOperation)
+    THROTTLED = "throttled"  # the API kept refusing for rate after the client's retries
     REJECTED = "rejected"  # the collector's batch was refused by ingest (a bug or a schema mismatch)
     ERROR = "error"
 

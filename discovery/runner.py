@@ -32,7 +32,7 @@ from cmdb.ingest import ingest
 from cmdb.model import Schema, default_schema
 from cmdb.reconcile import ReconcileConfig
 from cmdb.store.base import DiscoveryRunRecord, GraphStore, iso
-from discovery.collector import Collector, outcome_of, record_raw
+from discovery.collector import Collector, PartialReading, outcome_of, record_raw
 from discovery.observations import to_batch
 from discovery.outcomes import Outcome, TargetResult
 
@@ -155,7 +155,8 @@ async def run_discovery(
         for fut in asyncio.as_completed([one(t) for t in targets]):
             result, seconds = await fut
             items = changes = 0
-            if result.outcome == Outcome.OK and result.batch is not None:
+            # A failed target may still hand over a partial batch (complete: false): what it saw is refreshed.
+            if result.batch is not None and (result.outcome == Outcome.OK or not result.batch.complete):
                 outcome, detail, items, changes = await loop.run_in_executor(writer, write, result.batch,
                                                                              result.target)
                 if outcome != Outcome.OK:
@@ -186,15 +187,23 @@ async def run_discovery(
 async def collect_target(collector: Collector, target: str, remembered_profile: str | None = None, *,
                          target_timeout: float | None = None, record_dir: Path | None = None) -> TargetResult:
     """One target: ``read`` (bounded by ``target_timeout``), record, ``transform``, ``to_batch``; any
-    exception becomes the outcome the collector's table gives it (``discovery.collector.outcome_of``)."""
+    exception becomes the outcome the collector's table gives it (``discovery.collector.outcome_of``).
+    A ``PartialReading`` is transformed all the same: its batch (``complete: false``) goes with the
+    outcome of its cause, and ``run_discovery`` ingests it."""
     try:
         coro = collector.read(target, remembered_profile)
-        raw = await (asyncio.wait_for(coro, target_timeout) if target_timeout else coro)
+        failure: BaseException | None = None
+        try:
+            raw = await (asyncio.wait_for(coro, target_timeout) if target_timeout else coro)
+        except PartialReading as partial:
+            raw, failure = partial.raw, partial.cause
         if record_dir is not None:
             record_raw(record_dir, collector.method, target, raw)
         seen = collector.transform(raw)
         batch = None if seen.facts is None else to_batch(collector.source, seen.scope, seen.complete, seen.facts)
-        return TargetResult(target, Outcome.OK, seen.detail, seen.profile, batch, seen.keep)
+        outcome = Outcome.OK if failure is None else outcome_of(failure, collector.outcomes)
+        detail = seen.detail or ("" if failure is None else f"partial: {failure}")
+        return TargetResult(target, outcome, detail, seen.profile, batch, seen.keep)
     except Exception as exc:
         outcome = outcome_of(exc, collector.outcomes)
         if isinstance(exc, TimeoutError) and not str(exc) and target_timeout:

@@ -13,6 +13,7 @@ Run it as ``cmdb ...`` (the console script) or ``python -m product.cli ...``.
 from __future__ import annotations
 
 from cmdb.cli import app, run_guarded
+from discovery.aws import cli as aws_cli
 from discovery.cli import discover_app, runs_app
 from discovery.netdev import cli as netdev_cli
 from discovery.scan import cli as scan_cli
@@ -26,7 +27,7 @@ from impact.tasks_cli import tasks_app
 app.add_typer(impact_app, name="impact")
 app.add_typer(runs_app, name="runs")
 app.add_typer(discover_app, name="discover")
-for method in (scan_cli, snmp_cli, ssh_cli, netdev_cli):  # ``cmdb scan``, ``cmdb discover snmp|ssh|devices``
+for method in (scan_cli, snmp_cli, ssh_cli, netdev_cli, aws_cli):  # ``cmdb scan``, ``cmdb discover ...``
     method.register(app, discover_app)
 app.add_typer(tasks_app, name="tasks")
 app.command("licences")(licences_command)

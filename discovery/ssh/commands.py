@@ -57,6 +57,12 @@ PACKAGES_TEXT = (
     "else exit 127; fi"
 )
 
+INSTANCE_ID_FILES = ("/sys/devices/virtual/dmi/id/board_asset_tag", "/run/cloud-init/instance-data.json")
+INSTANCE_ID_TEXT = (
+    f"for f in {' '.join(INSTANCE_ID_FILES)}; do "
+    "if [ -r \"$f\" ]; then printf '==> %s\\n' \"$f\"; cat \"$f\"; fi; done"
+)
+
 HOST_COMMANDS: tuple[HostCommand, ...] = (
     HostCommand("hostname", "uname -n", "host name (the kernel's node name)"),
     HostCommand("fqdn", "hostname -f", "fully qualified name as the host resolves itself", optional=True),
@@ -70,6 +76,8 @@ HOST_COMMANDS: tuple[HostCommand, ...] = (
                 "hardware vendor and model", optional=True),
     HostCommand("serial", "cat /sys/class/dmi/id/product_serial", "hardware serial number (root only)",
                 optional=True, root_helps=True),
+    HostCommand("instance_id", INSTANCE_ID_TEXT, "cloud instance id (EC2: DMI board asset tag or cloud-init "
+                "instance data), so the host meets its cloud CI", optional=True),
     HostCommand("links", "ip -o link show", "interfaces, MAC addresses, state"),
     HostCommand("addrs", "ip -o addr show", "IP addresses per interface"),
     HostCommand("packages", PACKAGES_TEXT, "installed packages (dpkg or rpm)"),

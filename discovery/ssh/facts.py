@@ -63,6 +63,7 @@ class HostFacts:
     vendor: str | None = None
     model: str | None = None
     serial: str | None = None
+    instance_id: str | None = None  # the cloud's instance id when the host exposes it (EC2)
     links: list[Link] = field(default_factory=list)
     package_manager: str | None = None
     packages: list[Package] | None = None  # None: not known (the command failed)
@@ -214,6 +215,9 @@ def build_facts(target: str, address: str, outputs: Mapping[str, CommandOutput],
     def set_serial(v: str) -> None:
         facts.serial = parsers.clean_dmi(v.strip().splitlines()[0] if v.strip() else None)
 
+    def set_instance_id(v: str) -> None:
+        facts.instance_id = parsers.parse_instance_id(v)
+
     def set_packages(v: str) -> None:
         facts.package_manager, facts.packages = parsers.parse_packages(v)
 
@@ -233,8 +237,8 @@ def build_facts(target: str, address: str, outputs: Mapping[str, CommandOutput],
 
     for name, fn in (("fqdn", set_fqdn), ("os_release", set_os), ("kernel", set_kernel), ("cpu_count", set_cpu),
                      ("memory", set_mem), ("partitions", set_disk), ("dmi", set_dmi), ("serial", set_serial),
-                     ("packages", set_packages), ("services", set_services), ("units", set_units),
-                     ("sockets", set_sockets), ("certificates", set_certs)):
+                     ("instance_id", set_instance_id), ("packages", set_packages), ("services", set_services),
+                     ("units", set_units), ("sockets", set_sockets), ("certificates", set_certs)):
         guarded(name, fn)
 
     virt = outputs.get("virt")

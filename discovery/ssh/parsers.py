@@ -9,6 +9,7 @@ Every parser takes the command's standard output and returns plain data; malform
 from __future__ import annotations
 
 import ipaddress
+import json
 import re
 from dataclasses import dataclass, field
 from typing import Any
@@ -344,3 +345,35 @@ def parse_certificates(text: str) -> tuple[list[CertFile], list[str]]:
             except ValueError as exc:
                 problems.append(f"{path}: not a readable certificate ({exc})")
     return found, problems
+
+
+EC2_INSTANCE_ID = re.compile(r"^i-[0-9a-f]{8,17}$")
+
+
+def parse_instance_id(text: str) -> str | None:
+    """The EC2 instance id from the instance-id command: ``==> path`` then that file's content. The DMI
+    board asset tag (Nitro instances) holds it bare; cloud-init's instance-data.json as ``v1.instance_id``.
+    Anything that is not an EC2 id (another cloud's, a vendor's asset tag) is no id: None."""
+    sections: dict[str, list[str]] = {}
+    current: list[str] | None = None
+    for line in text.splitlines():
+        if line.startswith("==> "):
+            current = sections.setdefault(line[4:].strip(), [])
+        elif current is not None:
+            current.append(line)
+    for path, lines in sections.items():
+        if path.endswith("board_asset_tag"):
+            tag = "\n".join(lines).strip()
+            if EC2_INSTANCE_ID.match(tag):
+                return tag
+    for path, lines in sections.items():
+        if path.endswith(".json"):
+            try:
+                doc = json.loads("\n".join(lines))
+            except ValueError:
+                raise FactsParseError("instance_id", f"{path} is not valid JSON") from None
+            v1 = doc.get("v1") if isinstance(doc, dict) else None
+            value = (v1.get("instance_id") or v1.get("instance-id")) if isinstance(v1, dict) else None
+            if isinstance(value, str) and EC2_INSTANCE_ID.match(value.strip()):
+                return value.strip()
+    return None

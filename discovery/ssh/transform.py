@@ -171,7 +171,8 @@ def host_facts(facts: HostFacts, *, packages: Sequence[str] = DEFAULT_PACKAGE_PA
         serial_number=facts.serial, vendor=facts.vendor, model=facts.model,
         os=os.get("NAME") or os.get("ID"), os_version=os.get("VERSION_ID") or os.get("VERSION"),
         extra={"kernel": facts.kernel, "cpu_count": facts.cpu_count, "memory_mb": facts.memory_mb,
-               "disk_gb": facts.disk_gb, "ssh_host_key": facts.host_key, "ssh_profile": facts.profile, **extra},
+               "disk_gb": facts.disk_gb, "ssh_host_key": facts.host_key, "ssh_profile": facts.profile,
+               "cloud_instance_id": facts.instance_id, **extra},
         # Interfaces carry the short host name (discovery.names), unless the host calls itself localhost.
         interface_owner=None if label in (facts.fqdn, facts.hostname) else label,
     )]

@@ -2,7 +2,8 @@
 
 * Every attribute that a discovery transform emits for a CI exists in the schema for that CI's class,
   and every relationship type it emits exists, checked on every golden raw output in ``tests/data``
-  (scan probe results, SNMP walks, SSH command output, network-device show commands). A collector
+  (scan probe results, SNMP walks, SSH command output, network-device show commands, AWS API answers
+  with the cross-scope link batches). A collector
   that starts writing a new attribute fails here until the schema has it.
 * Every method of the store protocol (``GraphStore``) has a contract test on both stores. The rule, kept
   simple so that a new store method brings its test: some module of ``tests/contract/`` calls the method
@@ -23,6 +24,9 @@ import yaml
 from cmdb.batch import Batch
 from cmdb.model import default_schema
 from cmdb.store.base import GraphStore
+from discovery.aws.records import ScopeContext, TagMap
+from discovery.aws.services import SERVICES
+from discovery.aws.to_batch import ScopeView, link_batches, scope_batch
 from discovery.netdev.platforms import platform_for
 from discovery.netdev.records import Record, record_from_dict
 from discovery.netdev.transform import Reach, device_batch, merge_records
@@ -72,6 +76,15 @@ def golden_batches() -> Iterator[tuple[str, Batch]]:
     lab = yaml.safe_load((DATA / "netdev" / "lab" / "devices.yml").read_text())
     for device, spec in sorted(lab.items()):
         yield f"netdev/lab/{device}", netdev_lab(device, spec)
+    views = []
+    for service in SERVICES:
+        doc = json.loads((DATA / "aws" / f"{service}.json").read_text())
+        ctx = ScopeContext(doc["account"], doc["region"], service)
+        out = SERVICES[service].transform(doc["raw"], ctx, TagMap())
+        views.append(ScopeView(ctx, out, complete=True, written=True))
+        yield f"aws/{service}", scope_batch(out, ctx, complete=True)
+    for batch in link_batches(views):
+        yield f"aws/{batch.scope}", batch
 
 
 GOLDEN = list(golden_batches())
@@ -80,7 +93,7 @@ GOLDEN = list(golden_batches())
 def test_every_method_has_golden_outputs() -> None:
     """Non-empty ones: a golden file that no longer exercises its transform would check nothing."""
     filled = [name for name, batch in GOLDEN if batch.cis and batch.rels]
-    assert {name.split("/")[0] for name in filled} == {"scan", "snmp", "ssh", "netdev"}
+    assert {name.split("/")[0] for name in filled} == {"scan", "snmp", "ssh", "netdev", "aws"}
     assert any(name.startswith("ssh/depmap") for name in filled)
 
 
