@@ -45,6 +45,9 @@ from discovery.cli import discover_app, register_methods, runs_app  # noqa: E402
 app.add_typer(runs_app, name="runs")
 app.add_typer(discover_app, name="discover")
 register_methods(app)
+from importers.cli import register as register_import  # noqa: E402
+
+register_import(app)
 
 out = Console()
 err = Console(stderr=True)

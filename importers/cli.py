@@ -1,0 +1,141 @@
+"""``cmdb import``: spreadsheets (with a mapping), nmap XML, ServiceNow and NetBox into the CMDB.
+
+Typer plumbing and printing only; every importer builds batches and hands them to ``ingest``.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+
+from cmdb.cli_output import emit_json, opened_store
+from cmdb.errors import BadInputError
+from cmdb.model import default_schema
+from cmdb.reconcile import ReconcileConfig
+from importers.dryrun import ItemPlan
+from importers.table_import import ImportReport, TableImport
+
+out = Console()
+err = Console(stderr=True)
+
+
+def register(app: typer.Typer) -> None:
+    """Adds ``cmdb import`` to the root app."""
+    app.command("import")(import_command)
+
+
+@contextmanager
+def _progress(enabled: bool) -> Iterator[Any]:
+    if not enabled:
+        yield None
+        return
+    from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+    with Progress(SpinnerColumn(), TextColumn("{task.description}"), TextColumn("{task.completed:,} rows"),
+                  TimeElapsedColumn(), console=err, transient=True) as bar:
+        task = bar.add_task("reading", total=None)
+
+        def update(phase: str, rows: int) -> None:
+            bar.update(task, description=phase, completed=rows)
+
+        yield update
+
+
+def import_command(
+    ctx: typer.Context,
+    files: Annotated[list[Path] | None, typer.Argument(
+        help="Files to import (CSV, JSON, JSON Lines, YAML; XML for nmap).")] = None,
+    mapping: Annotated[Path | None, typer.Option("--mapping", "-m", help="Mapping file (YAML) for a tabular file.")
+                       ] = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Show what would change and why; write nothing.")
+                       ] = False,
+    skip_invalid: Annotated[Path | None, typer.Option(
+        "--skip-invalid", help="Write the good rows; the bad ones, with their reasons, go to this file.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable JSON output.")] = False,
+) -> None:
+    """Import files through the same identity, precedence and history rules as discovery."""
+    paths = list(files or [])
+    if not paths:
+        raise BadInputError("name a file to import")
+    if mapping is None:
+        raise BadInputError("a tabular file needs --mapping MAP.yaml (see importers/mapping.py for the format)")
+    if len(paths) != 1:
+        raise BadInputError("a mapped import takes one file at a time")
+    from importers.mapping import load_mapping
+
+    schema = default_schema()
+    spec = load_mapping(mapping, schema)
+    show = not as_json and sys.stderr.isatty()
+    with opened_store(ctx.find_root().params.get("store")) as store, _progress(show) as progress:
+        job = TableImport(store, paths[0], spec, config=ReconcileConfig.load(), progress=progress)
+        report = job.run(dry_run=dry_run, rejects=skip_invalid)
+    print_report(report, dry_run, skip_invalid, as_json)
+
+
+def _value(v: Any) -> str:
+    return "(none)" if v is None else str(v)
+
+
+def _plan_dict(lines: list[int], item: ItemPlan) -> dict[str, Any]:
+    rows = sorted({lines[i] for i in item.items if i < len(lines)})
+    return {"lines": rows, "action": item.action, "class": item.cls, "name": item.name, "ci_id": item.ci_id,
+            "matched_by": item.matched_by, "conflict_ids": item.conflict_ids,
+            "changes": [{"attr": c.attr, "old": c.old, "new": c.new, "winner": c.winner} for c in item.changes],
+            "kept": [{"attr": c.attr, "value": c.old, "offered": c.offered, "winner": c.winner} for c in item.kept]}
+
+
+def dry_run_items(report: ImportReport) -> list[dict[str, Any]]:
+    return [_plan_dict(lines, item) for lines, plan in report.plans for item in plan.items]
+
+
+def print_report(report: ImportReport, dry_run: bool, rejects: Path | None, as_json: bool) -> None:
+    if dry_run:
+        items = dry_run_items(report)
+        counts = {a: sum(1 for i in items if i["action"] == a) for a in ("create", "update", "unchanged", "conflict")}
+        rels = sum(p.rels_created for _, p in report.plans)
+        if as_json:
+            emit_json({"file": report.file, "source": report.source, "dry_run": True, "rows": report.rows,
+                       "rejected": report.rejected, "counts": counts, "rels_created": rels, "items": items})
+            return
+        for i in items:
+            where = "line " + ",".join(str(n) for n in i["lines"])
+            label = f"{i['class']} {i['name'] or ''}".strip()
+            if i["action"] == "create":
+                out.print(f"{where}: create {label}", highlight=False, soft_wrap=True)
+                continue
+            if i["action"] == "conflict":
+                out.print(f"{where}: conflict {label}: keys point at {', '.join(i['conflict_ids'])} "
+                          f"({'; '.join(i['matched_by'])}); it would not be written", highlight=False, soft_wrap=True)
+                continue
+            out.print(f"{where}: {i['action']} {label} ({i['ci_id']}), matched by {', '.join(i['matched_by'])}",
+                      highlight=False, soft_wrap=True)
+            for c in i["changes"]:
+                out.print(f"    {c['attr']}: {_value(c['old'])} -> {_value(c['new'])} ({c['winner']} wins)",
+                          highlight=False, soft_wrap=True)
+            for c in i["kept"]:
+                out.print(f"    {c['attr']}: stays {_value(c['value'])} ({c['winner']} wins over "
+                          f"{report.source}, which says {_value(c['offered'])})", highlight=False, soft_wrap=True)
+        out.print(f"dry run of {report.file}: {counts['create']} to create, {counts['update']} to update, "
+                  f"{counts['unchanged']} unchanged, {counts['conflict']} conflicts, {rels} relationships to "
+                  f"create; {report.rejected} rows rejected; nothing was written", highlight=False, soft_wrap=True)
+        return
+    if as_json:
+        emit_json({"file": report.file, "source": report.source, "rows": report.rows, "rejected": report.rejected,
+                   "rejects_file": str(rejects) if rejects else None, **report.totals,
+                   "batches": len(report.run_ids)})
+        return
+    t = report.totals
+    out.print(f"[bold]{report.file}[/] ({report.source}): {report.rows} rows, {t.get('created', 0)} created, "
+              f"{t.get('updated', 0)} updated, {t.get('unchanged', 0)} unchanged, {t.get('rels_created', 0)} "
+              f"relationships created, {t.get('events', 0)} history events, {t.get('conflicts', 0)} conflicts "
+              f"in {len(report.run_ids)} batches", highlight=False, soft_wrap=True)
+    if report.rejected:
+        err.print(f"{report.rejected} bad rows written to {rejects}:", highlight=False, soft_wrap=True)
+        for p in report.problems:
+            err.print(f"  {p}", highlight=False, soft_wrap=True)
