@@ -114,7 +114,7 @@ class MappingSpec(BaseModel):
     ignore: list[str] = Field(default_factory=list)
     relationships: list[RelationshipSpec] = Field(default_factory=list)
     csv: CsvOptions = Field(default_factory=CsvOptions)
-    batch_size: int = Field(default=5000, ge=1, le=100_000)
+    batch_size: int = Field(default=5000, ge=1, le=10_000_000)
 
     @field_validator("name")
     @classmethod
