@@ -96,7 +96,8 @@ def test_one_bad_row_writes_nothing_and_skip_invalid_writes_the_rest(store: Grap
     assert report.rejected == 4 and report.totals["created"] == 3  # good-01, good-02, a@example.com
     lines = rejects.read_text().splitlines()
     assert lines[0] == "line,reason,hostname,serial,ips,env,tier_note,owner_email,installed"
-    assert lines[1] == "3,\"ips: expected an IP address, got '10.9.0.999'\",bad-ip,SRV-9002,10.9.0.999,production,,,01/01/2024"
+    assert lines[1] == ("3,\"ips: expected an IP address, got '10.9.0.999'\",bad-ip,SRV-9002,10.9.0.999,production,,,"
+                        "01/01/2024")
     assert len(lines) == 5
 
 

@@ -92,10 +92,10 @@ def test_header_problems(tmp_path: Path) -> None:
                                             r"owner_email .*; column\(s\) extra are not in the mapping"):
         list(read_rows(tmp_path / "a.csv", header=m.check_header))
     (tmp_path / "b.csv").write_text("hostname,hostname\n")
-    with pytest.raises(BadInputError, match="b.csv:1: duplicate column"):
+    with pytest.raises(BadInputError, match=r"b\.csv:1: duplicate column"):
         list(read_rows(tmp_path / "b.csv", header=m.check_header))
     (tmp_path / "c.csv").write_text("")
-    with pytest.raises(BadInputError, match="c.csv: the file is empty"):
+    with pytest.raises(BadInputError, match=r"c\.csv: the file is empty"):
         list(read_rows(tmp_path / "c.csv"))
 
 
