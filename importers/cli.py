@@ -14,12 +14,13 @@ from typing import Annotated, Any
 import typer
 from rich.console import Console
 
+from cmdb.batch import Batch
 from cmdb.cli_output import emit_json, opened_store
 from cmdb.errors import BadInputError
 from cmdb.model import default_schema
 from cmdb.reconcile import ReconcileConfig
 from importers.dryrun import ItemPlan
-from importers.table_import import ImportReport, TableImport
+from importers.table_import import ImportReport, TableImport, import_batches
 
 out = Console()
 err = Console(stderr=True)
@@ -47,12 +48,26 @@ def _progress(enabled: bool) -> Iterator[Any]:
         yield update
 
 
+FORMATS = ("table", "nmap", "servicenow", "netbox")
+
+
 def import_command(
     ctx: typer.Context,
     files: Annotated[list[Path] | None, typer.Argument(
-        help="Files to import (CSV, JSON, JSON Lines, YAML; XML for nmap).")] = None,
+        help="Files to import: CSV, JSON, JSON Lines or YAML with --mapping; nmap XML; ServiceNow or NetBox "
+             "exports.")] = None,
     mapping: Annotated[Path | None, typer.Option("--mapping", "-m", help="Mapping file (YAML) for a tabular file.")
                        ] = None,
+    fmt: Annotated[str | None, typer.Option(
+        "--format", "-f", help="table (with --mapping), nmap, servicenow or netbox; by default from --mapping or "
+                               "the file's suffix (.xml: nmap).")] = None,
+    url: Annotated[str | None, typer.Option("--url", help="Pull from this ServiceNow or NetBox instance instead.")
+                   ] = None,
+    credential: Annotated[str | None, typer.Option(
+        "--credential", help="The credential profile for --url (see discovery/credentials.py): a token or user "
+                             "and password referenced by env var or 0600 file.")] = None,
+    credentials_file: Annotated[Path | None, typer.Option("--credentials", help="The credential profiles file.")
+                                ] = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Show what would change and why; write nothing.")
                        ] = False,
     skip_invalid: Annotated[Path | None, typer.Option(
@@ -61,31 +76,65 @@ def import_command(
 ) -> None:
     """Import files through the same identity, precedence and history rules as discovery."""
     paths = list(files or [])
-    if not paths:
-        raise BadInputError("name a file to import")
-    if mapping is None:
-        raise BadInputError("a tabular file needs --mapping MAP.yaml (see importers/mapping.py for the format)")
-    if len(paths) != 1:
-        raise BadInputError("a mapped import takes one file at a time")
-    from importers.mapping import load_mapping
-
+    kind = fmt or ("table" if mapping else "nmap" if paths and all(p.suffix.lower() == ".xml" for p in paths)
+                   else None)
+    if kind not in FORMATS:
+        raise BadInputError("say what to import: a tabular file with --mapping MAP.yaml, or --format "
+                            f"{' | '.join(FORMATS[1:])}" + (f" (not {fmt!r})" if fmt else ""))
+    if not paths and not url:
+        raise BadInputError("name a file to import" + (" or --url" if kind in ("servicenow", "netbox") else ""))
     schema = default_schema()
-    spec = load_mapping(mapping, schema)
+    config = ReconcileConfig.load()
     show = not as_json and sys.stderr.isatty()
-    with opened_store(ctx.find_root().params.get("store")) as store, _progress(show) as progress:
-        job = TableImport(store, paths[0], spec, config=ReconcileConfig.load(), progress=progress)
-        report = job.run(dry_run=dry_run, rejects=skip_invalid)
-    print_report(report, dry_run, skip_invalid, as_json)
+    store_url = ctx.find_root().params.get("store")
+    if kind == "table":
+        if mapping is None:
+            raise BadInputError("a tabular file needs --mapping MAP.yaml (see importers/mapping.py for the format)")
+        if len(paths) != 1:
+            raise BadInputError("a mapped import takes one file at a time")
+        from importers.mapping import load_mapping
+
+        spec = load_mapping(mapping, schema)
+        with opened_store(store_url) as store, _progress(show) as progress:
+            job = TableImport(store, paths[0], spec, config=config, progress=progress)
+            report = job.run(dry_run=dry_run, rejects=skip_invalid)
+        print_report(report, dry_run, skip_invalid, as_json)
+        return
+    if mapping is not None or skip_invalid is not None:
+        raise BadInputError(f"--mapping and --skip-invalid are for tabular files, not --format {kind}")
+    labelled, source, origin = _native_batches(kind, paths, url, credential, credentials_file)
+    report = ImportReport(origin, source)
+    with opened_store(store_url) as store, _progress(show) as progress:
+        import_batches(store, labelled, report, schema=schema, config=config, dry_run=dry_run, progress=progress)
+    print_report(report, dry_run, None, as_json)
+
+
+def _native_batches(kind: str, paths: list[Path], url: str | None, credential: str | None,
+                    credentials_file: Path | None) -> tuple[list[tuple[list[str], Batch]], str, str]:
+    """(labelled batches, source, what was read) for the importers that build native batches."""
+    if kind == "nmap":
+        if url:
+            raise BadInputError("--url is for ServiceNow and NetBox; nmap imports its XML files")
+        from importers.nmap import SOURCE, nmap_batches
+
+        out_batches: list[tuple[list[str], Batch]] = []
+        for _path, reading in nmap_batches(paths):
+            for note in reading.notes:
+                err.print(f"warning: {note}", highlight=False, soft_wrap=True)
+            for b in reading.batches:
+                out_batches.append(([f"{b.origin} {c.cls}" for c in b.cis], b))
+        return out_batches, SOURCE, ", ".join(str(p) for p in paths)
+    raise BadInputError(f"--format {kind} is not available in this build")
 
 
 def _value(v: Any) -> str:
     return "(none)" if v is None else str(v)
 
 
-def _plan_dict(lines: list[int], item: ItemPlan) -> dict[str, Any]:
-    rows = sorted({lines[i] for i in item.items if i < len(lines)})
-    return {"lines": rows, "action": item.action, "class": item.cls, "name": item.name, "ci_id": item.ci_id,
-            "matched_by": item.matched_by, "conflict_ids": item.conflict_ids,
+def _plan_dict(labels: list[str], item: ItemPlan) -> dict[str, Any]:
+    seen = [labels[i] for i in item.items if i < len(labels)]
+    return {"where": sorted(set(seen), key=seen.index), "action": item.action, "class": item.cls,
+            "name": item.name, "ci_id": item.ci_id, "matched_by": item.matched_by, "conflict_ids": item.conflict_ids,
             "changes": [{"attr": c.attr, "old": c.old, "new": c.new, "winner": c.winner} for c in item.changes],
             "kept": [{"attr": c.attr, "value": c.old, "offered": c.offered, "winner": c.winner} for c in item.kept]}
 
@@ -104,7 +153,7 @@ def print_report(report: ImportReport, dry_run: bool, rejects: Path | None, as_j
                        "rejected": report.rejected, "counts": counts, "rels_created": rels, "items": items})
             return
         for i in items:
-            where = "line " + ",".join(str(n) for n in i["lines"])
+            where = ", ".join(i["where"])
             label = f"{i['class']} {i['name'] or ''}".strip()
             if i["action"] == "create":
                 out.print(f"{where}: create {label}", highlight=False, soft_wrap=True)

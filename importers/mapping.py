@@ -38,7 +38,6 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from cmdb.errors import BadInputError, CmdbError
-from cmdb.identity import identity_keys
 from cmdb.model import AttributeSpec, Schema
 
 Transform = str | dict[str, Any]
@@ -171,17 +170,25 @@ def _compile_transform(t: Transform, where: str) -> Callable[[Any], Any]:
     raise BadInputError(f"{where}: unknown transform {kind!r}; use {', '.join(SIMPLE_TRANSFORMS + ARG_TRANSFORMS)}")
 
 
-class _Column:
-    __slots__ = ("attribute", "column", "transforms")
+CACHE_LIMIT = 4096
 
-    def __init__(self, column: str, attribute: str, transforms: list[Callable[[Any], Any]]) -> None:
+
+class _Column:
+    """One mapped column; ``seen`` remembers the canonical value of cells that repeat (an environment,
+    a site, a vendor), so a million rows validate each distinct value once."""
+
+    __slots__ = ("attribute", "column", "identity", "seen", "transforms")
+
+    def __init__(self, column: str, attribute: str, transforms: list[Callable[[Any], Any]], identity: bool) -> None:
         self.column = column
         self.attribute = attribute
         self.transforms = transforms
+        self.identity = identity
+        self.seen: dict[tuple[str, Any], Any] = {}
 
 
 class _Relation:
-    __slots__ = ("column", "direction", "spec", "target_attr", "target_cls", "transforms", "type")
+    __slots__ = ("column", "direction", "seen", "spec", "target_attr", "target_cls", "transforms", "type")
 
     def __init__(self, rel: RelationshipSpec, spec: AttributeSpec, transforms: list[Callable[[Any], Any]]) -> None:
         self.column = rel.column
@@ -191,6 +198,7 @@ class _Relation:
         self.target_attr = rel.target.attribute
         self.spec = spec
         self.transforms = transforms
+        self.seen: dict[str, list[Any]] = {}  # cell -> canonical values (owners repeat across rows)
 
 
 class MappedRow:
@@ -234,7 +242,8 @@ class Mapping_:
                     raise BadInputError(f"{where}: attribute {col.attribute!r} is not defined for class {cls} "
                                         "(add it with a schema extension, or map the column to another attribute)")
             self.columns.append(_Column(column, col.attribute,
-                                        [_compile_transform(t, where) for t in col.transforms]))
+                                        [_compile_transform(t, where) for t in col.transforms],
+                                        column in spec.identity))
         mapped_attrs = {c.attribute for c in self.columns}
         for cls in classes:
             missing = [a for a in schema.ci_class(cls).required if a not in mapped_attrs]
@@ -267,6 +276,7 @@ class Mapping_:
             if ident not in {c.column for c in self.columns}:
                 raise BadInputError(f"{origin}: identity column {ident!r} is not mapped under columns")
         self.identity = list(spec.identity)
+        self._identity_sets: dict[str, list[frozenset[str]]] = {}
         self.known_columns = by_column | set(spec.ignore) | ({spec.class_column} if spec.class_column else set())
 
     # -- headers ---------------------------------------------------------------------------------
@@ -302,10 +312,23 @@ class Mapping_:
                 raise RowError(col, f"class {cls} is abstract")
         ci_class = self.schema.classes[cls]
         attrs: dict[str, Any] = {}
+        identified = False
         for c in self.columns:
             value = row.get(c.column)
-            if _empty(value):
+            hashable = type(value) is str
+            if hashable:
+                if not value or value.isspace():
+                    continue
+                canonical = c.seen.get((cls, value), c)
+                if canonical is not c:
+                    identified = identified or c.identity
+                    if canonical is not None and canonical != []:
+                        attrs[c.attribute] = canonical
+                    continue
+            elif value is None or value == []:
                 continue
+            identified = identified or c.identity
+            raw = value
             try:
                 for t in c.transforms:
                     value = t(value)
@@ -315,15 +338,21 @@ class Mapping_:
                 canonical = spec.validate(value)
             except ValueError as exc:
                 raise RowError(c.column, str(exc)) from None
+            if hashable and len(c.seen) < CACHE_LIMIT:
+                c.seen[(cls, raw)] = canonical
             if canonical is not None and canonical != []:
                 attrs[c.attribute] = canonical
-        if not any(not _empty(row.get(col)) for col in self.identity):
+        if not identified:
             raise RowError(self.identity[0], f"no identity value: fill one of {', '.join(self.identity)}")
         for attr in ci_class.required:
             if attr not in attrs and ci_class.defaults.get(attr) is None:
                 column = next(c.column for c in self.columns if c.attribute == attr)
                 raise RowError(column, f"required for a {cls} ({attr})")
-        if not identity_keys(self.schema, cls, attrs):
+        have = attrs.keys() | ci_class.defaults.keys() if ci_class.defaults else attrs.keys()
+        for key in self._keysets(cls):
+            if key <= have:
+                break
+        else:
             names = " | ".join("+".join(k) for k in ci_class.identity)
             raise RowError(self.identity[0], f"not enough to identify a {cls}; it needs {names}")
         rels: list[tuple[_Relation, Any]] = []
@@ -331,15 +360,27 @@ class Mapping_:
             value = row.get(r.column)
             if _empty(value):
                 continue
+            cached = r.seen.get(value) if type(value) is str else None
+            if cached is not None:
+                rels.extend((r, v) for v in cached)
+                continue
             try:
+                out = value
                 for t in r.transforms:
-                    value = t(value)
-                values = value if isinstance(value, list) else [value]
-                for v in values:
-                    rels.append((r, r.spec.validate(v)))
+                    out = t(out)
+                values = [r.spec.validate(v) for v in (out if isinstance(out, list) else [out])]
             except ValueError as exc:
                 raise RowError(r.column, str(exc)) from None
+            if type(value) is str and len(r.seen) < CACHE_LIMIT:
+                r.seen[value] = values
+            rels.extend((r, v) for v in values)
         return MappedRow(cls, attrs, rels)
+
+    def _keysets(self, cls: str) -> list[frozenset[str]]:
+        keys = self._identity_sets.get(cls)
+        if keys is None:
+            keys = self._identity_sets[cls] = [frozenset(k) for k in self.schema.classes[cls].identity]
+        return keys
 
 
 def load_mapping(path: Path | str, schema: Schema) -> Mapping_:
