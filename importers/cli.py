@@ -180,7 +180,8 @@ def print_report(report: ImportReport, dry_run: bool, rejects: Path | None, as_j
                    "batches": len(report.run_ids)})
         return
     t = report.totals
-    out.print(f"[bold]{report.file}[/] ({report.source}): {report.rows} rows, {t.get('created', 0)} created, "
+    rows = f"{report.rows} rows, " if report.rows else ""
+    out.print(f"[bold]{report.file}[/] ({report.source}): {rows}{t.get('created', 0)} created, "
               f"{t.get('updated', 0)} updated, {t.get('unchanged', 0)} unchanged, {t.get('rels_created', 0)} "
               f"relationships created, {t.get('events', 0)} history events, {t.get('conflicts', 0)} conflicts "
               f"in {len(report.run_ids)} batches", highlight=False, soft_wrap=True)

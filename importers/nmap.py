@@ -74,7 +74,8 @@ def read_nmap(path: Path) -> list[NmapHost]:
                             "never writes; an entity-expansion bomb or external reference is not read") from None
     except ParseError as exc:
         line, col = exc.position
-        raise BadInputError(f"{path}:{line}: not valid XML (column {col + 1}): {exc.msg.split(':')[0]}") from None
+        problem = str(exc).split(":", 1)[0]
+        raise BadInputError(f"{path}:{line}: not valid XML (column {col + 1}): {problem}") from None
     except OSError as exc:
         raise BadInputError(f"cannot read {path}: {exc.strerror}") from None
     root = tree.getroot()
