@@ -63,11 +63,15 @@ def import_command(
                                "the file's suffix (.xml: nmap).")] = None,
     url: Annotated[str | None, typer.Option("--url", help="Pull from this ServiceNow or NetBox instance instead.")
                    ] = None,
-    credential: Annotated[str | None, typer.Option(
-        "--credential", help="The credential profile for --url (see discovery/credentials.py): a token or user "
-                             "and password referenced by env var or 0600 file.")] = None,
-    credentials_file: Annotated[Path | None, typer.Option("--credentials", help="The credential profiles file.")
-                                ] = None,
+    user: Annotated[str | None, typer.Option("--user", help="ServiceNow user for --url.")] = None,
+    secret: Annotated[str | None, typer.Option(
+        "--secret", help="Where the password (ServiceNow) or token (NetBox) for --url lives: env:VARIABLE or "
+                         "file:/path (a 0600 file). Never the secret itself.")] = None,
+    tables: Annotated[list[str] | None, typer.Option(
+        "--table", help="ServiceNow tables to pull (default: every cmdb_ci_* table of the map).")] = None,
+    snow_map: Annotated[Path | None, typer.Option(
+        "--snow-map", help="Your additions to the ServiceNow class/relationship table (importers/servicenow_map.yaml)."
+    )] = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Show what would change and why; write nothing.")
                        ] = False,
     skip_invalid: Annotated[Path | None, typer.Option(
@@ -102,15 +106,15 @@ def import_command(
         return
     if mapping is not None or skip_invalid is not None:
         raise BadInputError(f"--mapping and --skip-invalid are for tabular files, not --format {kind}")
-    labelled, source, origin = _native_batches(kind, paths, url, credential, credentials_file)
+    labelled, source, origin = _native_batches(kind, paths, url, user, secret, tables or [], snow_map)
     report = ImportReport(origin, source)
     with opened_store(store_url) as store, _progress(show) as progress:
         import_batches(store, labelled, report, schema=schema, config=config, dry_run=dry_run, progress=progress)
     print_report(report, dry_run, None, as_json)
 
 
-def _native_batches(kind: str, paths: list[Path], url: str | None, credential: str | None,
-                    credentials_file: Path | None) -> tuple[list[tuple[list[str], Batch]], str, str]:
+def _native_batches(kind: str, paths: list[Path], url: str | None, user: str | None, secret: str | None,
+                    tables: list[str], snow_map: Path | None) -> tuple[list[tuple[list[str], Batch]], str, str]:
     """(labelled batches, source, what was read) for the importers that build native batches."""
     if kind == "nmap":
         if url:
@@ -119,12 +123,57 @@ def _native_batches(kind: str, paths: list[Path], url: str | None, credential: s
 
         out_batches: list[tuple[list[str], Batch]] = []
         for _path, reading in nmap_batches(paths):
-            for note in reading.notes:
-                err.print(f"warning: {note}", highlight=False, soft_wrap=True)
+            _warn(reading.notes)
             for b in reading.batches:
                 out_batches.append(([f"{b.origin} {c.cls}" for c in b.cis], b))
         return out_batches, SOURCE, ", ".join(str(p) for p in paths)
+    if kind == "servicenow":
+        return _servicenow(paths, url, user, secret, tables, snow_map)
     raise BadInputError(f"--format {kind} is not available in this build")
+
+
+def _warn(notes: list[str]) -> None:
+    for note in notes[:50]:
+        err.print(f"warning: {note}", highlight=False, soft_wrap=True)
+    if len(notes) > 50:
+        err.print(f"warning: ... and {len(notes) - 50} more", highlight=False)
+
+
+def _servicenow(paths: list[Path], url: str | None, user: str | None, secret: str | None, tables: list[str],
+                snow_map: Path | None) -> tuple[list[tuple[list[str], Batch]], str, str]:
+    from importers.servicenow import SOURCE, load_snow_map, read_export, transform_servicenow
+
+    schema = default_schema()
+    snow = load_snow_map(schema, snow_map)
+    if url:
+        if paths:
+            raise BadInputError("give export files or --url, not both")
+        if not user or not secret:
+            raise BadInputError("--url needs --user and --secret env:VAR|file:PATH (where the password lives)")
+        from importers.http_pull import secret_from_option, servicenow_tables
+
+        password = secret_from_option(secret, "servicenow")
+        wanted = tables or sorted(snow.classes)
+        records: dict[str, dict[str, Any]] = {}
+        rels: list[dict[str, Any]] = []
+        for table, rec in servicenow_tables(url, [*wanted, "cmdb_rel_ci"], user, password):
+            if table == "cmdb_rel_ci":
+                rels.append(rec)
+                continue
+            sys_id = str(rec.get("sys_id", {}).get("value") if isinstance(rec.get("sys_id"), dict)
+                         else rec.get("sys_id"))
+            own = rec.get("sys_class_name")
+            own = own.get("value") if isinstance(own, dict) else own
+            if sys_id not in records or own == table:
+                records[sys_id] = rec
+        origin = url.rstrip("/")
+        reading = transform_servicenow(list(records.values()), rels, snow, schema, origin=origin)
+    else:
+        cis, rels = read_export(paths)
+        origin = ", ".join(p.name for p in paths)
+        reading = transform_servicenow(cis, rels, snow, schema, origin=origin)
+    _warn(reading.notes)
+    return list(zip(reading.labels, reading.batches, strict=True)), SOURCE, origin
 
 
 def _value(v: Any) -> str:

@@ -111,7 +111,7 @@ def test_header_problems(tmp_path: Path) -> None:
      "unknown transform 'title'"),
     ({"name": "x", "class": "Server", "identity": ["h"], "columns": {"h": "hostname"},
       "relationships": [{"column": "o", "type": "OWNED_BY", "target": {"class": "Person", "attribute": "phone"}}]},
-     "target attribute 'phone' is not an identity attribute of Person; use one of email, username"),
+     "target attribute 'phone' is not an identity attribute of Person; use one of email, external_ids, username"),
     ({"name": "x", "class": "Server", "identity": ["h"], "columns": {"h": "hostname"},
       "relationships": [{"column": "o", "type": "OWNED_BY", "target": {"class": "Server", "attribute": "hostname"}}]},
      "OWNED_BY cannot point at a Server"),
