@@ -129,7 +129,30 @@ def _native_batches(kind: str, paths: list[Path], url: str | None, user: str | N
         return out_batches, SOURCE, ", ".join(str(p) for p in paths)
     if kind == "servicenow":
         return _servicenow(paths, url, user, secret, tables, snow_map)
+    if kind == "netbox":
+        return _netbox(paths, url, secret)
     raise BadInputError(f"--format {kind} is not available in this build")
+
+
+def _netbox(paths: list[Path], url: str | None, secret: str | None
+            ) -> tuple[list[tuple[list[str], Batch]], str, str]:
+    from importers.netbox import SOURCE, pull_netbox, read_netbox_export, transform_netbox
+
+    if url:
+        if paths:
+            raise BadInputError("give an export file or --url, not both")
+        if not secret:
+            raise BadInputError("--url needs --secret env:VAR|file:PATH (where the NetBox API token lives)")
+        from importers.http_pull import secret_from_option
+
+        data, origin = pull_netbox(url, secret_from_option(secret, "netbox").reveal()), url.rstrip("/")
+    else:
+        if len(paths) != 1:
+            raise BadInputError("a NetBox import reads one export file (or --url)")
+        data, origin = read_netbox_export(paths[0]), str(paths[0])
+    reading = transform_netbox(data, origin)
+    _warn(reading.notes)
+    return [(reading.labels, reading.batch)], SOURCE, origin
 
 
 def _warn(notes: list[str]) -> None:
