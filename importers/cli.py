@@ -222,6 +222,7 @@ def print_report(report: ImportReport, dry_run: bool, rejects: Path | None, as_j
         rels = sum(p.rels_created for _, p in report.plans)
         if as_json:
             emit_json({"file": report.file, "source": report.source, "dry_run": True, "rows": report.rows,
+                       "notes": report.notes,
                        "rejected": report.rejected, "counts": counts, "rels_created": rels, "items": items})
             return
         for i in items:
@@ -242,6 +243,8 @@ def print_report(report: ImportReport, dry_run: bool, rejects: Path | None, as_j
             for c in i["kept"]:
                 out.print(f"    {c['attr']}: stays {_value(c['value'])} ({c['winner']} wins over "
                           f"{report.source}, which says {_value(c['offered'])})", highlight=False, soft_wrap=True)
+        for note in report.notes:
+            out.print(f"note: {note}", highlight=False, soft_wrap=True)
         out.print(f"dry run of {report.file}: {counts['create']} to create, {counts['update']} to update, "
                   f"{counts['unchanged']} unchanged, {counts['conflict']} conflicts, {rels} relationships to "
                   f"create; {report.rejected} rows rejected; nothing was written", highlight=False, soft_wrap=True)

@@ -63,6 +63,7 @@ class ImportReport:
     problems: list[str] = field(default_factory=list)
     totals: dict[str, int] = field(default_factory=dict)
     run_ids: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
     plans: list[tuple[list[str], BatchPlan]] = field(default_factory=list)  # dry run: (label per CI record, plan)
 
     def add(self, summary: dict[str, int]) -> None:
@@ -298,7 +299,15 @@ def import_batches(store: GraphStore, batches: Iterable[tuple[list[str], Batch]]
     each batch with a label per CI record for the dry-run report."""
     if dry_run:
         for labels, batch in batches:
-            report.plans.append((labels, plan_batch(store, batch, schema=schema, config=config)))
+            try:
+                report.plans.append((labels, plan_batch(store, batch, schema=schema, config=config)))
+            except BadInputError:
+                if batch.cis:
+                    raise
+                # Relationships between CIs that earlier batches of this import create: they exist only
+                # once those are written, so a dry run cannot plan them.
+                report.notes.append(f"{batch.origin}: {len(batch.rels)} relationships between CIs this import "
+                                    "creates are planned only when it runs")
         return report
     for result in ingest_many(store, (b for _, b in batches), schema=schema, config=config):
         report.add(result.summary())
