@@ -75,7 +75,7 @@ def test_dry_run_explains_and_writes_nothing(store: GraphStore, tmp_path: Path) 
     actions = sorted(item.action for _, item in items)
     assert actions == ["create"] * 5 + ["update"]
     lines, db = next((lines, i) for lines, i in items if i.action == "update")
-    assert lines[db.items[0]] == 4
+    assert lines[db.items[0]] == "line 4"
     assert db.matched_by == ["serial_number=srv-2001"]
     assert [(c.attr, c.old, c.new, c.winner) for c in db.changes] == [
         ("description", None, "installed 2023-11-15", "import:assets"),
@@ -115,3 +115,19 @@ def test_batches_of_a_large_file_are_each_written(store: GraphStore, tmp_path: P
     shutil.copy(src, tmp_path / "again.csv")
     again = TableImport(store, tmp_path / "again.csv", mapping).run()
     assert again.totals["events"] == 0
+
+
+def test_json_rows_with_unknown_keys_are_rejected_to_json_lines(store: GraphStore, tmp_path: Path) -> None:
+    src = tmp_path / "rows.json"
+    src.write_text('[{"hostname": "a-1", "serial": "SA1", "env": "test"},\n'
+                   ' {"hostname": "a-2", "serial": "SA2", "colour": "blue"},\n'
+                   ' "not a row"]\n')
+    rejects = tmp_path / "rejects.jsonl"
+    report = TableImport(store, src, load_mapping(DATA / "servers.map.yaml", default_schema())).run(rejects=rejects)
+    assert report.totals["created"] == 1 and report.rejected == 2
+    import json
+
+    bad = [json.loads(line) for line in rejects.read_text().splitlines()]
+    assert bad == [{"line": 2, "reason": "colour: not in the mapping; map it or list it under ignore",
+                    "hostname": "a-2", "serial": "SA2", "colour": "blue"},
+                   {"line": 3, "reason": "(row): expected an object, got str"}]
