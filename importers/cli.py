@@ -218,12 +218,13 @@ def dry_run_items(report: ImportReport) -> list[dict[str, Any]]:
 def print_report(report: ImportReport, dry_run: bool, rejects: Path | None, as_json: bool) -> None:
     if dry_run:
         items = dry_run_items(report)
-        counts = {a: sum(1 for i in items if i["action"] == a) for a in ("create", "update", "unchanged", "conflict")}
-        rels = sum(p.rels_created for _, p in report.plans)
+        counts = {a: report.planned.get(a, 0) for a in ("create", "update", "unchanged", "conflict")}
+        rels = report.planned.get("rels_created", 0)
         if as_json:
             emit_json({"file": report.file, "source": report.source, "dry_run": True, "rows": report.rows,
                        "notes": report.notes,
-                       "rejected": report.rejected, "counts": counts, "rels_created": rels, "items": items})
+                       "rejected": report.rejected, "counts": counts, "rels_created": rels, "items": items,
+                       "items_not_shown": report.omitted})
             return
         for i in items:
             where = ", ".join(i["where"])
@@ -243,6 +244,8 @@ def print_report(report: ImportReport, dry_run: bool, rejects: Path | None, as_j
             for c in i["kept"]:
                 out.print(f"    {c['attr']}: stays {_value(c['value'])} ({c['winner']} wins over "
                           f"{report.source}, which says {_value(c['offered'])})", highlight=False, soft_wrap=True)
+        if report.omitted:
+            out.print(f"... and {report.omitted} more items (counted below, not shown)", highlight=False)
         for note in report.notes:
             out.print(f"note: {note}", highlight=False, soft_wrap=True)
         out.print(f"dry run of {report.file}: {counts['create']} to create, {counts['update']} to update, "

@@ -42,6 +42,7 @@ from importers.mapping import MappedRow, Mapping_, RowError
 from importers.tabular import file_format, read_rows
 
 MAX_REPORTED = 500
+DRY_RUN_DETAIL = 20_000  # items a dry run explains one by one; the rest are counted
 Progress = Callable[[str, int], None]  # (phase, rows done so far)
 
 
@@ -65,6 +66,18 @@ class ImportReport:
     run_ids: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     plans: list[tuple[list[str], BatchPlan]] = field(default_factory=list)  # dry run: (label per CI record, plan)
+    planned: dict[str, int] = field(default_factory=dict)  # dry run: items per action, relationships to create
+    omitted: int = 0  # dry-run items counted but not kept (a large file keeps memory flat)
+
+    def add_plan(self, labels: list[str], plan: BatchPlan) -> None:
+        for item in plan.items:
+            self.planned[item.action] = self.planned.get(item.action, 0) + 1
+        self.planned["rels_created"] = self.planned.get("rels_created", 0) + plan.rels_created
+        kept = sum(len(p.items) for _, p in self.plans)
+        if kept >= DRY_RUN_DETAIL:
+            self.omitted += len(plan.items)
+            return
+        self.plans.append((labels, plan))
 
     def add(self, summary: dict[str, int]) -> None:
         for k, v in summary.items():
@@ -269,7 +282,7 @@ class TableImport:
         if dry_run:
             for lines, batch in self.batches(spill):
                 plan = plan_batch(self.store, batch, schema=schema, config=self.config)
-                report.plans.append(([f"line {n}" for n in lines], plan))
+                report.add_plan([f"line {n}" for n in lines], plan)
                 done += len(set(lines))
                 if self.progress is not None:
                     self.progress("planning", done)
@@ -300,7 +313,7 @@ def import_batches(store: GraphStore, batches: Iterable[tuple[list[str], Batch]]
     if dry_run:
         for labels, batch in batches:
             try:
-                report.plans.append((labels, plan_batch(store, batch, schema=schema, config=config)))
+                report.add_plan(labels, plan_batch(store, batch, schema=schema, config=config))
             except BadInputError:
                 if batch.cis:
                     raise

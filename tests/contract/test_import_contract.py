@@ -131,3 +131,22 @@ def test_json_rows_with_unknown_keys_are_rejected_to_json_lines(store: GraphStor
     assert bad == [{"line": 2, "reason": "colour: not in the mapping; map it or list it under ignore",
                     "hostname": "a-2", "serial": "SA2", "colour": "blue"},
                    {"line": 3, "reason": "(row): expected an object, got str"}]
+
+
+def test_dry_run_of_a_large_file_counts_everything_and_keeps_a_bounded_detail(
+        store: GraphStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import importers.table_import as table_import
+
+    monkeypatch.setattr(table_import, "DRY_RUN_DETAIL", 5)
+    src = tmp_path / "many.csv"
+    with src.open("w") as fh:
+        fh.write("hostname,serial,ips,env,tier_note,owner_email,installed\n")
+        for i in range(23):
+            fh.write(f"h{i},S{i},,test,,o{i % 3}@example.com,01/01/2024\n")
+    mapping = load_mapping(DATA / "servers.map.yaml", default_schema())
+    mapping.spec.batch_size = 10
+    report = TableImport(store, src, mapping).run(dry_run=True)
+    assert report.planned["create"] == 23 + 3 * 3  # the owners are planned once per batch (none is written)
+    assert report.planned["rels_created"] == 23
+    assert sum(len(p.items) for _, p in report.plans) == 13 and report.omitted == 19
+    assert store.stats()["cis"] == 0
