@@ -43,6 +43,7 @@ bench: venv
 	$(BIN)/python bench/scan.py
 	$(BIN)/python bench/ssh.py
 	$(BIN)/python bench/expiry.py
+	$(BIN)/python bench/import.py
 
 clean:
 	rm -rf .cmdb .pytest_cache .mypy_cache .ruff_cache

@@ -158,9 +158,16 @@ class Batch:
         """Read a JSON or YAML batch file; a malformed file is an error naming its line."""
         path = Path(path)
         try:
-            text = path.read_text(encoding="utf-8")
+            raw = path.read_bytes()
         except OSError as exc:
             raise BadInputError(f"cannot read {path}: {exc.strerror}") from exc
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            lineno = raw.count(b"\n", 0, exc.start) + 1
+            raise BadInputError(
+                f"{path}:{lineno}: not valid UTF-8 (byte 0x{raw[exc.start]:02x} at offset {exc.start}); "
+                "save the file as UTF-8") from None
         try:
             doc = json.loads(text) if path.suffix.lower() == ".json" else yaml.safe_load(text)
         except json.JSONDecodeError as exc:

@@ -1,1 +1,1 @@
-"""Placeholder package; built by a later issue."""
+"""Importers: mapped spreadsheets (CSV/JSON/YAML), nmap XML, ServiceNow and NetBox, all through ``cmdb.ingest``."""

@@ -23,6 +23,7 @@ from impact.automation_cli import register as register_automation
 from impact.cli import impact_app
 from impact.licences_cli import licences_command
 from impact.tasks_cli import tasks_app
+from importers.cli import register as register_import
 
 app.add_typer(impact_app, name="impact")
 app.add_typer(runs_app, name="runs")
@@ -32,6 +33,7 @@ for method in (scan_cli, snmp_cli, ssh_cli, netdev_cli, aws_cli):  # ``cmdb scan
 app.add_typer(tasks_app, name="tasks")
 app.command("licences")(licences_command)
 register_automation(app)  # expiry, outbox, incidents, scheduler
+register_import(app)  # cmdb import
 
 
 def main() -> None:

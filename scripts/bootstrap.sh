@@ -21,6 +21,7 @@ if [ "${CMDB_WITH_TEST_SERVERS:-0}" = 1 ]; then
   command -v snmpbulkwalk >/dev/null 2>&1 || need_apt+=(snmp)
   [ -x /usr/sbin/sshd ] || need_apt+=(openssh-server)
   command -v ssh-keygen >/dev/null 2>&1 || need_apt+=(openssh-client)
+  command -v nmap >/dev/null 2>&1 || need_apt+=(nmap)  # the nmap importer's test runs the real scanner
   [ -x /usr/bin/python3 ] && /usr/bin/python3 -c 'import venv, ensurepip' 2>/dev/null || need_apt+=(python3-venv)
 fi
 if [ ${#need_apt[@]} -gt 0 ]; then
