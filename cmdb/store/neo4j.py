@@ -77,6 +77,9 @@ from cmdb.store.base import (
     Sighting,
     rel_id_for,
 )
+from cmdb.store.neo4j_counter import Neo4jWriteCounter
+from cmdb.store.neo4j_idempotency import Neo4jIdempotency
+from cmdb.store.neo4j_tokens import Neo4jTokens
 
 if TYPE_CHECKING:
     from cmdb.store.neo4j_pipeline import Neo4jPipeline
@@ -317,7 +320,7 @@ def read_password() -> str:
     return secret
 
 
-class Neo4jStore:
+class Neo4jStore(Neo4jTokens, Neo4jIdempotency, Neo4jWriteCounter):
     """GraphStore on a Neo4j 5 server, through the official driver."""
 
     @classmethod

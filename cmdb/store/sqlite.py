@@ -31,6 +31,9 @@ from cmdb.store.base import (
     Sighting,
     rel_id_for,
 )
+from cmdb.store.sqlite_counter import SqliteWriteCounter
+from cmdb.store.sqlite_idempotency import SqliteIdempotency
+from cmdb.store.sqlite_tokens import SqliteTokens
 
 SCHEMA_VERSION = 1
 _ATTR_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
@@ -94,7 +97,7 @@ def _loads(text: str | None) -> Any:
     return None if text is None else json.loads(text)
 
 
-class SqliteStore:
+class SqliteStore(SqliteTokens, SqliteIdempotency, SqliteWriteCounter):
     """GraphStore on one SQLite file (or ``:memory:``)."""
 
     def __init__(self, path: str | Path) -> None:
