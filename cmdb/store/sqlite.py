@@ -11,6 +11,7 @@ import re
 import sqlite3
 import threading
 from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -30,6 +31,15 @@ from cmdb.store.base import (
     SearchQuery,
     Sighting,
     rel_id_for,
+)
+from cmdb.store.sqlite_access import (
+    ReadConnections,
+    begin_write,
+    busy_error,
+    connect,
+    ensure_schema,
+    write_lock,
+    write_timeout,
 )
 from cmdb.store.sqlite_counter import SqliteWriteCounter
 from cmdb.store.sqlite_idempotency import SqliteIdempotency
@@ -109,26 +119,22 @@ class SqliteStore(SqliteTokens, SqliteIdempotency, SqliteWriteCounter):
             except OSError as exc:
                 raise StoreError(f"cannot create the directory for {self.path}: {exc.strerror}") from exc
         try:
-            self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
-            self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute("PRAGMA synchronous=NORMAL")
-            self._db.execute("PRAGMA busy_timeout=10000")
-            self._db.execute("PRAGMA cache_size=-200000")
-            self._db.executescript(DDL)
-            self._db.execute(
-                "INSERT OR IGNORE INTO meta(key, value) VALUES('schema_version', ?)", (str(SCHEMA_VERSION),)
-            )
+            # Opening is read-only unless the file is new (``sqlite_access``): never waits for a loader.
+            self._db = connect(self.path, busy_ms=int(write_timeout() * 1000))
+            ensure_schema(self._db, DDL, SCHEMA_VERSION)
+        except sqlite3.OperationalError as exc:
+            if "locked" in str(exc) or "busy" in str(exc):
+                raise busy_error(self.path, write_timeout(), "creating the store") from exc
+            raise StoreError(f"cannot open the SQLite store {self.path}: {exc}") from exc
         except sqlite3.Error as exc:
             raise StoreError(f"cannot open the SQLite store {self.path}: {exc}") from exc
         self._lock = threading.RLock()
+        self._readers = None if self.path == ":memory:" else ReadConnections(self.path)
 
     # -- writing --------------------------------------------------------------------------------
     def write_batch(self, plan: Callable[[Any], ChangeSet]) -> ChangeSet:
-        with self._lock:
-            try:
-                self._db.execute("BEGIN IMMEDIATE")
-            except sqlite3.Error as exc:
-                raise StoreError(f"cannot start a write transaction on {self.path}: {exc}") from exc
+        with write_lock(self._lock, self.path, "a batch"):
+            begin_write(self._db, self.path, "a batch")
             try:
                 cs = plan(_Reader(self._db))
                 self._apply(cs)
@@ -193,10 +199,19 @@ class SqliteStore(SqliteTokens, SqliteIdempotency, SqliteWriteCounter):
         )
 
     # -- reading --------------------------------------------------------------------------------
+    @contextmanager
+    def _reading(self) -> Iterator[sqlite3.Connection]:
+        """This thread's read connection, outside the write lock (``sqlite_access``)."""
+        if self._readers is None:
+            with self._lock:
+                yield self._db
+        else:
+            yield self._readers.get()
+
     def _rows(self, sql: str, params: Iterable[Any] = ()) -> list[sqlite3.Row]:
-        with self._lock:
+        with self._reading() as db:
             try:
-                cur = self._db.execute(sql, tuple(params))
+                cur = db.execute(sql, tuple(params))
                 cur.row_factory = sqlite3.Row
                 return cur.fetchall()
             except sqlite3.Error as exc:
@@ -206,8 +221,8 @@ class SqliteStore(SqliteTokens, SqliteIdempotency, SqliteWriteCounter):
         return self.get_cis([ci_id]).get(ci_id)
 
     def get_cis(self, ids: Iterable[str]) -> dict[str, CIState]:
-        with self._lock:
-            return _load_cis(self._db, list(ids))
+        with self._reading() as db:
+            return _load_cis(db, list(ids))
 
     def find_by_name(self, name: str) -> list[str]:
         return [r["id"] for r in self._rows("SELECT id FROM ci WHERE name_lc=? ORDER BY id", (name.lower(),))]
@@ -428,6 +443,8 @@ class SqliteStore(SqliteTokens, SqliteIdempotency, SqliteWriteCounter):
 
     def close(self) -> None:
         with self._lock:
+            if self._readers is not None:
+                self._readers.close()
             self._db.close()
 
 

@@ -12,6 +12,7 @@ from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
 from cmdb.errors import BadInputError, StoreError
+from cmdb.store.sqlite_access import begin_write, write_lock
 from cmdb.store.tokens import TokenRecord
 
 TOKEN_DDL = """
@@ -52,11 +53,8 @@ class SqliteTokens:
         return [_record(r) for r in rows]
 
     def _token_write(self, sql: str, params: tuple[Any, ...], doing: str) -> int:
-        with self._lock:
-            try:
-                self._db.execute("BEGIN IMMEDIATE")
-            except sqlite3.Error as exc:
-                raise StoreError(f"cannot start a write transaction on {self.path} while {doing}: {exc}") from exc
+        with write_lock(self._lock, self.path, doing):
+            begin_write(self._db, self.path, doing)
             try:
                 self._db.execute(TOKEN_DDL)
                 n = self._db.execute(sql, params).rowcount
