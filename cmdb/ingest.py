@@ -22,6 +22,7 @@ from cmdb.batch import Batch, CIRecord, IdentityRef, Ref, RelRecord
 from cmdb.errors import BadInputError, CmdbError
 from cmdb.identity import ItemGroup, identity_keys, merge_batch_items
 from cmdb.model import Schema, default_schema
+from cmdb.partitions import assign_partitions
 from cmdb.reconcile import MANUAL_SOURCES, ReconcileConfig, freshness_horizon, is_fresh, resolve
 from cmdb.store.base import (
     STATUS_RANK,
@@ -136,7 +137,7 @@ class _Planner:
     def __init__(self, schema: Schema, config: ReconcileConfig, batch: Batch, now: datetime) -> None:
         self.schema = schema
         self.config = config
-        self.batch = batch
+        self.batch = assign_partitions(batch)  # the configured partition rules (cmdb.partitions)
         self.now = now
         self.at = iso(now)
         self.horizon = freshness_horizon(now, config)

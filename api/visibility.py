@@ -1,0 +1,221 @@
+"""What a caller may see and write: partitions (and collector reach) applied to every CI read and write.
+
+A token limited to partitions sees only CIs of those partitions (``cmdb.partitions``). Everything
+else answers as if it did not exist: a hidden CI is a 404 with the very text of a missing one, a
+search counts only visible CIs, history and relationships leave out whatever touches a hidden CI,
+and an impact answer counts hidden CIs without naming them and shows a placeholder on a path that
+runs through one. Writes are refused (403) when an item would land in, or identifies a CI of, a
+partition the token may not write; collector tokens also only write their sources and scopes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import replace
+from typing import Any
+
+from fastapi import HTTPException
+
+from api.auth import Principal
+from cmdb.batch import Batch, IdentityRef
+from cmdb.errors import BadInputError, CmdbError
+from cmdb.identity import identity_keys
+from cmdb.ingest import scope_covers
+from cmdb.model import Schema
+from cmdb.partitions import PARTITION_ATTR, PartitionRules, assign_partitions, partition_of
+from cmdb.store.base import CIState, Event, GraphStore, Page, RelState, SearchQuery
+
+HIDDEN = "(hidden)"  # stands for a CI on an impact path that the caller may not see
+SCAN_PAGE = 1000
+
+
+def can_see(principal: Principal, ci: CIState) -> bool:
+    return principal.partitions is None or partition_of(ci.attrs) in principal.partitions
+
+
+def visible_ids(store: GraphStore, principal: Principal, ids: Iterable[str]) -> set[str]:
+    """The ids among ``ids`` the caller may see (one bulk read; everything when not limited)."""
+    wanted = set(ids)
+    if principal.partitions is None:
+        return wanted
+    return {i for i, c in store.get_cis(wanted).items() if can_see(principal, c)}
+
+
+def search_visible(store: GraphStore, principal: Principal, query: SearchQuery) -> Page:
+    """``store.search`` of only the visible CIs, with an exact total and the same order."""
+    parts = principal.partitions
+    if parts is None:
+        return store.search(query)
+    if PARTITION_ATTR in query.attrs:
+        if str(query.attrs[PARTITION_ATTR]) not in parts:
+            return Page([], 0, query.limit, query.offset)
+        return store.search(query)
+    if len(parts) == 1 and "default" not in parts:
+        # The common case: one filter the store indexes, paginated by the store.
+        return store.search(replace(query, attrs={**query.attrs, PARTITION_ATTR: next(iter(parts))}))
+    # Several partitions (or ``default``, which CIs without the attribute belong to): walk the
+    # matches in the store's order and keep the visible ones.
+    kept: list[CIState] = []
+    offset, total = 0, 0
+    while True:
+        page = store.search(replace(query, limit=SCAN_PAGE, offset=offset))
+        for ci in page.items:
+            if can_see(principal, ci):
+                if query.offset <= total < query.offset + query.limit:
+                    kept.append(ci)
+                total += 1
+        offset += len(page.items)
+        if not page.items or offset >= page.total:
+            break
+    return Page(kept, total, query.limit, query.offset)
+
+
+def visible_relationships(store: GraphStore, principal: Principal, rels: list[RelState]) -> list[RelState]:
+    """Relationships whose both ends the caller may see."""
+    if principal.partitions is None:
+        return rels
+    seen = visible_ids(store, principal, {r.src for r in rels} | {r.dst for r in rels})
+    return [r for r in rels if r.src in seen and r.dst in seen]
+
+
+def visible_events(store: GraphStore, principal: Principal, events: list[Event]) -> list[Event]:
+    """History events that touch only CIs the caller may see."""
+    if principal.partitions is None:
+        return events
+    ids = {e.ci_id for e in events if e.ci_id} | {e.peer_id for e in events if e.peer_id}
+    seen = visible_ids(store, principal, ids)
+    return [e for e in events if (e.ci_id is None or e.ci_id in seen) and (e.peer_id is None or e.peer_id in seen)]
+
+
+# -- writes ----------------------------------------------------------------------------------------
+def _forbid(detail: str) -> HTTPException:
+    return HTTPException(status_code=403, detail=detail)
+
+
+def check_batch_allowed(store: GraphStore, schema: Schema, principal: Principal, batch: Batch,
+                        rules: PartitionRules | None = None) -> None:
+    """Raise 403 unless ``principal`` may write every item of ``batch``; fills in partitions.
+
+    Items without a partition get the configured rule's, else the token's only partition. The
+    check of existing CIs reads the store before ingest: a CI moved into a hidden partition in
+    between is the one race left, and only an admin or an unlimited token can move one.
+    """
+    if principal.role == "collector":
+        if principal.sources is None or not _source_allowed(batch.source, principal.sources):
+            raise _forbid(f"token {principal.name!r} may not write batches of source {batch.source!r}; "
+                          f"it may write: {', '.join(sorted(principal.sources or ())) or 'nothing'}")
+        if principal.scopes is not None and not any(scope_covers(s, batch.scope or "") for s in principal.scopes):
+            raise _forbid(f"token {principal.name!r} may not write scope {batch.scope or '(none)'!r}; it may write"
+                          f" scopes {', '.join(sorted(principal.scopes)) or 'none'}")
+    parts = principal.partitions
+    if parts is None:
+        return
+    assign_partitions(batch, rules)
+    only = next(iter(parts)) if len(parts) == 1 else None
+    for rec in batch.cis:
+        if not rec.attrs.get(PARTITION_ATTR) and only is not None and only != "default":
+            rec.attrs = {**rec.attrs, PARTITION_ATTR: only}
+        p = partition_of(rec.attrs)
+        if p not in parts:
+            raise _forbid(f"{rec.describe()}: partition {p!r} is not one token {principal.name!r} may write "
+                          f"({', '.join(sorted(parts)) or 'none'}); nothing of this batch was written")
+    keys_by_item: list[tuple[str, list[str]]] = []
+    for rec in batch.cis:
+        keys_by_item.append((rec.describe(), _keys(schema, rec.cls, rec.attrs)))
+    for rel in batch.rels:
+        for end in (rel.src, rel.dst):
+            if isinstance(end, IdentityRef):
+                keys_by_item.append((rel.describe(), _keys(schema, end.cls, dict(end.attrs))))
+    found: dict[str, str] = {}
+    for where, keys in keys_by_item:
+        for key in keys:
+            ci_id = store.find_by_key(key)
+            if ci_id is not None:
+                found[ci_id] = where
+    for ci_id, ci in store.get_cis(found).items():
+        if not can_see(principal, ci):
+            raise _forbid(f"{found[ci_id]} identifies a CI outside the partitions token {principal.name!r} may"
+                          " write; nothing of this batch was written")
+
+
+def _source_allowed(source: str, allowed: Iterable[str]) -> bool:
+    return any(source == a or (a.endswith(":*") and source.startswith(a[:-1])) for a in allowed)
+
+
+def _keys(schema: Schema, cls: str, attrs: dict[str, Any]) -> list[str]:
+    try:
+        return list(identity_keys(schema, cls, schema.validate(cls, attrs)).values())
+    except (CmdbError, BadInputError):
+        return []  # ingest reports the bad item itself
+
+
+# -- impact ----------------------------------------------------------------------------------------
+def redact_impact(store: GraphStore, principal: Principal, doc: dict[str, Any],
+                  services_path_ids: list[list[str]] | None = None) -> dict[str, Any]:
+    """An impact answer (incident or change JSON) with what the caller may not see taken out.
+
+    Hidden CIs are counted under ``hidden``; a path through one shows ``(hidden)`` in its place.
+    ``services_path_ids`` gives the change report's path ids (its JSON carries only names).
+    """
+    if principal.partitions is None:
+        return doc
+    ids: set[str] = set()
+    services = doc.get("services") or []
+    paths = services_path_ids or [list(s.get("path_ids") or []) for s in services]
+    for s, path in zip(services, paths, strict=False):
+        ids.update(path)
+        if s.get("id"):
+            ids.add(s["id"])
+    for key in ("affected", "causes", "cis", "in_maintenance"):
+        ids.update(x["id"] for x in doc.get(key) or [] if x.get("id"))
+    for sh in doc.get("stakeholders") or []:
+        ids.update(r["ci_id"] for r in sh.get("reasons") or [] if r.get("ci_id"))
+    for e in doc.get("recent_changes") or []:
+        ids.update(x for x in (e.get("ci_id"), e.get("peer_id")) if x)
+    for rec in (doc.get("related_incidents") or []) + (doc.get("change_records") or []):
+        ids.update(rec.get("ci_ids") or [])
+    seen = visible_ids(store, principal, ids)
+    hidden: dict[str, int] = {}
+    out = dict(doc)
+
+    def keep(key: str, items: list[Any], ok: Any) -> list[Any]:
+        kept = [x for x in items if ok(x)]
+        if len(kept) != len(items):
+            hidden[key] = len(items) - len(kept)
+        return kept
+
+    new_services = []
+    for s, path in zip(services, paths, strict=False):
+        if s.get("id") is not None and s["id"] not in seen:
+            continue
+        if path and path[-1] not in seen:
+            continue  # a change report's service is the last CI of its path
+        s = dict(s)
+        if path:
+            s["path"] = [name if pid in seen else HIDDEN for name, pid in zip(s.get("path") or [], path, strict=False)]
+            if "path_ids" in s:
+                s["path_ids"] = [pid if pid in seen else None for pid in path]
+        new_services.append(s)
+    if len(new_services) != len(services):
+        hidden["services"] = len(services) - len(new_services)
+    out["services"] = new_services
+    for key in ("affected", "causes", "cis", "in_maintenance"):
+        if key in doc:
+            out[key] = keep(key, doc[key], lambda x: x.get("id") in seen)
+    if "stakeholders" in doc:
+        people = []
+        for sh in doc["stakeholders"]:
+            reasons = [r for r in sh.get("reasons") or [] if r.get("ci_id") in seen]
+            if reasons or not sh.get("reasons"):
+                people.append({**sh, "reasons": reasons})
+        if len(people) != len(doc["stakeholders"]):
+            hidden["stakeholders"] = len(doc["stakeholders"]) - len(people)
+        out["stakeholders"] = people
+    if "recent_changes" in doc:
+        out["recent_changes"] = keep("recent_changes", doc["recent_changes"],
+                                     lambda e: all(x is None or x in seen for x in (e.get("ci_id"), e.get("peer_id"))))
+    for key in ("related_incidents", "change_records"):
+        if key in doc:
+            out[key] = [{**r, "ci_ids": [c for c in r.get("ci_ids") or [] if c in seen]} for r in doc[key]]
+    out["hidden"] = hidden
+    return out
