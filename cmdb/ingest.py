@@ -104,8 +104,8 @@ def derive_status(sightings: Iterable[Sighting]) -> str:
     seen_any = False
     for s in sightings:
         seen_any = True
-        if s.source in MANUAL_SOURCES:
-            return "active"
+        if s.source in MANUAL_SOURCES:  # a manual word is final: retired by hand stays retired (cmdb.retire)
+            return "retired" if s.status == "retired" else "active"
         if STATUS_RANK[s.status] < STATUS_RANK[best]:
             best = s.status
     return best if seen_any else "active"
