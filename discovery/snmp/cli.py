@@ -9,6 +9,7 @@ from typing import Annotated
 
 import typer
 
+from discovery.push import PushOpt, TokenFileOpt
 from discovery.targets import DEFAULT_LIMIT, expand_targets
 
 
@@ -36,6 +37,8 @@ def snmp(
     target_timeout: Annotated[float | None, typer.Option(help="Give up on one agent after this many seconds.")
                               ] = None,
     limit: Annotated[int, typer.Option(help="Refuse target lists longer than this.")] = DEFAULT_LIMIT,
+    push: PushOpt = None,
+    token_file: TokenFileOpt = None,
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable JSON output.")] = False,
 ) -> None:
     """SNMP v2c/v3: system, interfaces, addresses, chassis, LLDP/CDP neighbours and ARP, one batch per agent."""
