@@ -45,6 +45,9 @@ from discovery.cli import discover_app, register_methods, runs_app  # noqa: E402
 app.add_typer(runs_app, name="runs")
 app.add_typer(discover_app, name="discover")
 register_methods(app)
+from api.cli import register as register_serve  # noqa: E402  (cmdb serve: the HTTP API)
+
+register_serve(app)
 from cmdb.tokens_cli import tokens_app  # noqa: E402
 
 app.add_typer(tokens_app, name="tokens")
