@@ -18,8 +18,8 @@ from fastapi import HTTPException
 
 from api.auth import Principal
 from cmdb.batch import Batch, IdentityRef
-from cmdb.errors import BadInputError, CmdbError
-from cmdb.identity import identity_keys
+from cmdb.errors import BadInputError, CmdbError, NotFoundError
+from cmdb.identity import identity_keys, normalize_key_value
 from cmdb.ingest import scope_covers
 from cmdb.model import Schema
 from cmdb.partitions import PARTITION_ATTR, PartitionRules, assign_partitions, partition_of
@@ -31,6 +31,42 @@ SCAN_PAGE = 1000
 
 def can_see(principal: Principal, ci: CIState) -> bool:
     return principal.partitions is None or partition_of(ci.attrs) in principal.partitions
+
+
+def not_found(ref: str) -> NotFoundError:
+    """The one answer for a CI that is missing or hidden: the same words either way."""
+    return NotFoundError(f"no CI matches {ref!r} (tried id, name and identity keys)")
+
+
+def find_visible_ci(store: GraphStore, schema: Schema, principal: Principal, ref: str) -> CIState:
+    """A CI by id, display name or single-attribute identity value, among those the caller may see.
+
+    Hidden CIs take no part: a name shared with a hidden CI is not ambiguous, and a hidden match
+    raises the very NotFoundError of a missing one."""
+    ci = store.get_ci(ref)
+    if ci is not None and can_see(principal, ci):
+        return ci
+    named = [c for c in store.get_cis(store.find_by_name(ref)).values() if can_see(principal, c)]
+    if len(named) == 1:
+        return named[0]
+    if len(named) > 1:
+        ids = sorted(c.id for c in named)
+        raise BadInputError(f"{ref!r} names {len(ids)} CIs ({', '.join(ids[:5])}); use a CI id")
+    tried: set[str] = set()
+    for cls in schema.classes.values():
+        for key in cls.identity:
+            if len(key) != 1:
+                continue
+            k = f"{cls.identity_domain}:{key[0]}={normalize_key_value(ref)}"
+            if k in tried:
+                continue
+            tried.add(k)
+            found = store.find_by_key(k)
+            if found is not None:
+                hit = store.get_ci(found)
+                if hit is not None and can_see(principal, hit):
+                    return hit
+    raise not_found(ref)
 
 
 def visible_ids(store: GraphStore, principal: Principal, ids: Iterable[str]) -> set[str]:
@@ -144,7 +180,7 @@ def _source_allowed(source: str, allowed: Iterable[str]) -> bool:
 
 def _keys(schema: Schema, cls: str, attrs: dict[str, Any]) -> list[str]:
     try:
-        return list(identity_keys(schema, cls, schema.validate(cls, attrs)).values())
+        return list(identity_keys(schema, cls, schema.validate(cls, attrs)))
     except (CmdbError, BadInputError):
         return []  # ingest reports the bad item itself
 
@@ -214,6 +250,15 @@ def redact_impact(store: GraphStore, principal: Principal, doc: dict[str, Any],
     if "recent_changes" in doc:
         out["recent_changes"] = keep("recent_changes", doc["recent_changes"],
                                      lambda e: all(x is None or x in seen for x in (e.get("ci_id"), e.get("peer_id"))))
+    if doc.get("reasons"):
+        # Free-text reasons (a change's risk) may quote a path: hidden names give way to the placeholder.
+        gone = sorted((c.name for c in store.get_cis(ids - seen).values() if c.name), key=len, reverse=True)
+        reasons = []
+        for text in doc["reasons"]:
+            for name in gone:
+                text = text.replace(name, HIDDEN)
+            reasons.append(text)
+        out["reasons"] = reasons
     for key in ("related_incidents", "change_records"):
         if key in doc:
             out[key] = [{**r, "ci_ids": [c for c in r.get("ci_ids") or [] if c in seen]} for r in doc[key]]
