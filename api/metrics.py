@@ -51,6 +51,13 @@ class ApiMetrics:
         return generate_latest(self.registry)
 
 
+def route_template(scope: Scope) -> str:
+    """The matched route's path template (``/api/v1/cis/{ref}``), or ``unmatched``."""
+    ctx = (scope.get("fastapi") or {}).get("effective_route_context")  # FastAPI keeps included routers nested
+    path = getattr(ctx, "path", None) or getattr(scope.get("route"), "path", None)
+    return str(path) if path else "unmatched"
+
+
 class MetricsMiddleware:
     """Counts and times every HTTP request by its route template (not the raw path: bounded labels)."""
 
@@ -74,7 +81,7 @@ class MetricsMiddleware:
         try:
             await self.app(scope, receive, send_status)
         finally:
-            route = getattr(scope.get("route"), "path", None) or "unmatched"
+            route = route_template(scope)
             method = scope.get("method", "")
             self.metrics.requests.labels(method, route, str(status)).inc()
             self.metrics.latency.labels(method, route).observe(time.perf_counter() - start)
