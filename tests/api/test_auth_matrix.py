@@ -11,7 +11,6 @@ import re
 from collections.abc import Iterator
 from typing import Any
 
-import pytest
 from fastapi import FastAPI
 from fastapi.routing import APIRoute
 from fastapi.testclient import TestClient
@@ -55,7 +54,7 @@ def route_roles(route: APIRoute) -> set[str]:
 
 def table(app: FastAPI) -> list[tuple[str, str, str | None]]:
     """(method, path, role or None for public) of every route."""
-    rows = []
+    rows: list[tuple[str, str, str | None]] = []
     for path, route in api_routes(app):
         public = bool((route.openapi_extra or {}).get(PUBLIC_MARK))
         roles = route_roles(route)
@@ -81,7 +80,7 @@ def call(client: TestClient, method: str, path: str, token: str | None) -> int:
     kw: dict[str, Any] = {"headers": headers or {"Authorization": ""}}
     if method in ("POST", "PUT", "PATCH"):
         kw["json"] = {}
-    return client.request(method, concrete(path), **kw).status_code
+    return int(client.request(method, concrete(path), **kw).status_code)
 
 
 def test_the_route_table_has_an_auth_rule_on_every_route(client: TestClient) -> None:
@@ -143,7 +142,8 @@ def test_a_revoked_token_stops_working(client: TestClient, token_for: TokenFor, 
     assert client.get("/api/v1/cis", headers={"Authorization": f"Bearer {token}"}).status_code == 200
     name = next(t.name for t in sample_store.tokens() if t.partitions == ["revoke-me"])
     revoke_token(sample_store, name)
-    client.app.state.token_cache.entries.clear()  # type: ignore[attr-defined]  (else: within CACHE_SECONDS)
+    # Forget the verified token (else the revocation takes effect within CACHE_SECONDS).
+    client.app.state.token_cache.entries.clear()  # type: ignore[attr-defined]
     r = client.get("/api/v1/cis", headers={"Authorization": f"Bearer {token}"})
     assert r.status_code == 401 and "revoked" in r.json()["detail"] and token not in r.text
     assert api.auth.CACHE_SECONDS <= 5
