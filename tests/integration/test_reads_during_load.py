@@ -16,6 +16,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +33,16 @@ from cmdb.tokens import create_token
 
 LONG_LOAD_CIS = 15000
 READ_SECONDS = 5.0  # a CLI read starts a Python process; it must not wait for the load
+# Neo4j reads do not wait for the write either, but share two cores with the server's commit work
+# and JVM pauses (a read measured 0.03-0.6 s during such a load, with rare pauses of a few seconds).
+READ_SECONDS_NEO4J = 15.0
+
+
+class HiddenEnv(dict[str, str]):
+    """Environment additions that may hold a password: shown as names only in a failure report."""
+
+    def __repr__(self) -> str:
+        return f"HiddenEnv({sorted(self)})"
 
 
 def write_big_batch(path: Path) -> None:
@@ -64,22 +75,30 @@ def neo4j_write_running(store: GraphStore) -> bool:
     return int(rows[0]["n"]) > 0
 
 
+@dataclass
+class Target:
+    kind: str
+    store: GraphStore
+    writing: Callable[[], bool]
+    env: dict[str, str] = field(repr=False)  # holds the Neo4j password: never in test output
+
+
 @pytest.fixture(params=["sqlite", pytest.param("neo4j", marks=pytest.mark.neo4j)])
-def target(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[str, GraphStore, Callable[[], bool],
-                                                                             dict[str, str]]]:
+def target(request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Target]:
+    monkeypatch.setenv("CMDB_TOKEN_KEY_FILE", str(tmp_path / "key"))
+    env = {"CMDB_TOKEN_KEY_FILE": str(tmp_path / "key")}
     if request.param == "sqlite":
         path = str(tmp_path / "long.db")
         store: GraphStore = open_store(f"sqlite:///{path}")
-        env = {"CMDB_TOKEN_KEY_FILE": str(tmp_path / "key")}
-        yield "sqlite", store, lambda: sqlite_lock_held(path), env
+        yield Target("sqlite", store, lambda: sqlite_lock_held(path), env)
     else:
         from cmdb.store.neo4j import Neo4jStore
 
         ep = request.getfixturevalue("neo4j_server")
+        monkeypatch.setenv("CMDB_NEO4J_PASSWORD", ep.password)
         neo = Neo4jStore(ep.uri, ep.user, ep.password)
         neo.clear()
-        env = {"CMDB_NEO4J_PASSWORD": ep.password, "CMDB_TOKEN_KEY_FILE": str(tmp_path / "key")}
-        yield "neo4j", neo, lambda: neo4j_write_running(neo), env
+        yield Target("neo4j", neo, lambda: neo4j_write_running(neo), {**env, "CMDB_NEO4J_PASSWORD": ep.password})
         store = neo
     store.close()
 
@@ -90,17 +109,9 @@ def timed(fn: Callable[[], Any]) -> tuple[Any, float]:
     return out, time.monotonic() - t0
 
 
-def test_reads_and_a_second_load_during_a_long_load(target: tuple[str, GraphStore, Callable[[], bool],
-                                                                  dict[str, str]], tmp_path: Path) -> None:
-    kind, store, writing, env = target
-    os.environ["CMDB_TOKEN_KEY_FILE"] = env["CMDB_TOKEN_KEY_FILE"]
-    try:
-        run(kind, store, writing, env, tmp_path)
-    finally:
-        os.environ.pop("CMDB_TOKEN_KEY_FILE", None)
-
-
-def run(kind: str, store: GraphStore, writing: Callable[[], bool], env: dict[str, str], tmp_path: Path) -> None:
+def test_reads_and_a_second_load_during_a_long_load(target: Target, tmp_path: Path) -> None:
+    kind, store, writing, env = target.kind, target.store, target.writing, HiddenEnv(target.env)
+    limit = READ_SECONDS if kind == "sqlite" else READ_SECONDS_NEO4J
     url = store.url
     first = tmp_path / "first.json"
     first.write_text(json.dumps({"source": "manual", "cis": [{"class": "Server", "fqdn": "before.example"}]}))
@@ -112,6 +123,8 @@ def run(kind: str, store: GraphStore, writing: Callable[[], bool], env: dict[str
     token, _ = create_token(store, load_token_key(store), "reader", "viewer")
     app = create_app(url if kind == "sqlite" else store, ApiSettings(warm_impact=False))
 
+    with TestClient(app, headers={"Authorization": f"Bearer {token}"}) as client:  # warm the query plans
+        assert client.get("/api/v1/cis", params={"q": "before"}).json()["total"] == 1
     loader = cmdb(url, "load", str(big), env=env)
     deadline = time.monotonic() + 120
     while not writing():
@@ -126,19 +139,19 @@ def run(kind: str, store: GraphStore, writing: Callable[[], bool], env: dict[str
     with TestClient(app, headers={"Authorization": f"Bearer {token}"}) as client:
         # Reads while the load holds the store: the API, a store opened now, and the CLI.
         r, took = timed(lambda: client.get("/api/v1/cis", params={"q": "before"}))
-        assert r.status_code == 200 and r.json()["total"] == 1 and took < READ_SECONDS, (r.text, took)
+        assert r.status_code == 200 and r.json()["total"] == 1 and took < limit, (r.text, took)
         ci_id = r.json()["items"][0]["id"]
         r, took = timed(lambda: client.get(f"/api/v1/cis/{ci_id}"))
-        assert r.status_code == 200 and took < READ_SECONDS
+        assert r.status_code == 200 and took < limit
         opened, took = timed(lambda: open_store(url))
         try:
-            assert opened.search(SearchQuery(text="before")).total == 1 and took < READ_SECONDS
+            assert opened.search(SearchQuery(text="before")).total == 1 and took < limit
         finally:
             opened.close()
         cli = cmdb(url, "ci", "search", "before", "--json", env=env)
         (out, err), took = timed(lambda: cli.communicate(timeout=60))
         assert cli.returncode == 0, err
-        assert took < READ_SECONDS + 5 and json.loads(out)["total"] == 1, (took, out[:300])
+        assert took < limit + 5 and json.loads(out)["total"] == 1, (took, out[:300])
         if impatient is not None:
             _, err = impatient.communicate(timeout=60)
             assert impatient.returncode == 2 and "CMDB_WRITE_TIMEOUT" in err and "nothing was written" in err, err
