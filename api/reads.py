@@ -9,17 +9,30 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-from typing import Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, TypeVar
 
+import anyio.to_thread
 from fastapi import HTTPException
 
 from api import visibility
 from api.auth import Principal
 from cmdb.batch import Batch
-from cmdb.errors import BadInputError, NotFoundError
-from cmdb.history import resolve_ci
+from cmdb.errors import BadInputError
 from cmdb.model import Schema
 from cmdb.store.base import CIState, Event, GraphStore, Page, RelState, SearchQuery
+
+if TYPE_CHECKING:
+    from api.state import ApiState
+
+T = TypeVar("T")
+
+
+async def read(st: ApiState, fn: Callable[..., T], *args: Any) -> T:
+    """Run a store call: inline for a local store (a thread hop costs more than the read), else in a thread."""
+    if st.inline_reads:
+        return fn(*args)
+    return await anyio.to_thread.run_sync(fn, *args)
 
 
 def visible(principal: Principal, ci: CIState) -> bool:
@@ -33,13 +46,8 @@ def check_batch_allowed(store: GraphStore, schema: Schema, principal: Principal,
 
 
 def find_ci(store: GraphStore, schema: Schema, principal: Principal, ref: str) -> CIState:
-    """A CI by id, name or any identity value, if the caller may see it; NotFoundError otherwise."""
-    ci = store.get_ci(ref)
-    if ci is None:
-        ci = store.get_ci(resolve_ci(store, schema, ref))
-    if ci is None or not visible(principal, ci):
-        raise NotFoundError(f"no CI matches {ref!r} (tried id, name and identity keys)")
-    return ci
+    """A CI by id, name or any identity value, if the caller may see it; a hidden CI answers like a missing one."""
+    return visibility.find_visible_ci(store, schema, principal, ref)
 
 
 def search_page(store: GraphStore, principal: Principal, query: SearchQuery) -> Page:

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 
 from fastapi import Request
 
+from api.answer_cache import AnswerCache
 from api.impact_index import WarmImpactIndex
 from api.jobs import JobRunner
 from api.metrics import ApiMetrics
@@ -36,8 +37,15 @@ class ApiState:
     metrics: ApiMetrics
     impact: WarmImpactIndex
     jobs: JobRunner = field(default_factory=JobRunner)
+    answers: AnswerCache = field(default_factory=AnswerCache)
+
+    @property
+    def inline_reads(self) -> bool:
+        """Store reads are quick local calls (SQLite): run them on the event loop instead of a thread."""
+        return self.store.url.startswith("sqlite")
 
 
-def api_state(request: Request) -> ApiState:
+async def api_state(request: Request) -> ApiState:
+    """A dependency; ``async`` because it only reads app state (a sync one costs a thread hop per request)."""
     state: ApiState = request.app.state.api
     return state

@@ -21,6 +21,7 @@ from api.reads import (
     decode_cursor,
     encode_cursor,
     find_ci,
+    read,
     search_page,
 )
 from api.schemas import CIOut, CIPage, CIPatch, CIWrite, EventOut, RelOut
@@ -115,8 +116,8 @@ def list_cis(
 
 @router.get("/{ref}", response_model=CIOut, summary="One CI by id, name or any identity value",
             responses=responses(404))
-def get_ci(st: StateDep, who: Viewer, ref: str, fields: str | None = None) -> JSONResponse:
-    ci = find_ci(st.store, st.schema, who, ref)
+async def get_ci(st: StateDep, who: Viewer, ref: str, fields: str | None = None) -> JSONResponse:
+    ci = await read(st, find_ci, st.store, st.schema, who, ref)
     return JSONResponse(ci_dict(ci, parse_fields(fields)), headers={"ETag": etag_of(ci)})
 
 

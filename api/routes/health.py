@@ -21,7 +21,7 @@ PUBLIC = {"x-cmdb-public": True}
 
 
 @router.get("/healthz", summary="The process answers", openapi_extra=PUBLIC)
-def healthz() -> dict[str, str]:
+async def healthz() -> dict[str, str]:
     return {"status": "ok"}
 
 
@@ -38,5 +38,5 @@ def readyz(st: StateDep) -> Any:
 
 @router.get("/metrics", summary="Prometheus metrics", openapi_extra=PUBLIC,
             responses={200: {"content": {CONTENT_TYPE_LATEST.split(";")[0]: {"schema": {"type": "string"}}}}})
-def metrics(st: StateDep) -> Response:
+async def metrics(st: StateDep) -> Response:
     return Response(st.metrics.exposition(), media_type=CONTENT_TYPE_LATEST)

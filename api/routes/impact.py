@@ -6,15 +6,18 @@ rebuilds it. ``as_of`` incidents replay history instead, as the CLI does.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
+import anyio.to_thread
 from fastapi import APIRouter, Depends, Header, Query
 from fastapi.responses import JSONResponse, Response
 
+from api.answer_cache import AnswerCache
 from api.auth import Principal, require
 from api.problems import responses
-from api.reads import redact_impact, require_all_partitions
+from api.reads import find_ci, redact_impact, require_all_partitions
 from api.renderings import (
     FORMATS,
     expiry_html,
@@ -29,7 +32,7 @@ from api.schemas import ChangeIn, IncidentIn
 from api.state import ApiState, api_state
 from cmdb.history import parse_time
 from cmdb.store.base import iso
-from impact.change import analyse_change, change_dict, change_html, change_markdown
+from impact.change import ChangeReport, analyse_change, change_dict, change_html, change_markdown
 from impact.engine import blast_radius
 from impact.expiry import expiring
 from impact.incident import analyse_incident, report_dict
@@ -43,6 +46,8 @@ StateDep = Annotated[ApiState, Depends(api_state)]
 Format = Annotated[str | None, Query(pattern="^(json|markdown|html)$",
                                      description="json (default), markdown or html; or send Accept: text/markdown.")]
 AcceptHdr = Annotated[str | None, Header(include_in_schema=False)]
+CacheHdr = Annotated[str | None, Header(alias="Cache-Control", include_in_schema=False)]
+T = TypeVar("T")
 RENDERED: dict[int | str, dict[str, Any]] = {
     200: {"content": {"application/json": {}, "text/markdown": {"schema": {"type": "string"}},
                       "text/html": {"schema": {"type": "string"}}}}}
@@ -57,23 +62,52 @@ def _answer(data: Any, fmt: str, markdown: Any, html: Any) -> Response:
 
 
 @router.post("/incident", summary="What the failure of CIs hurts, how badly, why, whom to tell", responses=RENDERED)
-def incident(st: StateDep, who: Annotated[Principal, Depends(require("viewer"))], body: IncidentIn,
-             format: Format = None, accept: AcceptHdr = None) -> Response:
+async def incident(st: StateDep, who: Annotated[Principal, Depends(require("viewer"))], body: IncidentIn,
+                   format: Format = None, accept: AcceptHdr = None, cache_control: CacheHdr = None) -> Response:
     if body.record:
         require_operator(who)
-    at = parse_time(body.as_of) if body.as_of else None
-    source = None if at else st.impact.current()
-    rep = analyse_incident(st.store, body.cis, State.parse(body.mode), body.urgency, _matrix(st), at, body.days,
-                           st.schema, source)
-    data = report_dict(rep)
-    if body.record:
-        started = at or iso(datetime.now(UTC))
-        data["recorded"] = record_incident(st.store, body.record, [*rep.causes, *(s.id for s in rep.services)],
-                                           started, priority=rep.priority.priority, actor=who.name)
-        st.impact.poke()
-    data = redact_impact(st.store, who, data)
-    data["index_writes"] = st.impact.writes if source is not None else None
+
+    def compute() -> dict[str, Any]:
+        at = parse_time(body.as_of) if body.as_of else None
+        source = None if at else st.impact.current()
+        causes = [find_ci(st.store, st.schema, who, ref).id for ref in body.cis]
+        rep = analyse_incident(st.store, causes, State.parse(body.mode), body.urgency, _matrix(st), at, body.days,
+                               st.schema, source)
+        data = report_dict(rep)
+        if body.record:
+            started = at or iso(datetime.now(UTC))
+            data["recorded"] = record_incident(st.store, body.record, [*rep.causes, *(s.id for s in rep.services)],
+                                               started, priority=rep.priority.priority, actor=who.name)
+            st.impact.poke()
+        data["index_writes"] = st.impact.writes if source is not None else None
+        return data
+
+    cacheable = not body.record and not body.as_of
+    data = await _cached(st, "incident", [body.model_dump(), _reach(who)], compute, cacheable, cache_control)
+    data = await _redacted(st, who, data)
     return _answer(data, negotiate(format, accept), lambda: incident_markdown(data), lambda: incident_html(data))
+
+
+async def _cached(st: ApiState, kind: str, request: Any, compute: Callable[[], T], cacheable: bool,
+                  cache_control: str | None) -> T:
+    """``compute`` in a thread, or a recent answer to the same request on the same graph (``api.answer_cache``)."""
+    if not cacheable or "no-cache" in (cache_control or "").lower():
+        return await anyio.to_thread.run_sync(compute)
+    result: T = await st.answers.get(AnswerCache.key(kind, request), st.impact.writes,
+                                     lambda: anyio.to_thread.run_sync(compute))
+    return result
+
+
+def _reach(who: Principal) -> list[str] | None:
+    """What the caller may see decides how its refs resolve: part of a cached answer's key."""
+    return None if who.partitions is None else sorted(who.partitions)
+
+
+async def _redacted(st: ApiState, who: Principal, data: dict[str, Any],
+                    path_ids: list[list[str]] | None = None) -> dict[str, Any]:
+    if who.partitions is None:
+        return data
+    return await anyio.to_thread.run_sync(redact_impact, st.store, who, data, path_ids)
 
 
 def require_operator(who: Principal) -> None:
@@ -95,32 +129,43 @@ def _matrix(st: ApiState) -> PriorityMatrix:
 
 @router.post("/change", summary="Blast radius, risk, conflicts and approvers of a planned change",
              responses=RENDERED)
-def change(st: StateDep, who: Annotated[Principal, Depends(require("viewer"))], body: ChangeIn,
-           format: Format = None, accept: AcceptHdr = None) -> Response:
+async def change(st: StateDep, who: Annotated[Principal, Depends(require("viewer"))], body: ChangeIn,
+                 format: Format = None, accept: AcceptHdr = None, cache_control: CacheHdr = None) -> Response:
     if body.record:
         require_operator(who)
-    start, end = parse_time(body.start), parse_time(body.end)
-    rep = analyse_change(st.store, body.cis, start, end, body.type, st.schema, st.impact.current(), key=body.record)
     fmt = negotiate(format, accept)
     if fmt != "json":
         require_all_partitions(who, "a Markdown or HTML change report")
-    data = change_dict(rep)
-    if body.record:
-        data["recorded"] = record_change(st.store, body.record, rep.cis, rep.start, rep.end, body.type, body.state,
-                                         actor=who.name)
-        st.impact.poke()
-    data = redact_impact(st.store, who, data, [list(s.path_ids) for s in rep.services])
+
+    def compute() -> tuple[dict[str, Any], ChangeReport]:
+        start, end = parse_time(body.start), parse_time(body.end)
+        cis = [find_ci(st.store, st.schema, who, ref).id for ref in body.cis]
+        rep = analyse_change(st.store, cis, start, end, body.type, st.schema, st.impact.current(),
+                             key=body.record)
+        data = change_dict(rep)
+        if body.record:
+            data["recorded"] = record_change(st.store, body.record, rep.cis, rep.start, rep.end, body.type,
+                                             body.state, actor=who.name)
+            st.impact.poke()
+        return data, rep
+
+    data, rep = await _cached(st, "change", [body.model_dump(), _reach(who)], compute, not body.record, cache_control)
+    data = await _redacted(st, who, data, [list(s.path_ids) for s in rep.services])
     return _answer(data, fmt, lambda: change_markdown(rep), lambda: change_html(rep))
 
 
 @router.get("/spof", summary="CIs whose failure alone takes a service of a tier down", responses=RENDERED)
-def spof(st: StateDep, who: Annotated[Principal, Depends(require("viewer"))],
-         tier: Annotated[int, Query(ge=1, le=4)] = 1, include_groups: bool = False,
-         format: Format = None, accept: AcceptHdr = None) -> Response:
+async def spof(st: StateDep, who: Annotated[Principal, Depends(require("viewer"))],
+               tier: Annotated[int, Query(ge=1, le=4)] = 1, include_groups: bool = False,
+               format: Format = None, accept: AcceptHdr = None, cache_control: CacheHdr = None) -> Response:
     require_all_partitions(who, "the list of single points of failure")
-    found = single_points_of_failure(st.impact.current(), tier, include_groups)
-    items = [{"id": s.id, "name": s.name, "class": s.cls,
-              "services": [{"name": n, "tier": t, "path": list(p)} for n, t, p in s.services]} for s in found]
+
+    def compute() -> list[dict[str, Any]]:
+        found = single_points_of_failure(st.impact.current(), tier, include_groups)
+        return [{"id": s.id, "name": s.name, "class": s.cls,
+                 "services": [{"name": n, "tier": t, "path": list(p)} for n, t, p in s.services]} for s in found]
+
+    items = await _cached(st, "spof", [tier, include_groups], compute, True, cache_control)
     data = {"tier": tier, "items": items}
     return _answer(data, negotiate(format, accept), lambda: spof_markdown(items, tier), lambda: spof_html(items, tier))
 

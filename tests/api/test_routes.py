@@ -311,3 +311,15 @@ def test_openapi_has_examples_and_problem_answers(client: TestClient) -> None:
     assert client.get(f"{V1}/docs").status_code == 200
     assert "examples" in str(doc["paths"]["/api/v1/impact/incident"]["post"]["requestBody"]) or \
         "examples" in str(doc["components"]["schemas"]["IncidentIn"])
+
+
+def test_repeated_impact_questions_are_answered_from_the_cache_until_a_write(client: TestClient) -> None:
+    cache = client.app.state.api.answers  # type: ignore[attr-defined]
+    body = {"cis": ["lb-fra-1"], "urgency": "low"}
+    first = client.post(f"{V1}/impact/incident", json=body).json()
+    hits = cache.hits
+    assert client.post(f"{V1}/impact/incident", json=body).json() == first
+    assert cache.hits == hits + 1
+    misses = cache.misses
+    client.post(f"{V1}/impact/incident", json=body, headers={"Cache-Control": "no-cache"})
+    assert cache.hits == hits + 1 and cache.misses == misses  # bypassed, not stored
