@@ -24,6 +24,7 @@ from cmdb.errors import (
     StoreError,
     StoreUnavailableError,
 )
+from cmdb.store.sqlite_access import StoreBusyError
 
 PROBLEM_JSON = "application/problem+json"
 log = logging.getLogger("cmdb.api")
@@ -86,7 +87,7 @@ def status_of(exc: CmdbError) -> int:
         return 409
     if isinstance(exc, BadInputError):
         return 422
-    if isinstance(exc, StoreUnavailableError):
+    if isinstance(exc, StoreUnavailableError | StoreBusyError):
         return 503
     if isinstance(exc, StoreError) and ("locked" in str(exc) or "timed out" in str(exc) or "busy" in str(exc)):
         return 503
