@@ -19,7 +19,7 @@ from api.app import create_app
 from api.state import ApiSettings
 from cmdb.batch import Batch
 from cmdb.ingest import ingest
-from cmdb.store.base import SearchQuery
+from cmdb.store.base import GraphStore, SearchQuery
 from cmdb.store.sqlite import SqliteStore
 from tests.api.conftest import make_token_factory
 
@@ -37,14 +37,23 @@ DC = {"source": "import:dc", "cis": [
 ]}
 
 
-@pytest.fixture(scope="module")
-def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
+@pytest.fixture(scope="module", params=["sqlite", pytest.param("neo4j", marks=pytest.mark.neo4j)])
+def env(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     tmp = tmp_path_factory.mktemp("partitions")
     config = tmp / "cmdb.yaml"
     config.write_text("partitions:\n  - {source: aws, partition: aws}\n", encoding="utf-8")
-    old = os.environ.get("CMDB_CONFIG")
+    saved = {k: os.environ.get(k) for k in ("CMDB_CONFIG", "CMDB_TOKEN_KEY_FILE")}
     os.environ["CMDB_CONFIG"] = str(config)
-    store = SqliteStore(tmp / "p.db")
+    os.environ["CMDB_TOKEN_KEY_FILE"] = str(tmp / "token-key")
+    store: GraphStore
+    if request.param == "sqlite":
+        store = SqliteStore(tmp / "p.db")
+    else:
+        from cmdb.store.neo4j import Neo4jStore
+
+        ep = request.getfixturevalue("neo4j_server")
+        store = Neo4jStore(ep.uri, ep.user, ep.password)
+        store.clear()
     try:
         ingest(store, Batch.from_dict(AWS))
         ingest(store, Batch.from_dict(DC))
@@ -55,10 +64,11 @@ def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
             yield {"client": client, "store": store, "ids": ids, "token_for": token_for, "tmp": tmp}
     finally:
         store.close()
-        if old is None:
-            os.environ.pop("CMDB_CONFIG", None)
-        else:
-            os.environ["CMDB_CONFIG"] = old
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
 
 
 def auth(env: dict[str, Any], role: str = "viewer", **kw: Any) -> dict[str, str]:
