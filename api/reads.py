@@ -82,6 +82,23 @@ def encode_cursor(offset: int) -> str:
     return base64.urlsafe_b64encode(json.dumps({"o": offset}).encode()).decode().rstrip("=")
 
 
+def encode_key_cursor(key: tuple[str, str, str]) -> str:
+    """A keyset cursor: the sort key of the last CI of a page (``SearchQuery.after``)."""
+    return base64.urlsafe_b64encode(json.dumps({"k": list(key)}).encode()).decode().rstrip("=")
+
+
+def decode_key_cursor(cursor: str | None) -> tuple[str, str, str] | None:
+    if not cursor:
+        return None
+    try:
+        key = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))["k"]
+        if isinstance(key, list) and len(key) == 3 and all(isinstance(k, str) for k in key):
+            return key[0], key[1], key[2]
+    except (ValueError, KeyError, TypeError, binascii.Error):
+        pass
+    raise BadInputError(f"cursor {cursor!r} is not one this server gave out; start without a cursor")
+
+
 def decode_cursor(cursor: str | None) -> int:
     if not cursor:
         return 0

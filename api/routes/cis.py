@@ -19,7 +19,8 @@ from api.reads import (
     ci_events,
     ci_relationships,
     decode_cursor,
-    encode_cursor,
+    decode_key_cursor,
+    encode_key_cursor,
     find_ci,
     read,
     search_page,
@@ -33,7 +34,7 @@ from cmdb.identity import identity_keys
 from cmdb.ingest import IngestResult, ingest
 from cmdb.model import Schema
 from cmdb.retire import retire_ci
-from cmdb.store.base import BatchReader, ChangeSet, CIState, GraphStore, RelState, SearchQuery
+from cmdb.store.base import BatchReader, ChangeSet, CIState, GraphStore, RelState, SearchQuery, sort_key
 
 router = APIRouter(prefix="/cis", tags=["CIs"], responses=responses(400, 401, 403, 422, 500, 503))
 StateDep = Annotated[ApiState, Depends(api_state)]
@@ -105,13 +106,14 @@ def list_cis(
             raise BadInputError(f"attr {item!r}: expected attr=value")
         filters[name] = value
     classes = st.schema.descendants(cls) if cls else None
-    offset = decode_cursor(cursor)
+    after = decode_key_cursor(cursor)
     wanted = parse_fields(fields)
-    page = search_page(st.store, who, SearchQuery(classes=classes, status=status, text=q, attrs=filters, limit=limit,
-                                                  offset=offset))
-    more = offset + limit < page.total
-    return JSONResponse({"items": [ci_dict(c, wanted) for c in page.items], "total": page.total,
-                         "next_cursor": encode_cursor(offset + limit) if more else None})
+    page = search_page(st.store, who, SearchQuery(classes=classes, status=status, text=q, attrs=filters,
+                                                  limit=limit + 1, after=after))
+    more = len(page.items) > limit
+    items = page.items[:limit]
+    return JSONResponse({"items": [ci_dict(c, wanted) for c in items], "total": page.total,
+                         "next_cursor": encode_key_cursor(sort_key(items[-1])) if more else None})
 
 
 @router.get("/{ref}", response_model=CIOut, summary="One CI by id, name or any identity value",

@@ -200,6 +200,14 @@ class SearchQuery:
     attrs: dict[str, Any] = field(default_factory=dict)
     limit: int = 50
     offset: int = 0
+    after: tuple[str, str, str] | None = None
+    """Keyset paging: only CIs sorting after this (class, lower-case name or "", id), the order of every
+    page; ``Page.total`` still counts every match."""
+
+
+def sort_key(ci: CIState) -> tuple[str, str, str]:
+    """Where a CI sorts in search pages (``SearchQuery.after``)."""
+    return ci.cls, (ci.name or "").lower(), ci.id
 
 
 @dataclass

@@ -890,6 +890,10 @@ class Neo4jStore(Neo4jTokens, Neo4jIdempotency, Neo4jWriteCounter):
             params["seeds"] = seeds
         total = int(self._read(f"{match} WHERE {clause} RETURN count(c) AS n", **params)[0]["n"])
         page = f" SKIP {max(int(query.offset), 0)}" + (f" LIMIT {int(query.limit)}" if query.limit >= 0 else "")
+        if query.after is not None:
+            clause += (" AND (c.class > $a0 OR (c.class = $a0 AND (coalesce(c.name_lc, '') > $a1"
+                       " OR (coalesce(c.name_lc, '') = $a1 AND c.id > $a2))))")
+            params.update(a0=query.after[0], a1=query.after[1], a2=query.after[2])
         rows = self._read(
             f"{match} WHERE {clause} WITH c ORDER BY c.class, c.name_lc, c.id{page}"
             f" RETURN {_CI_MAP} AS ci",

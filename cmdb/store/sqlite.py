@@ -250,11 +250,14 @@ class SqliteStore(SqliteTokens, SqliteIdempotency, SqliteWriteCounter):
             params.extend([f"$.{attr}", value])
         clause = " AND ".join(where)
         total = int(self._rows(f"SELECT count(*) AS n FROM ci WHERE {clause}", params)[0]["n"])
+        after, after_params = "", []
+        if query.after is not None:
+            after, after_params = " AND (class, name_lc, id) > (?, ?, ?)", list(query.after)
         ids = [
             r["id"]
             for r in self._rows(
-                f"SELECT id FROM ci WHERE {clause} ORDER BY class, name_lc, id LIMIT ? OFFSET ?",
-                [*params, query.limit, query.offset],
+                f"SELECT id FROM ci WHERE {clause}{after} ORDER BY class, name_lc, id LIMIT ? OFFSET ?",
+                [*params, *after_params, query.limit, query.offset],
             )
         ]
         states = self.get_cis(ids)

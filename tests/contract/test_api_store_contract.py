@@ -88,3 +88,26 @@ def test_saving_a_discovery_run_is_not_a_graph_change_the_counter_must_see(store
     # Allowed either way; only pinned so a store never raises here.
     store.save_discovery_run(DiscoveryRunRecord("r1", "scan", iso(T0)))
     assert isinstance(store.write_counter(), int)
+
+
+def test_keyset_pages_walk_every_match_once_in_order(store: GraphStore) -> None:
+    from cmdb.store.base import sort_key
+
+    doc = {"source": "import:test", "cis": [
+        {"ref": f"s{i}", "class": "Server" if i % 3 else "VirtualMachine", "fqdn": f"k{i % 4}-{i:02d}.example.com",
+         "hostname": f"K{i % 4}" if i % 5 else None} for i in range(23)]}
+    for ci in doc["cis"]:
+        if ci["hostname"] is None:
+            del ci["hostname"]
+    ingest(store, Batch.from_dict(doc), now=T0)
+    everything = store.search(SearchQuery(classes=["Server", "VirtualMachine"], limit=100)).items
+    walked, after = [], None
+    while True:
+        page = store.search(SearchQuery(classes=["Server", "VirtualMachine"], limit=4, after=after))
+        assert page.total == len(everything) == 23
+        walked += page.items
+        if len(page.items) < 4:
+            break
+        after = sort_key(page.items[-1])
+    assert [c.id for c in walked] == [c.id for c in everything]
+    assert [sort_key(c) for c in walked] == sorted(sort_key(c) for c in walked)
