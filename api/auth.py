@@ -21,12 +21,13 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
+import anyio.to_thread
 from fastapi import Depends, HTTPException, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
@@ -85,21 +86,31 @@ class TokenCache:
     toucher: ThreadPoolExecutor = field(
         default_factory=lambda: ThreadPoolExecutor(max_workers=1, thread_name_prefix="cmdb-token-touch"))
 
-    def verify(self, store: GraphStore, token: str) -> TokenRecord:
+    def cached(self, store: GraphStore, token: str) -> TokenRecord | None:
+        """The record of a token verified within ``CACHE_SECONDS`` (memory only: no store read)."""
         digest = hash_token(self.key, token)
-        now = time.monotonic()
         with self.lock:
             hit = self.entries.get(digest)
-        if hit is not None and now - hit[0] < CACHE_SECONDS:
-            rec = hit[1]
-            if rec.expires_at is None or rec.expires_at > iso(datetime.now(UTC)):
-                self._touch(store, rec, now)
-                return rec
+        now = time.monotonic()
+        if hit is None or now - hit[0] >= CACHE_SECONDS:
+            return None
+        rec = hit[1]
+        if rec.expires_at is not None and rec.expires_at <= iso(datetime.now(UTC)):
+            return None
+        self._touch(store, rec, now)
+        return rec
+
+    def verify(self, store: GraphStore, token: str) -> TokenRecord:
+        """``cached`` or else a store read (``verify_token``); raises TokenRejectedError."""
+        rec = self.cached(store, token)
+        if rec is not None:
+            return rec
         rec = verify_token(store, self.key, token)
+        now = time.monotonic()
         with self.lock:
             if len(self.entries) > 10000:
                 self.entries.clear()
-            self.entries[digest] = (now, rec)
+            self.entries[hash_token(self.key, token)] = (now, rec)
         self._touch(store, rec, now)
         return rec
 
@@ -136,12 +147,12 @@ def _unauthorized(detail: str, error: str | None = None) -> HTTPException:
     return HTTPException(status_code=401, detail=detail, headers={"WWW-Authenticate": challenge})
 
 
-def require(role: str) -> Callable[..., Principal]:
+def require(role: str) -> Callable[..., Awaitable[Principal]]:
     """A dependency that answers the caller's ``Principal`` if its token may use a ``role`` route."""
     if role not in ROLES:
         raise ValueError(f"unknown role {role!r}; use one of {ROLES}")
 
-    def dependency(
+    async def dependency(
         request: Request,
         credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
     ) -> Principal:
@@ -149,8 +160,12 @@ def require(role: str) -> Callable[..., Principal]:
             raise _unauthorized("this route needs an API token: send Authorization: Bearer <token>"
                                 " (create one with `cmdb tokens create`)")
         store: GraphStore = request.app.state.store
+        cache = _cache(request, store)
         try:
-            rec = _cache(request, store).verify(store, credentials.credentials)
+            # On the event loop for a token seen within CACHE_SECONDS; a store read in a worker thread otherwise.
+            rec = cache.cached(store, credentials.credentials)
+            if rec is None:
+                rec = await anyio.to_thread.run_sync(cache.verify, store, credentials.credentials)
         except TokenRejectedError as exc:
             raise _unauthorized(str(exc), "invalid_token") from None
         principal = Principal.of(rec)
