@@ -147,3 +147,17 @@ def test_a_revoked_token_stops_working(client: TestClient, token_for: TokenFor, 
     r = client.get("/api/v1/cis", headers={"Authorization": f"Bearer {token}"})
     assert r.status_code == 401 and "revoked" in r.json()["detail"] and token not in r.text
     assert api.auth.CACHE_SECONDS <= 5
+
+
+def test_last_used_is_recorded_off_the_request_path(client: TestClient, token_for: TokenFor,
+                                                    sample_store: Any) -> None:
+    import time
+
+    token = token_for("viewer", partitions=["last-used"])
+    name = next(t.name for t in sample_store.tokens() if t.partitions == ["last-used"])
+    assert sample_store.get_token(name).last_used is None
+    assert client.get("/api/v1/cis", headers={"Authorization": f"Bearer {token}"}).status_code == 200
+    deadline = time.monotonic() + 5
+    while sample_store.get_token(name).last_used is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert sample_store.get_token(name).last_used is not None
