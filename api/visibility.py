@@ -22,7 +22,7 @@ from cmdb.errors import BadInputError, CmdbError, NotFoundError
 from cmdb.identity import identity_keys, normalize_key_value
 from cmdb.ingest import scope_covers
 from cmdb.model import Schema
-from cmdb.partitions import PARTITION_ATTR, PartitionRules, assign_partitions, partition_of
+from cmdb.partitions import DEFAULT_PARTITION, PARTITION_ATTR, PartitionRules, assign_partitions, partition_of
 from cmdb.store.base import CIState, Event, GraphStore, Page, RelState, SearchQuery
 
 HIDDEN = "(hidden)"  # stands for a CI on an impact path that the caller may not see
@@ -78,25 +78,30 @@ def visible_ids(store: GraphStore, principal: Principal, ids: Iterable[str]) -> 
 
 
 def search_visible(store: GraphStore, principal: Principal, query: SearchQuery) -> Page:
-    """``store.search`` of only the visible CIs, with an exact total and the same order."""
-    parts = principal.partitions
-    if parts is None:
-        return store.search(query)
+    """``store.search`` of only the visible CIs, with an exact total and the same order.
+
+    A ``partition`` filter narrows the caller's partitions (``default`` also matches CIs without the
+    attribute). One partition other than ``default`` is a filter the store runs and pages itself;
+    otherwise the matches are walked in the store's order, a page of ``SCAN_PAGE`` at a time, and
+    the visible ones kept (a cost proportional to the matches, paid only by limited tokens).
+    """
+    allowed = principal.partitions
     if PARTITION_ATTR in query.attrs:
-        if str(query.attrs[PARTITION_ATTR]) not in parts:
+        asked = str(query.attrs[PARTITION_ATTR])
+        if allowed is not None and asked not in allowed:
             return Page([], 0, query.limit, query.offset)
+        allowed = frozenset({asked})
+        query = replace(query, attrs={k: v for k, v in query.attrs.items() if k != PARTITION_ATTR})
+    if allowed is None:
         return store.search(query)
-    if len(parts) == 1 and "default" not in parts:
-        # The common case: one filter the store indexes, paginated by the store.
-        return store.search(replace(query, attrs={**query.attrs, PARTITION_ATTR: next(iter(parts))}))
-    # Several partitions (or ``default``, which CIs without the attribute belong to): walk the
-    # matches in the store's order and keep the visible ones.
+    if len(allowed) == 1 and DEFAULT_PARTITION not in allowed:
+        return store.search(replace(query, attrs={**query.attrs, PARTITION_ATTR: next(iter(allowed))}))
     kept: list[CIState] = []
     offset, total = 0, 0
     while True:
         page = store.search(replace(query, limit=SCAN_PAGE, offset=offset))
         for ci in page.items:
-            if can_see(principal, ci):
+            if partition_of(ci.attrs) in allowed:
                 if query.offset <= total < query.offset + query.limit:
                     kept.append(ci)
                 total += 1
@@ -206,6 +211,8 @@ def redact_impact(store: GraphStore, principal: Principal, doc: dict[str, Any],
         ids.update(x["id"] for x in doc.get(key) or [] if x.get("id"))
     for sh in doc.get("stakeholders") or []:
         ids.update(r["ci_id"] for r in sh.get("reasons") or [] if r.get("ci_id"))
+        if sh.get("id"):
+            ids.add(sh["id"])
     for e in doc.get("recent_changes") or []:
         ids.update(x for x in (e.get("ci_id"), e.get("peer_id")) if x)
     for rec in (doc.get("related_incidents") or []) + (doc.get("change_records") or []):
@@ -241,6 +248,8 @@ def redact_impact(store: GraphStore, principal: Principal, doc: dict[str, Any],
     if "stakeholders" in doc:
         people = []
         for sh in doc["stakeholders"]:
+            if sh.get("id") and sh["id"] not in seen:
+                continue  # the person or team is itself a CI of a hidden partition
             reasons = [r for r in sh.get("reasons") or [] if r.get("ci_id") in seen]
             if reasons or not sh.get("reasons"):
                 people.append({**sh, "reasons": reasons})

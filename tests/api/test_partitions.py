@@ -118,6 +118,11 @@ def test_search_shows_only_visible_cis_with_exact_totals(env: dict[str, Any]) ->
     assert r.json()["items"] == [] and r.json()["total"] == 0
     r = c.get("/api/v1/cis", headers=auth(env, partitions=[]))
     assert r.json()["total"] == 0
+    # ``default`` is also the partition of CIs without the attribute.
+    r = c.get("/api/v1/cis", params={"attr": "partition=default"}, headers=auth(env))
+    assert names(r) == ["misc"] and r.json()["total"] == 1
+    r = c.get("/api/v1/cis", params={"attr": "partition=dc"}, headers=auth(env, partitions=["dc", "aws"]))
+    assert names(r) == ["app-dc", "db-dc"]
 
 
 def test_history_and_relationships_leave_out_hidden_cis(env: dict[str, Any]) -> None:
