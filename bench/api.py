@@ -120,7 +120,8 @@ def wrk(url: str, token: str | None, duration: int, connections: int, body: Any 
         for name, value in (headers or {}).items():
             script.write(f"wrk.headers['{name}'] = '{value}'\n")
     try:
-        out = subprocess.run(["wrk", "-t2", f"-c{connections}", f"-d{duration}s", "--latency", "-s", script.name,
+        out = subprocess.run(["wrk", "-t2", f"-c{connections}", f"-d{duration}s", "--timeout", "30s", "--latency",
+                              "-s", script.name,
                               url], capture_output=True, text=True, check=True).stdout
     finally:
         os.unlink(script.name)
@@ -129,6 +130,28 @@ def wrk(url: str, token: str | None, duration: int, connections: int, body: Any 
     bad = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out)
     return {"rps": rps, "p50": lat.get("50", float("nan")), "p99": lat.get("99", float("nan")),
             "errors": float(bad.group(1)) if bad else 0.0}
+
+
+def wait_for_index(url: str, timeout: float = 900) -> None:
+    """Until the server's warm impact index is built (it competes for the CPU while it builds)."""
+    deadline = time.monotonic() + timeout
+    ready = 0  # in a row: each worker builds its own index, and any of them may answer
+    while time.monotonic() < deadline and ready < 8:
+        built = httpx.get(f"{url}/readyz", timeout=10).json().get("impact_index_writes") is not None
+        ready = ready + 1 if built else 0
+        time.sleep(0.1 if built else 0.5)
+    if ready >= 8:
+        return
+    raise SystemExit("the impact index was not built in time")
+
+
+async def warm_up(url: str, headers: dict[str, str], body: Any, n: int) -> httpx.Response:
+    """The first answer, asked by ``n`` clients at once so that every worker computes (and caches) it."""
+    async with httpx.AsyncClient(base_url=url, headers=headers, timeout=900) as c:
+        answers = await asyncio.gather(*(c.post("/api/v1/impact/incident", json=body) for _ in range(n)))
+    for a in answers:
+        a.raise_for_status()
+    return answers[0]
 
 
 def sample_store(tmp: Path) -> Path:
@@ -246,19 +269,29 @@ def main() -> None:
             rows.append(("GET /hello (bare FastAPI)", w, hello, ""))
             for size, (path, core) in stores.items():
                 token, core_id = token_and_ids(path, core)
+                auth = {"Authorization": f"Bearer {token}"}
                 with cmdb_server(f"sqlite:///{path}", w) as url:
+                    wait_for_index(url)
                     get = wrk(f"{url}/api/v1/cis/{core_id}", token, d, c)
                     rows.append((f"GET /cis/{{id}} [{size}]", w, get, f"{get['rps'] / hello['rps']:.2f}x hello"))
-                    httpx.post(f"{url}/api/v1/impact/incident", json={"cis": [core_id]},
-                               headers={"Authorization": f"Bearer {token}"}, timeout=120).raise_for_status()
-                    inc = wrk(f"{url}/api/v1/impact/incident", token, d, c, {"cis": [core_id]})
+                    t0 = time.monotonic()
+                    first = asyncio.run(warm_up(url, auth, {"cis": [core_id]}, 4 * w))
+                    took = time.monotonic() - t0
+                    answer = first.json()
                     target = 100 if size == "sample" else 250
+                    inc = wrk(f"{url}/api/v1/impact/incident", token, d, c, {"cis": [core_id]})
                     rows.append((f"POST /impact/incident {core} [{size}]", w, inc,
-                                 f"p99 {'<' if inc['p99'] < target else '>='} {target} ms (answer cache)"))
-                    raw = wrk(f"{url}/api/v1/impact/incident", token, d, c, {"cis": [core_id]},
-                              {"Cache-Control": "no-cache"})
-                    rows.append(("  same, Cache-Control: no-cache", w, raw,
-                                 f"p99 {'<' if raw['p99'] < target else '>='} {target} ms (computed each time)"))
+                                 f"p99 {'<' if inc['p99'] < target else '>='} {target} ms (answer cache); "
+                                 f"{len(answer['affected']):,} CIs affected, {len(first.content) / 1e3:,.0f} kB"))
+                    if took < 1.0:
+                        raw = wrk(f"{url}/api/v1/impact/incident", token, d, c, {"cis": [core_id]},
+                                  {"Cache-Control": "no-cache"})
+                        rows.append(("  same, Cache-Control: no-cache", w, raw,
+                                     f"p99 {'<' if raw['p99'] < target else '>='} {target} ms (computed each time)"))
+                    else:
+                        rows.append(("  first answer, computed", w, {"rps": 1 / took, "p50": took * 1000,
+                                                                     "p99": took * 1000, "errors": 0},
+                                     f"{took:.1f} s for one request"))
             rate = post_rate(docs, tmp, w, c)
             rows.append((f"POST /batches x{args.batches} of 1,000 CIs", w,
                          {"rps": rate, "p50": float("nan"), "p99": float("nan"), "errors": 0},
