@@ -137,8 +137,9 @@ def check_batch_allowed(store: GraphStore, schema: Schema, principal: Principal,
                         rules: PartitionRules | None = None) -> None:
     """Raise 403 unless ``principal`` may write every item of ``batch``; fills in partitions.
 
-    Items without a partition get the configured rule's, else the token's only partition. The
-    check of existing CIs reads the store before ingest: a CI moved into a hidden partition in
+    Items without a partition get the configured rule's; else an item naming a stored CI leaves its
+    partition alone, and a new one gets the token's only partition. The check of existing CIs reads
+    the store before ingest: a CI moved into a hidden partition in
     between is the one race left, and only an admin or an unlimited token can move one.
     """
     if principal.role == "collector":
@@ -152,31 +153,37 @@ def check_batch_allowed(store: GraphStore, schema: Schema, principal: Principal,
     if parts is None:
         return
     assign_partitions(batch, rules)
-    only = next(iter(parts)) if len(parts) == 1 else None
+    # Which stored CI each item and each identity reference names (a key look-up each).
+    item_hits: list[set[str]] = []
+    where: dict[str, str] = {}
     for rec in batch.cis:
-        if not rec.attrs.get(PARTITION_ATTR) and only is not None and only != "default":
-            rec.attrs = {**rec.attrs, PARTITION_ATTR: only}
-        p = partition_of(rec.attrs)
-        if p not in parts:
-            raise _forbid(f"{rec.describe()}: partition {p!r} is not one token {principal.name!r} may write "
-                          f"({', '.join(sorted(parts)) or 'none'}); nothing of this batch was written")
-    keys_by_item: list[tuple[str, list[str]]] = []
-    for rec in batch.cis:
-        keys_by_item.append((rec.describe(), _keys(schema, rec.cls, rec.attrs)))
+        hits = _stored(store, _keys(schema, rec.cls, rec.attrs))
+        item_hits.append(hits)
+        where.update((h, rec.describe()) for h in hits)
     for rel in batch.rels:
         for end in (rel.src, rel.dst):
             if isinstance(end, IdentityRef):
-                keys_by_item.append((rel.describe(), _keys(schema, end.cls, dict(end.attrs))))
-    found: dict[str, str] = {}
-    for where, keys in keys_by_item:
-        for key in keys:
-            ci_id = store.find_by_key(key)
-            if ci_id is not None:
-                found[ci_id] = where
-    for ci_id, ci in store.get_cis(found).items():
+                where.update((h, rel.describe()) for h in _stored(store, _keys(schema, end.cls, dict(end.attrs))))
+    for ci_id, ci in store.get_cis(where).items():
         if not can_see(principal, ci):
-            raise _forbid(f"{found[ci_id]} identifies a CI outside the partitions token {principal.name!r} may"
+            raise _forbid(f"{where[ci_id]} identifies a CI outside the partitions token {principal.name!r} may"
                           " write; nothing of this batch was written")
+    only = next(iter(parts)) if len(parts) == 1 else None
+    for rec, hits in zip(batch.cis, item_hits, strict=True):
+        if not rec.attrs.get(PARTITION_ATTR):
+            if hits:
+                continue  # an existing CI (visible, checked above) keeps its partition
+            if only is not None and only != DEFAULT_PARTITION:
+                rec.attrs = {**rec.attrs, PARTITION_ATTR: only}
+        p = partition_of(rec.attrs)
+        if p not in parts:
+            raise _forbid(f"{rec.describe()}: partition {p!r} is not one token {principal.name!r} may write "
+                          f"({', '.join(sorted(parts)) or 'none'}); give the item a partition the token may"
+                          " write; nothing of this batch was written")
+
+
+def _stored(store: GraphStore, keys: list[str]) -> set[str]:
+    return {ci_id for ci_id in (store.find_by_key(k) for k in keys) if ci_id is not None}
 
 
 def _source_allowed(source: str, allowed: Iterable[str]) -> bool:

@@ -182,6 +182,15 @@ def test_a_limited_token_writes_only_its_partitions(env: dict[str, Any], tmp_pat
     assert r.status_code == 403 and len(store.events()) == before
     r = c.post("/api/v1/cis", json={"class": "Server", "attrs": {"fqdn": "y.example", "partition": "dc"}}, headers=h)
     assert r.status_code == 403
+    # A token of several partitions updates a CI it sees without naming the partition again; a new CI must name one.
+    h2 = auth(env, "operator", partitions=["aws", "dc"])
+    r = c.post("/api/v1/batches", json={"source": "manual", "cis": [{"class": "Database", "name": "db-dc",
+                                                                      "engine": "pg"}]}, headers=h2)
+    assert r.status_code == 200, r.text
+    assert store.get_ci(env["ids"]["db-dc"]).attrs["partition"] == "dc"
+    r = c.post("/api/v1/batches", json={"source": "manual", "cis": [{"class": "Database", "name": "db-new"}]},
+               headers=h2)
+    assert r.status_code == 403 and "partition 'default'" in r.json()["detail"]
 
 
 def test_a_collector_writes_only_its_sources_and_scopes(env: dict[str, Any]) -> None:
