@@ -13,6 +13,7 @@
 from __future__ import annotations
 
 import os
+import re
 import sqlite3
 import threading
 from collections.abc import Iterator
@@ -59,10 +60,18 @@ def connect(path: str, *, busy_ms: int) -> sqlite3.Connection:
     return db
 
 
+_CREATED = re.compile(r"CREATE\s+(?:UNIQUE\s+)?(?:TABLE|INDEX)\s+IF\s+NOT\s+EXISTS\s+(\w+)", re.IGNORECASE)
+
+
 def ensure_schema(db: sqlite3.Connection, ddl: str, version: int) -> None:
-    """Create the schema unless the file has it; only a new store takes the write lock here."""
-    has_meta = db.execute("SELECT 1 FROM sqlite_master WHERE type='table' AND name='meta'").fetchone()
-    if has_meta and db.execute("SELECT 1 FROM meta WHERE key='schema_version'").fetchone():
+    """Create what the schema lacks; a store that has every table and index of ``ddl`` is only read.
+
+    Comparing names (one read of ``sqlite_master``) rather than trusting the version row means a
+    table or index added to ``ddl`` later is still created in an existing file, once, by the first
+    process that opens it after the upgrade."""
+    wanted = set(_CREATED.findall(ddl))
+    have = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type IN ('table', 'index')")}
+    if wanted <= have and db.execute("SELECT 1 FROM meta WHERE key='schema_version'").fetchone():
         return
     db.executescript(
         f"BEGIN IMMEDIATE;\n{ddl}\nINSERT OR IGNORE INTO meta(key, value) VALUES('schema_version', '{int(version)}');"
