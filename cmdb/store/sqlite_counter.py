@@ -1,29 +1,29 @@
 """The write counter on SQLite (``GraphStore.write_counter``), a mixin of ``SqliteStore``.
 
-No table and no write: ``PRAGMA data_version`` changes when another connection (another process,
-or another store object on the same file) commits, and the connection's ``total_changes`` counts
-this connection's own writes. Together they change with every write, wherever it came from.
+Every batch appends a run-ledger row and every change of the graph appends history events, so the
+last event sequence number and the last run row together move with every batch, in this process or
+any other; a clear empties both and a restore refills them. Writes outside the graph (a token's
+``last_used``, a discovery run's record) leave it alone, so they do not make caches of the graph
+(the API's impact index) rebuild. Two index look-ups on the caller's read connection: no lock, so
+asking never waits for a writer.
 """
 
 from __future__ import annotations
 
 import sqlite3
-import threading
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any
 
-from cmdb.errors import StoreError
+_COUNTER = ("SELECT (SELECT coalesce(max(seq), 0) FROM event) AS events,"
+            " (SELECT coalesce(max(rowid), 0) FROM run) AS runs")
 
 
 class SqliteWriteCounter:
-    """Mixin: needs the store's ``_db`` (the connection writes go through), ``_lock`` and ``path``."""
+    """Mixin: needs the store's ``_rows`` (a read on the calling thread's connection)."""
 
-    _db: sqlite3.Connection
-    _lock: threading.RLock
-    path: str
+    if TYPE_CHECKING:
+        def _rows(self, sql: str, params: Iterable[Any] = ()) -> list[sqlite3.Row]: ...
 
     def write_counter(self) -> int:
-        with self._lock:
-            try:
-                row = self._db.execute("PRAGMA data_version").fetchone()
-            except sqlite3.Error as exc:
-                raise StoreError(f"cannot read the write counter of {self.path}: {exc}") from exc
-            return (int(row[0]) << 40) + self._db.total_changes
+        row = self._rows(_COUNTER)[0]
+        return (int(row["runs"]) << 32) + int(row["events"])
