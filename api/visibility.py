@@ -10,7 +10,7 @@ partition the token may not write; collector tokens also only write their source
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import replace
 from typing import Any
 
@@ -20,9 +20,10 @@ from api.auth import Principal
 from cmdb.batch import Batch, IdentityRef
 from cmdb.errors import BadInputError, CmdbError, NotFoundError
 from cmdb.identity import identity_keys, normalize_key_value
-from cmdb.ingest import scope_covers
+from cmdb.ingest import ingest, scope_covers
 from cmdb.model import Schema
 from cmdb.partitions import DEFAULT_PARTITION, PARTITION_ATTR, PartitionRules, assign_partitions, partition_of
+from cmdb.reconcile import ReconcileConfig
 from cmdb.store.base import CIState, Event, GraphStore, Page, RelState, SearchQuery
 
 HIDDEN = "(hidden)"  # stands for a CI on an impact path that the caller may not see
@@ -184,6 +185,28 @@ def check_batch_allowed(store: GraphStore, schema: Schema, principal: Principal,
 
 def _stored(store: GraphStore, keys: list[str]) -> set[str]:
     return {ci_id for ci_id in (store.find_by_key(k) for k in keys) if ci_id is not None}
+
+
+class BatchRefusedError(CmdbError):
+    """A discovery run's batch that its starter's token may not write (the target's outcome: rejected)."""
+
+
+def checked_sink(store: GraphStore, schema: Schema, config: ReconcileConfig,
+                 principal: Principal) -> Callable[[Batch], dict[str, Any]] | None:
+    """For ``run_discovery(sink=...)`` of a run started over the API: each batch is checked against the
+    starter's partitions before ``ingest`` (None for an unlimited token: plain ingest)."""
+    if principal.partitions is None and principal.role != "collector":
+        return None
+
+    def sink(batch: Batch) -> dict[str, Any]:
+        try:
+            check_batch_allowed(store, schema, principal, batch)
+        except HTTPException as exc:
+            raise BatchRefusedError(str(exc.detail)) from None
+        result = ingest(store, batch, schema=schema, config=config)
+        return {"run_id": result.run_id, **result.summary()}
+
+    return sink
 
 
 def _source_allowed(source: str, allowed: Iterable[str]) -> bool:

@@ -203,3 +203,22 @@ def test_a_collector_writes_only_its_sources_and_scopes(env: dict[str, Any]) -> 
     r = c.post("/api/v1/batches", json={**batch, "scope": "10.10.0.0/24"}, headers=h)
     assert r.status_code == 403 and "scope" in r.json()["detail"]
     assert c.get("/api/v1/cis", headers=h).status_code == 403
+
+
+def test_a_run_started_by_a_limited_token_writes_only_its_partitions(env: dict[str, Any]) -> None:
+    from api.auth import Principal
+    from api.visibility import BatchRefusedError, checked_sink
+    from cmdb.model import default_schema
+    from cmdb.reconcile import ReconcileConfig
+
+    store = env["store"]
+    assert checked_sink(store, default_schema(), ReconcileConfig(), Principal("x", "operator")) is None
+    sink = checked_sink(store, default_schema(), ReconcileConfig(), Principal("x", "operator", frozenset({"aws"})))
+    assert sink is not None
+    summary = sink(Batch.from_dict({"source": "scan", "scope": "127.0.0.66/32",
+                                    "cis": [{"class": "Host", "management_ip": "127.0.0.66"}]}))
+    assert summary["created"] == 1
+    ci = store.get_ci(store.find_by_key("device:management_ip=127.0.0.66"))
+    assert ci is not None and ci.attrs["partition"] == "aws"
+    with pytest.raises(BatchRefusedError, match="identifies a CI outside"):
+        sink(Batch.from_dict({"source": "scan", "cis": [{"class": "Database", "name": "db-dc"}]}))
