@@ -159,9 +159,14 @@ def test_reads_and_a_second_load_during_a_long_load(target: Target, tmp_path: Pa
         assert writing() or loader.poll() is not None
         still_loading = loader.poll() is None
         assert still_loading, "the reads took as long as the load: they waited for it"
+        printed = [out, err]
         assert loader.wait(300) == 0, loader.communicate()
+        printed += list(loader.communicate())
         out, err = queued.communicate(timeout=300)
         assert queued.returncode == 0, err
+        printed += [out, err]
+        secret = env.get("CMDB_NEO4J_PASSWORD")
+        assert secret is None or not any(secret in text for text in printed), "the store password was printed"
         r = client.get("/api/v1/cis", params={"q": "during"})
         assert r.json()["total"] == 1
     assert store.stats()["cis"] == LONG_LOAD_CIS + 2
