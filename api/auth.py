@@ -142,6 +142,15 @@ def _cache(request: Request, store: GraphStore) -> TokenCache:
     return cache
 
 
+def close_token_cache(state: Any) -> None:
+    """At the app's shutdown (lifespan): finish pending ``last_used`` writes while the store is open,
+    and forget verified tokens (a restarted lifespan starts afresh)."""
+    cache: TokenCache | None = getattr(state, "token_cache", None)
+    if cache is not None:
+        state.token_cache = None
+        cache.close()
+
+
 def _unauthorized(detail: str, error: str | None = None) -> HTTPException:
     challenge = "Bearer" if error is None else f'Bearer error="{error}"'
     return HTTPException(status_code=401, detail=detail, headers={"WWW-Authenticate": challenge})
