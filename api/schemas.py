@@ -114,6 +114,12 @@ class IncidentIn(BaseModel):
     as_of: str | None = Field(None, description="Evaluate on the graph as it was then (ISO time).")
     days: int = Field(7, ge=0, le=3650, description="Recent changes from this many days back.")
     record: str | None = Field(None, description="Store the incident under this key (e.g. INC0012345).")
+    max_affected: int | None = Field(500, ge=0, description="At most this many affected CIs, worst first (null: all);"
+                                     " affected_total counts them all.")
+    max_stakeholders: int | None = Field(200, ge=0, description="At most this many stakeholders, most critical first"
+                                         " (null: all); stakeholders_total counts them.")
+    max_reasons: int | None = Field(5, ge=0, description="At most this many reasons per stakeholder (null: all);"
+                                    " reasons_total counts them.")
 
 
 class ChangeIn(BaseModel):

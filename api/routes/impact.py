@@ -81,7 +81,7 @@ async def incident(st: StateDep, who: Annotated[Principal, Depends(require("view
                                                started, priority=rep.priority.priority, actor=who.name)
             st.impact.poke()
         data["index_writes"] = st.impact.writes if source is not None else None
-        return data
+        return trimmed(data, body.max_affected, body.max_stakeholders, body.max_reasons)
 
     cacheable = not body.record and not body.as_of
     answer = await _cached(st, "incident", [body.model_dump(), _reach(who)], lambda: Rendered(compute()), cacheable,
@@ -91,6 +91,23 @@ async def incident(st: StateDep, who: Annotated[Principal, Depends(require("view
     if fmt == "json" and data is answer.data:
         return Response(answer.json(), media_type="application/json")
     return _answer(data, fmt, lambda: incident_markdown(data), lambda: incident_html(data))
+
+
+def trimmed(data: dict[str, Any], max_affected: int | None, max_stakeholders: int | None,
+            max_reasons: int | None) -> dict[str, Any]:
+    """An incident answer cut to size: a core switch of a 100k-CI estate affects 20k CIs (6.8 MB of JSON),
+    more than an alerting hook reads; the totals stay."""
+    data["affected_total"] = len(data["affected"])
+    data["stakeholders_total"] = len(data["stakeholders"])
+    if max_affected is not None:
+        data["affected"] = data["affected"][:max_affected]
+    if max_stakeholders is not None:
+        data["stakeholders"] = data["stakeholders"][:max_stakeholders]
+    for sh in data["stakeholders"]:
+        sh["reasons_total"] = len(sh["reasons"])
+        if max_reasons is not None:
+            sh["reasons"] = sh["reasons"][:max_reasons]
+    return data
 
 
 class Rendered:

@@ -199,6 +199,12 @@ def test_incident_answers_as_the_cli_does_in_three_renderings(client: TestClient
     cli = report_dict(analyse_incident(sample_store, ["sw-core-fra-1"], State.DOWN, "high"))
     assert [(s["name"], s["state"]) for s in data["services"]] == [(s["name"], s["state"]) for s in cli["services"]]
     assert data["priority"] == cli["priority"] and data["index_writes"] is not None
+    assert data["affected_total"] == len(cli["affected"]) == len(data["affected"])  # under the default cut
+    cut = client.post(f"{V1}/impact/incident", json={"cis": ["sw-core-fra-1"], "max_affected": 2,
+                                                      "max_reasons": 1}).json()
+    assert [a["id"] for a in cut["affected"]] == [a["id"] for a in cli["affected"][:2]]
+    assert cut["affected_total"] == len(cli["affected"])
+    assert all(len(sh["reasons"]) <= 1 <= sh["reasons_total"] for sh in cut["stakeholders"])
     md = client.post(f"{V1}/impact/incident?format=markdown", json={"cis": ["sw-core-fra-1"]})
     assert md.headers["content-type"].startswith("text/markdown") and "| tier | service |" in md.text
     html = client.post(f"{V1}/impact/incident", json={"cis": ["sw-core-fra-1"]}, headers={"Accept": "text/html"})
