@@ -63,6 +63,7 @@ def create_app(store: GraphStore | str | None = None, settings: ApiSettings | No
         finally:
             warm.stop()
             state.jobs.join(timeout=30)
+            auth.close_token_cache(app.state)  # pending last_used writes, while the store is open
             if owned:
                 opened.close()
 

@@ -20,6 +20,7 @@ from api.auth import Principal, require
 from api.problems import responses
 from api.schemas import RunOut, RunStart
 from api.state import ApiState, api_state
+from api.visibility import checked_sink
 from cmdb.errors import BadInputError, NotFoundError
 from cmdb.store.base import DiscoveryRunRecord, iso
 from discovery.runner import new_run_id, run_discovery
@@ -93,7 +94,8 @@ def start_run(st: StateDep, who: Annotated[Principal, Depends(require("operator"
         collector = ScanCollector(settings, trust=SystemTrust.load())
         try:
             asyncio.run(run_discovery(collector, targets, st.store, concurrency=collector.target_concurrency(
-                len(targets)), actor=who.name, options=options, schema=st.schema, config=st.config, run_id=run_id))
+                len(targets)), actor=who.name, options=options, schema=st.schema, config=st.config, run_id=run_id,
+                sink=checked_sink(st.store, st.schema, st.config, who)))
         finally:
             collector.prober.close()
             st.impact.poke()
