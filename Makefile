@@ -41,6 +41,7 @@ bench: venv
 	$(BIN)/python bench/snmp.py
 	$(BIN)/python bench/scan.py
 	$(BIN)/python bench/ssh.py
+	$(BIN)/python bench/api.py
 
 clean:
 	rm -rf .cmdb .pytest_cache .mypy_cache .ruff_cache
