@@ -44,6 +44,7 @@ bench: venv
 	$(BIN)/python bench/ssh.py
 	$(BIN)/python bench/expiry.py
 	$(BIN)/python bench/import.py
+	$(BIN)/python bench/api.py
 
 clean:
 	rm -rf .cmdb .pytest_cache .mypy_cache .ruff_cache

@@ -11,7 +11,7 @@ Prints, side by side in one run:
 * the licence compliance check (``impact.licences.check_compliance``), first and idle (the
   "escalated" column counts updated tasks there).
 
-The estate (the synthetic estate of ``cmdb.synthetic`` plus certificates used by applications and
+The estate (the synthetic estate of ``bench.synthetic`` plus certificates used by applications and
 licences consumed by VMs, all through ``cmdb.ingest``) is built once into
 ``~/.cache/cmdb-bench/expiry-<n>.db`` (about 10 minutes for 1M CIs) and copied for every run, so runs
 start from the same store with no tasks::

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 REPO = Path(__file__).resolve().parent.parent
-CMDB = [sys.executable, "-m", "cmdb.cli"]
+CMDB = [sys.executable, "-m", "product.cli"]
 OWNERS = 1000
 
 MAPPING = """\
@@ -81,7 +81,7 @@ def run_measured(args: list[str], store: Path) -> tuple[float, float, float, str
     out_path = store.with_suffix(".out")
     start = time.perf_counter()
     with out_path.open("w") as out, open(os.devnull, "w") as devnull:
-        pid = os.posix_spawn(sys.executable, [sys.executable, "-m", "cmdb.cli", *args], env,
+        pid = os.posix_spawn(sys.executable, [sys.executable, "-m", "product.cli", *args], env,
                              file_actions=[(os.POSIX_SPAWN_DUP2, out.fileno(), 1),
                                            (os.POSIX_SPAWN_DUP2, devnull.fileno(), 2)])
         _, status, usage = os.wait4(pid, 0)

@@ -26,6 +26,7 @@ from cmdb.cli_output import emit_json, opened_store
 from cmdb.errors import NotFoundError
 from cmdb.reconcile import ReconcileConfig
 from cmdb.store.base import DiscoveryRunRecord, GraphStore
+from discovery.push import BatchPusher
 from discovery.runner import Collector, run_discovery
 
 runs_app = typer.Typer(help="Discovery runs and the ingest run ledger.", invoke_without_command=True)
@@ -51,14 +52,22 @@ def execute(
     as_json: bool,
     record_dir: Path | None = None,
 ) -> DiscoveryRunRecord:
-    """Runs ``collector`` over ``targets`` into the CLI's store and prints the outcomes."""
+    """Runs ``collector`` over ``targets`` into the CLI's store (or ``--push``es the batches) and prints
+    the outcomes."""
     if not logging.getLogger().handlers:
         logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    with store_of(ctx) as store:
-        record = asyncio.run(run_discovery(
-            collector, targets, store, concurrency=concurrency, target_timeout=target_timeout, options=options,
-            show_progress=not as_json and sys.stderr.isatty(), config=ReconcileConfig.load(), record_dir=record_dir,
-        ))
+    push_url = ctx.params.get("push")
+    pusher = BatchPusher.from_options(push_url, ctx.params.get("token_file")) if push_url else None
+    try:
+        with store_of(ctx) as store:
+            record = asyncio.run(run_discovery(
+                collector, targets, store, concurrency=concurrency, target_timeout=target_timeout, options=options,
+                show_progress=not as_json and sys.stderr.isatty(), config=ReconcileConfig.load(), record_dir=record_dir,
+                sink=pusher.push if pusher is not None else None,
+            ))
+    finally:
+        if pusher is not None:
+            pusher.close()
     print_run(record, as_json)
     return record
 

@@ -111,8 +111,12 @@ async def run_discovery(
     run_id: str | None = None,
     on_result: Callable[[TargetResult], None] | None = None,
     record_dir: Path | None = None,
+    sink: Callable[[Batch], dict[str, Any]] | None = None,
 ) -> DiscoveryRunRecord:
-    """Collect every target, ingest each target's batch, and return the saved run record."""
+    """Collect every target, ingest each target's batch, and return the saved run record.
+
+    With ``sink`` (a remote collector's ``BatchPusher.push``) each batch goes there instead of ``ingest``
+    into ``store``, which then keeps only the run record."""
     if concurrency < 1:
         raise CmdbError(f"concurrency must be at least 1, not {concurrency}")
     schema = schema or default_schema()
@@ -142,10 +146,13 @@ async def run_discovery(
         batch.actor = record.actor
         batch.origin = f"{collector.method} {where}"
         try:
-            res = ingest(store, batch, schema=schema, config=config)
+            if sink is not None:
+                events = int(sink(batch).get("events", 0))
+            else:
+                events = ingest(store, batch, schema=schema, config=config).events
         except CmdbError as exc:
             return Outcome.REJECTED, str(exc), 0, 0
-        return Outcome.OK, "", len(batch.cis) + len(batch.rels), res.events
+        return Outcome.OK, "", len(batch.cis) + len(batch.rels), events
 
     # Writes run on one worker thread, one at a time, so a slow store never stalls the event loop
     # (and with it the timeouts of the targets still being collected).

@@ -12,7 +12,9 @@ Run it as ``cmdb ...`` (the console script) or ``python -m product.cli ...``.
 
 from __future__ import annotations
 
+from api.cli import register as register_serve
 from cmdb.cli import app, run_guarded
+from cmdb.tokens_cli import tokens_app
 from discovery.aws import cli as aws_cli
 from discovery.cli import discover_app, runs_app
 from discovery.netdev import cli as netdev_cli
@@ -34,6 +36,8 @@ app.add_typer(tasks_app, name="tasks")
 app.command("licences")(licences_command)
 register_automation(app)  # expiry, outbox, incidents, scheduler
 register_import(app)  # cmdb import
+register_serve(app)  # cmdb serve: the HTTP API
+app.add_typer(tokens_app, name="tokens")
 
 
 def main() -> None:

@@ -13,6 +13,7 @@ from cmdb.batch import Batch, IdentityRef, RelRecord
 from cmdb.errors import BadInputError, CmdbError
 from cmdb.identity import ItemGroup
 from cmdb.model import Schema
+from cmdb.partitions import assign_partitions
 from cmdb.reconcile import MANUAL_SOURCES, ReconcileConfig, freshness_horizon
 from cmdb.store.base import (
     STATUS_RANK,
@@ -74,8 +75,8 @@ def derive_status(sightings: Iterable[Sighting]) -> str:
     seen_any = False
     for s in sightings:
         seen_any = True
-        if s.source in MANUAL_SOURCES:
-            return "active"
+        if s.source in MANUAL_SOURCES:  # a manual word is final: retired by hand stays retired (cmdb.retire)
+            return "retired" if s.status == "retired" else "active"
         if STATUS_RANK[s.status] < STATUS_RANK[best]:
             best = s.status
     return best if seen_any else "active"
@@ -89,7 +90,7 @@ class PlannerState:
     def __init__(self, schema: Schema, config: ReconcileConfig, batch: Batch, now: datetime) -> None:
         self.schema = schema
         self.config = config
-        self.batch = batch
+        self.batch = assign_partitions(batch)  # the configured partition rules (cmdb.partitions)
         self.now = now
         self.at = iso(now)
         self.horizon = freshness_horizon(now, config)

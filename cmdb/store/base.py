@@ -16,7 +16,10 @@ import hashlib
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, Literal, Protocol
+from typing import TYPE_CHECKING, Any, Literal, Protocol
+
+if TYPE_CHECKING:
+    from cmdb.store.idempotency import IdempotencyRecord
 
 from cmdb.store.tasks import TaskStore
 
@@ -199,6 +202,14 @@ class SearchQuery:
     attrs: dict[str, Any] = field(default_factory=dict)
     limit: int = 50
     offset: int = 0
+    after: tuple[str, str, str] | None = None
+    """Keyset paging: only CIs sorting after this (class, lower-case name or "", id), the order of every
+    page; ``Page.total`` still counts every match."""
+
+
+def sort_key(ci: CIState) -> tuple[str, str, str]:
+    """Where a CI sorts in search pages (``SearchQuery.after``)."""
+    return ci.cls, (ci.name or "").lower(), ci.id
 
 
 @dataclass
@@ -303,5 +314,16 @@ class GraphStore(TaskStore, Protocol):
 
     def clear(self) -> None:
         """Delete everything the store holds."""
+
+    def write_counter(self) -> int:
+        """A number that changes whenever a batch (or a clear or restore) is written, in this process or
+        any other: caches of the graph (the API's impact index) compare it to know when to refresh.
+        Compare for equality only; cheap enough to ask on every request."""
+
+    def write_batch_once(self, key: str, fingerprint: str, plan: Callable[[BatchReader], ChangeSet],
+                         at: str) -> tuple[ChangeSet | None, IdempotencyRecord]:
+        """Idempotent ``write_batch``; see ``cmdb.store.idempotency``."""
+
+    def idempotency_record(self, key: str) -> IdempotencyRecord | None: ...
 
     def close(self) -> None: ...

@@ -11,6 +11,7 @@ import re
 import sqlite3
 import threading
 from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -31,7 +32,19 @@ from cmdb.store.base import (
     Sighting,
     rel_id_for,
 )
-from cmdb.store.sqlite_tasks import TASK_TABLES, SqliteTasksMixin
+from cmdb.store.sqlite_access import (
+    ReadConnections,
+    begin_write,
+    busy_error,
+    connect,
+    ensure_schema,
+    write_lock,
+    write_timeout,
+)
+from cmdb.store.sqlite_counter import SqliteWriteCounter
+from cmdb.store.sqlite_idempotency import SqliteIdempotency
+from cmdb.store.sqlite_tasks import TASK_TABLES, TASKS_DDL, SqliteTasksMixin
+from cmdb.store.sqlite_tokens import SqliteTokens
 
 SCHEMA_VERSION = 1
 _ATTR_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
@@ -95,7 +108,7 @@ def _loads(text: str | None) -> Any:
     return None if text is None else json.loads(text)
 
 
-class SqliteStore(SqliteTasksMixin):
+class SqliteStore(SqliteTasksMixin, SqliteTokens, SqliteIdempotency, SqliteWriteCounter):
     """GraphStore on one SQLite file (or ``:memory:``)."""
 
     def __init__(self, path: str | Path) -> None:
@@ -107,27 +120,22 @@ class SqliteStore(SqliteTasksMixin):
             except OSError as exc:
                 raise StoreError(f"cannot create the directory for {self.path}: {exc.strerror}") from exc
         try:
-            self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
-            self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute("PRAGMA synchronous=NORMAL")
-            self._db.execute("PRAGMA busy_timeout=10000")
-            self._db.execute("PRAGMA cache_size=-200000")
-            self._db.executescript(DDL)
-            self._create_task_schema()
-            self._db.execute(
-                "INSERT OR IGNORE INTO meta(key, value) VALUES('schema_version', ?)", (str(SCHEMA_VERSION),)
-            )
+            # Opening is read-only unless the file is new (``sqlite_access``): never waits for a loader.
+            self._db = connect(self.path, busy_ms=int(write_timeout() * 1000))
+            ensure_schema(self._db, DDL + TASKS_DDL, SCHEMA_VERSION)
+        except sqlite3.OperationalError as exc:
+            if "locked" in str(exc) or "busy" in str(exc):
+                raise busy_error(self.path, write_timeout(), "creating the store") from exc
+            raise StoreError(f"cannot open the SQLite store {self.path}: {exc}") from exc
         except sqlite3.Error as exc:
             raise StoreError(f"cannot open the SQLite store {self.path}: {exc}") from exc
         self._lock = threading.RLock()
+        self._readers = None if self.path == ":memory:" else ReadConnections(self.path)
 
     # -- writing --------------------------------------------------------------------------------
     def write_batch(self, plan: Callable[[Any], ChangeSet]) -> ChangeSet:
-        with self._lock:
-            try:
-                self._db.execute("BEGIN IMMEDIATE")
-            except sqlite3.Error as exc:
-                raise StoreError(f"cannot start a write transaction on {self.path}: {exc}") from exc
+        with write_lock(self._lock, self.path, "a batch"):
+            begin_write(self._db, self.path, "a batch")
             try:
                 cs = plan(_Reader(self._db))
                 self._apply(cs)
@@ -192,10 +200,19 @@ class SqliteStore(SqliteTasksMixin):
         )
 
     # -- reading --------------------------------------------------------------------------------
+    @contextmanager
+    def _reading(self) -> Iterator[sqlite3.Connection]:
+        """This thread's read connection, outside the write lock (``sqlite_access``)."""
+        if self._readers is None:
+            with self._lock:
+                yield self._db
+        else:
+            yield self._readers.get()
+
     def _rows(self, sql: str, params: Iterable[Any] = ()) -> list[sqlite3.Row]:
-        with self._lock:
+        with self._reading() as db:
             try:
-                cur = self._db.execute(sql, tuple(params))
+                cur = db.execute(sql, tuple(params))
                 cur.row_factory = sqlite3.Row
                 return cur.fetchall()
             except sqlite3.Error as exc:
@@ -205,8 +222,8 @@ class SqliteStore(SqliteTasksMixin):
         return self.get_cis([ci_id]).get(ci_id)
 
     def get_cis(self, ids: Iterable[str]) -> dict[str, CIState]:
-        with self._lock:
-            return _load_cis(self._db, list(ids))
+        with self._reading() as db:
+            return _load_cis(db, list(ids))
 
     def find_by_name(self, name: str) -> list[str]:
         return [r["id"] for r in self._rows("SELECT id FROM ci WHERE name_lc=? ORDER BY id", (name.lower(),))]
@@ -234,11 +251,14 @@ class SqliteStore(SqliteTasksMixin):
             params.extend([f"$.{attr}", value])
         clause = " AND ".join(where)
         total = int(self._rows(f"SELECT count(*) AS n FROM ci WHERE {clause}", params)[0]["n"])
+        after, after_params = "", []
+        if query.after is not None:
+            after, after_params = " AND (class, name_lc, id) > (?, ?, ?)", list(query.after)
         ids = [
             r["id"]
             for r in self._rows(
-                f"SELECT id FROM ci WHERE {clause} ORDER BY class, name_lc, id LIMIT ? OFFSET ?",
-                [*params, query.limit, query.offset],
+                f"SELECT id FROM ci WHERE {clause}{after} ORDER BY class, name_lc, id LIMIT ? OFFSET ?",
+                [*params, *after_params, query.limit, query.offset],
             )
         ]
         states = self.get_cis(ids)
@@ -427,6 +447,8 @@ class SqliteStore(SqliteTasksMixin):
 
     def close(self) -> None:
         with self._lock:
+            if self._readers is not None:
+                self._readers.close()
             self._db.close()
 
 

@@ -23,6 +23,7 @@ from typing import Any, TypeVar
 
 from cmdb.errors import CmdbError, StoreError
 from cmdb.store.base import CIState
+from cmdb.store.sqlite_access import begin_write, write_lock
 from cmdb.store.tasks import (
     EXPIRY_ATTRS,
     Assignment,
@@ -86,11 +87,8 @@ class SqliteTasksMixin:
         self._db.executescript(TASKS_DDL)
 
     def _in_tx(self, work: Callable[[sqlite3.Connection], _T], doing: str) -> _T:
-        with self._lock:
-            try:
-                self._db.execute("BEGIN IMMEDIATE")
-            except sqlite3.Error as exc:
-                raise StoreError(f"cannot start a write transaction on {self.path} ({doing}): {exc}") from exc
+        with write_lock(self._lock, self.path, doing):
+            begin_write(self._db, self.path, doing)
             try:
                 out = work(self._db)
                 self._db.execute("COMMIT")

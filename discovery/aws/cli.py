@@ -7,6 +7,7 @@ from typing import Annotated
 import typer
 
 from discovery.cli import RecordOpt
+from discovery.push import PushOpt, TokenFileOpt
 
 ALL_SERVICES = "ec2,elbv2,autoscaling,rds,lambda,acm,eks,route53,s3"
 
@@ -36,6 +37,8 @@ def aws(
         "--endpoint-url", help="Send every API call to this URL (a moto server, a proxy).")] = None,
     concurrency: Annotated[int, typer.Option(help="Scopes read at once.")] = 8,
     max_attempts: Annotated[int, typer.Option(help="Attempts per call (botocore standard retry mode).")] = 5,
+    push: PushOpt = None,
+    token_file: TokenFileOpt = None,
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable JSON output.")] = False,
     record: RecordOpt = None,
 ) -> None:

@@ -9,6 +9,7 @@ import typer
 
 from discovery.cli import RecordOpt
 from discovery.credentials import SshProfile, load_credentials
+from discovery.push import PushOpt, TokenFileOpt
 
 
 def discover_devices(
@@ -32,6 +33,8 @@ def discover_devices(
     connect_timeout: Annotated[float, typer.Option(help="Seconds for TCP connect, SSH banner and login.")] = 10.0,
     command_timeout: Annotated[float, typer.Option(help="Seconds one show command may take.")] = 30.0,
     target_timeout: Annotated[float, typer.Option(help="Seconds one device may take in all.")] = 300.0,
+    push: PushOpt = None,
+    token_file: TokenFileOpt = None,
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable JSON output.")] = False,
     record: RecordOpt = None,
 ) -> None:

@@ -10,6 +10,7 @@ from typing import Annotated
 import typer
 
 from discovery.cli import RecordOpt
+from discovery.push import PushOpt, TokenFileOpt
 from discovery.targets import DEFAULT_LIMIT, expand_targets
 
 
@@ -41,6 +42,8 @@ def scan(
     limit: Annotated[int, typer.Option(help="Refuse target lists longer than this.")] = DEFAULT_LIMIT,
     store: Annotated[str | None, typer.Option(
         "--store", help="Store URL (same as the global --store, accepted here too).")] = None,
+    push: PushOpt = None,
+    token_file: TokenFileOpt = None,
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable JSON output.")] = False,
     record: RecordOpt = None,
 ) -> None:

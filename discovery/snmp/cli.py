@@ -10,6 +10,7 @@ from typing import Annotated
 import typer
 
 from discovery.cli import RecordOpt
+from discovery.push import PushOpt, TokenFileOpt
 from discovery.targets import DEFAULT_LIMIT, expand_targets
 
 
@@ -37,6 +38,8 @@ def snmp(
     target_timeout: Annotated[float | None, typer.Option(help="Give up on one agent after this many seconds.")
                               ] = None,
     limit: Annotated[int, typer.Option(help="Refuse target lists longer than this.")] = DEFAULT_LIMIT,
+    push: PushOpt = None,
+    token_file: TokenFileOpt = None,
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable JSON output.")] = False,
     record: RecordOpt = None,
 ) -> None:

@@ -9,6 +9,7 @@ import typer
 
 from cmdb.errors import ConfigError
 from discovery.cli import RecordOpt, execute
+from discovery.push import PushOpt, TokenFileOpt
 
 PACKAGES_HELP = ("Which installed packages become SoftwareInstall CIs: 'default' (servers, runtimes, TLS/SSH, "
                  "kernels), 'all', 'none', or comma-separated glob patterns (nginx*,openssl).")
@@ -60,6 +61,8 @@ def register(app: typer.Typer, discover_app: typer.Typer) -> None:
         packages: Annotated[str, typer.Option(help=PACKAGES_HELP)] = "default",
         show_commands: Annotated[bool, typer.Option(
             "--show-commands", help="Print every command that would run on a host, and exit.")] = False,
+        push: PushOpt = None,
+        token_file: TokenFileOpt = None,
         as_json: Annotated[bool, typer.Option("--json", help="Machine-readable JSON output.")] = False,
         record: RecordOpt = None,
     ) -> None:

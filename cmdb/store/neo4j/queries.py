@@ -81,6 +81,10 @@ class Neo4jQueries(Neo4jConnection):
             params["seeds"] = seeds
         total = int(self._read(f"{match} WHERE {clause} RETURN count(c) AS n", **params)[0]["n"])
         page = f" SKIP {max(int(query.offset), 0)}" + (f" LIMIT {int(query.limit)}" if query.limit >= 0 else "")
+        if query.after is not None:  # keyset paging: strictly after (class, name_lc, id)
+            clause += (" AND (c.class > $a0 OR (c.class = $a0 AND (coalesce(c.name_lc, '') > $a1"
+                       " OR (coalesce(c.name_lc, '') = $a1 AND c.id > $a2))))")
+            params.update(a0=query.after[0], a1=query.after[1], a2=query.after[2])
         rows = self._read(
             f"{match} WHERE {clause} WITH c ORDER BY c.class, c.name_lc, c.id{page}"
             f" RETURN {CI_MAP} AS ci",

@@ -2,23 +2,27 @@
 
 Each part is a class on ``Neo4jConnection`` in its own module: ``queries`` (reads and traversal),
 ``writer`` (batch writes), ``restore`` (dump, restore, clear). A new capability adds its own part
-(a module beside these, or ``cmdb/store/neo4j_<thing>.py``) and one base below.
+(a module beside these: tasks, tokens, idempotency, counter) and one base below.
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from cmdb.store.neo4j.counter import Neo4jWriteCounter
+from cmdb.store.neo4j.idempotency import Neo4jIdempotency
 from cmdb.store.neo4j.queries import Neo4jQueries
 from cmdb.store.neo4j.restore import Neo4jRestore
 from cmdb.store.neo4j.tasks import Neo4jTasks
+from cmdb.store.neo4j.tokens import Neo4jTokens
 from cmdb.store.neo4j.writer import Neo4jWriter
 
 if TYPE_CHECKING:
     from cmdb.store.neo4j.pipeline import Neo4jPipeline
 
 
-class Neo4jStore(Neo4jTasks, Neo4jQueries, Neo4jWriter, Neo4jRestore):
+class Neo4jStore(Neo4jTasks, Neo4jTokens, Neo4jIdempotency, Neo4jWriteCounter, Neo4jQueries, Neo4jWriter,
+                 Neo4jRestore):
     """GraphStore on a Neo4j 5 server, through the official driver."""
 
     def pipeline(self) -> Neo4jPipeline[Any]:

@@ -1,0 +1,86 @@
+"""The warm impact index: built once, refreshed in the background when the store's write counter moves.
+
+Building a ``MemoryIndex`` reads every impact edge (seconds on 100k CIs), so impact requests never
+build it: they take the newest index. A thread polls ``store.write_counter()`` (one cheap read) and
+rebuilds when it changed; the API's own writes wake it at once (``poke``). An answer is therefore
+at most one rebuild behind a write made elsewhere, and names its ``index_writes``.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+
+from cmdb.errors import CmdbError
+from cmdb.model import Schema
+from cmdb.store.base import GraphStore
+from impact.index import MemoryIndex
+from impact.vector import VectorIndex
+
+log = logging.getLogger("cmdb.api.impact")
+
+
+class WarmImpactIndex:
+    def __init__(self, store: GraphStore, schema: Schema, poll_seconds: float = 1.0,
+                 on_refresh: Callable[[], None] | None = None) -> None:
+        self.store = store
+        self.schema = schema
+        self.poll_seconds = poll_seconds
+        self.on_refresh = on_refresh
+        self._index: MemoryIndex | None = None
+        self._writes: int | None = None
+        self._build_lock = threading.Lock()
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    @property
+    def writes(self) -> int | None:
+        """The write counter the current index was built at."""
+        return self._writes
+
+    def current(self) -> MemoryIndex:
+        """The newest index; built here only if none exists yet (the first request after start)."""
+        index = self._index
+        if index is None:
+            self.refresh()
+            index = self._index
+            assert index is not None
+        return index
+
+    def refresh(self, force: bool = False) -> bool:
+        """Rebuild if the store was written since the last build; True if it rebuilt."""
+        with self._build_lock:
+            writes = self.store.write_counter()
+            if not force and self._index is not None and writes == self._writes:
+                return False
+            index = MemoryIndex.from_store(self.store, self.schema)
+            VectorIndex.of(index)  # the numpy arrays too, so no request pays for them
+            self._index, self._writes = index, writes
+        if self.on_refresh is not None:
+            self.on_refresh()
+        return True
+
+    def poke(self) -> None:
+        """Ask for a refresh now (after a write through the API)."""
+        self._wake.set()
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._run, name="cmdb-impact-index", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join(timeout=30)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self.refresh()
+            except CmdbError as exc:  # the store is away: keep the last index, try again next poll
+                log.warning("impact index refresh failed: %s", exc)
+            self._wake.wait(self.poll_seconds)
+            self._wake.clear()

@@ -1,0 +1,51 @@
+"""What the app holds while it runs: the store, schema and settings, the warm impact index, jobs, metrics."""
+
+from __future__ import annotations
+
+import ipaddress
+from dataclasses import dataclass, field
+
+from fastapi import Request
+
+from api.answer_cache import AnswerCache
+from api.impact_index import WarmImpactIndex
+from api.jobs import JobRunner
+from api.metrics import ApiMetrics
+from cmdb.model import Schema
+from cmdb.reconcile import ReconcileConfig
+from cmdb.store.base import GraphStore
+
+IPNet = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+@dataclass
+class ApiSettings:
+    max_body_bytes: int = 64 * 1024 * 1024
+    impact_poll_seconds: float = 1.0
+    page_limit: int = 1000  # the largest page a list answers
+    warm_impact: bool = True
+    allowed_networks: list[IPNet] | None = None  # where POST /runs may scan (None: anywhere)
+    max_run_targets: int = 4096
+
+
+@dataclass
+class ApiState:
+    store: GraphStore
+    schema: Schema
+    config: ReconcileConfig
+    settings: ApiSettings
+    metrics: ApiMetrics
+    impact: WarmImpactIndex
+    jobs: JobRunner = field(default_factory=JobRunner)
+    answers: AnswerCache = field(default_factory=AnswerCache)
+
+    @property
+    def inline_reads(self) -> bool:
+        """Store reads are quick local calls (SQLite): run them on the event loop instead of a thread."""
+        return self.store.url.startswith("sqlite")
+
+
+async def api_state(request: Request) -> ApiState:
+    """A dependency; ``async`` because it only reads app state (a sync one costs a thread hop per request)."""
+    state: ApiState = request.app.state.api
+    return state

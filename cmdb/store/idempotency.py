@@ -1,0 +1,44 @@
+"""Idempotency keys: a retried batch POST writes nothing twice and gets the first answer again.
+
+A client (a remote collector, a pipeline) that lost the response to a batch POST cannot know whether
+the batch was written. It sends the same ``Idempotency-Key`` again; the store wrote the key *in the
+same transaction* as the batch, so the retry finds it and nothing is written twice, even if the
+server died between the commit and the response. The record keeps what the answer is made of (the
+run id and the run's summary, as in the run ledger) and a fingerprint of the request, so a key
+reused for a different body is refused instead of silently answered.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from cmdb.store.base import BatchReader, ChangeSet
+
+KEEP_HOURS = 24
+"""How long a key is remembered; older keys are purged when new ones are written."""
+
+
+@dataclass
+class IdempotencyRecord:
+    key: str
+    fingerprint: str
+    run_id: str
+    stats: dict[str, int] = field(default_factory=dict)
+    created_at: str = ""
+
+    def summary(self) -> dict[str, Any]:
+        return {"run_id": self.run_id, **self.stats}
+
+
+class IdempotentWrites(Protocol):
+    """What a store offers for idempotent batch writes (both stores; contract tests in tests/contract)."""
+
+    def write_batch_once(self, key: str, fingerprint: str, plan: Callable[[BatchReader], ChangeSet],
+                         at: str) -> tuple[ChangeSet | None, IdempotencyRecord]:
+        """``write_batch(plan)`` and record ``key`` in the same transaction, unless ``key`` is known: then
+        nothing is written and the known record is returned with ``None`` for the changes. Keys older
+        than ``KEEP_HOURS`` before ``at`` are forgotten."""
+
+    def idempotency_record(self, key: str) -> IdempotencyRecord | None: ...
