@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from cmdb.synthetic import synthetic_batches
+from bench.synthetic import synthetic_batches
 from fastapi.testclient import TestClient
 
 from api.app import create_app
