@@ -12,10 +12,10 @@ from datetime import UTC, datetime
 
 from cmdb.batch import Batch
 from cmdb.model import Schema, default_schema
-from cmdb.planning.lifecycle import scope_covers
 from cmdb.planning.planner import Planner
 from cmdb.planning.state import CLASS_ATTR, DEFAULT_SCOPE, IngestResult, derive_status, new_ci_id
 from cmdb.reconcile import ReconcileConfig
+from cmdb.scopes import scope_covers
 from cmdb.store.base import GraphStore
 
 # Re-exported: the names callers have always taken from here.

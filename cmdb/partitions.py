@@ -31,6 +31,7 @@ import yaml
 
 from cmdb.batch import Batch
 from cmdb.errors import ConfigError
+from cmdb.scopes import scope_covers
 
 PARTITION_ATTR = "partition"
 DEFAULT_PARTITION = "default"
@@ -62,7 +63,6 @@ class PartitionRule:
             return False
         if fnmatch.fnmatchcase(scope, self.scope):
             return True
-        from cmdb.ingest import scope_covers  # late: ingest imports this module
 
         return scope_covers(self.scope, scope)
 

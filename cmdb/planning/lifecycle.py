@@ -3,9 +3,8 @@
 
 from __future__ import annotations
 
-import ipaddress
-
 from cmdb.planning.state import IngestResult, PlannerState, derive_status
+from cmdb.scopes import scope_covers
 from cmdb.store.base import (
     BatchReader,
     ChangeSet,
@@ -14,18 +13,6 @@ from cmdb.store.base import (
     Sighting,
     SightingWrite,
 )
-
-
-def scope_covers(outer: str, inner: str) -> bool:
-    """Whether a run over ``outer`` is a complete look at ``inner`` (equal, or a containing CIDR)."""
-    if outer == inner:
-        return True
-    try:
-        return ipaddress.ip_network(inner, strict=False).subnet_of(
-            ipaddress.ip_network(outer, strict=False)  # type: ignore[arg-type]
-        )
-    except (ValueError, TypeError):
-        return False
 
 
 class Lifecycle(PlannerState):

@@ -16,10 +16,7 @@ import hashlib
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any, Literal, Protocol
-
-if TYPE_CHECKING:
-    from cmdb.store.idempotency import IdempotencyRecord
+from typing import Any, Literal, Protocol
 
 from cmdb.store.tasks import TaskStore
 
@@ -218,6 +215,23 @@ class Page:
     total: int
     limit: int
     offset: int
+
+
+KEEP_HOURS = 24  # cmdb.store.idempotency: the record lives here so GraphStore can name it
+"""How long a key is remembered; older keys are purged when new ones are written."""
+
+
+@dataclass
+class IdempotencyRecord:
+    key: str
+    fingerprint: str
+    run_id: str
+    stats: dict[str, int] = field(default_factory=dict)
+    created_at: str = ""
+
+    def summary(self) -> dict[str, Any]:
+        return {"run_id": self.run_id, **self.stats}
+
 
 
 class BatchReader(Protocol):

@@ -11,26 +11,11 @@ reused for a different body is refused instead of silently answered.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Protocol
 
-from cmdb.store.base import BatchReader, ChangeSet
+from cmdb.store.base import KEEP_HOURS, BatchReader, ChangeSet, IdempotencyRecord
 
-KEEP_HOURS = 24
-"""How long a key is remembered; older keys are purged when new ones are written."""
-
-
-@dataclass
-class IdempotencyRecord:
-    key: str
-    fingerprint: str
-    run_id: str
-    stats: dict[str, int] = field(default_factory=dict)
-    created_at: str = ""
-
-    def summary(self) -> dict[str, Any]:
-        return {"run_id": self.run_id, **self.stats}
-
+__all__ = ["KEEP_HOURS", "IdempotencyRecord", "IdempotentWrites"]
 
 class IdempotentWrites(Protocol):
     """What a store offers for idempotent batch writes (both stores; contract tests in tests/contract)."""

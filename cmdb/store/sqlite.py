@@ -19,6 +19,7 @@ from typing import Any
 from cmdb.errors import BadInputError, CmdbError, StoreError
 from cmdb.store.base import (
     AttrValue,
+    BatchReader,
     ChangeSet,
     CIState,
     Conflict,
@@ -198,6 +199,10 @@ class SqliteStore(SqliteTasksMixin, SqliteTokens, SqliteIdempotency, SqliteWrite
             "INSERT OR REPLACE INTO run VALUES(?,?,?,?,?,?,?,?)",
             (r.run_id, r.source, r.scope, int(r.complete), r.started_at, r.ended_at, r.actor, _dumps(r.stats)),
         )
+
+    def _batch_reader(self, db: sqlite3.Connection) -> BatchReader:
+        """The reader a plan sees inside a write transaction (the store's capability parts use it too)."""
+        return _Reader(db)
 
     # -- reading --------------------------------------------------------------------------------
     @contextmanager

@@ -38,6 +38,8 @@ class SqliteIdempotency:
     if TYPE_CHECKING:
         def _apply(self, cs: ChangeSet) -> None: ...
 
+        def _batch_reader(self, db: sqlite3.Connection) -> BatchReader: ...
+
         def _rows(self, sql: str, params: Iterable[Any] = ()) -> list[sqlite3.Row]: ...
 
     def idempotency_record(self, key: str) -> IdempotencyRecord | None:
@@ -52,8 +54,6 @@ class SqliteIdempotency:
 
     def write_batch_once(self, key: str, fingerprint: str, plan: Callable[[BatchReader], ChangeSet],
                          at: str) -> tuple[ChangeSet | None, IdempotencyRecord]:
-        from cmdb.store.sqlite import _Reader
-
         db = self._db
         with self._lock:
             try:
@@ -67,7 +67,7 @@ class SqliteIdempotency:
                 if row is not None:
                     db.execute("ROLLBACK")
                     return None, _record(row)
-                cs = plan(_Reader(db))
+                cs = plan(self._batch_reader(db))
                 self._apply(cs)
                 record = IdempotencyRecord(key, fingerprint, cs.run.run_id, dict(cs.run.stats), at)
                 db.execute("DELETE FROM idempotency_key WHERE created_at < ?",
