@@ -20,6 +20,12 @@ The same file as reconciliation (``CMDB_CONFIG``, see ``cmdb/reconcile.py``)::
         seats:   {kind: licence_check, cron: "0 7 * * 1"}
         deliver: {kind: deliver, cron: "* * * * *"}
         dmz:     {kind: scan, cron: "0 2 * * *", targets: [10.0.0.0/28], options: {ports: "443"}}
+        cloud:   {kind: aws, cron: "0 3 * * *", profiles: [prod], role_arns: [arn:aws:iam::210987654321:role/cmdb],
+                  regions: [us-east-1, eu-west-1], services: [ec2, elbv2, rds]}   # or all_regions: true
+
+An ``aws`` job takes what ``cmdb discover aws`` takes: AWS named profiles (one per account), role ARNs to
+assume with the first profile, a region list or ``all_regions`` (neither: the profile's region), services
+(default: all) and an ``endpoint_url``; it has no targets.
 
 Everything is validated when loaded (pydantic), secrets included: an unknown channel, a bad cron
 expression or an unreadable secret file is a ``ConfigError`` naming the entry, before anything starts.
@@ -40,7 +46,8 @@ from cmdb.errors import ConfigError
 from discovery.credentials import Secret, read_secret_file
 
 DEFAULT_THRESHOLDS = (90, 30, 7, 0)
-JOB_KINDS = ("expiry_check", "licence_check", "deliver", "scan", "snmp", "ssh", "devices")
+JOB_KINDS = ("expiry_check", "licence_check", "deliver", "scan", "snmp", "ssh", "devices", "aws")
+AWS_SERVICES = ("ec2", "elbv2", "autoscaling", "rds", "lambda", "acm", "eks", "route53", "s3")  # discovery/aws/cli.py
 EVENTS = ("task", "incident", "change")
 
 
@@ -157,11 +164,16 @@ class DeliveryConfig(_Strict):
 
 
 class JobConfig(_Strict):
-    kind: Literal["expiry_check", "licence_check", "deliver", "scan", "snmp", "ssh", "devices"]
+    kind: Literal["expiry_check", "licence_check", "deliver", "scan", "snmp", "ssh", "devices", "aws"]
     cron: str
     targets: list[str] = []
-    profiles: list[str] = []  # credential profiles (snmp, ssh, devices)
+    profiles: list[str] = []  # credential profiles (snmp, ssh, devices); AWS named profiles (aws)
     credentials: str | None = None  # the credential profiles file
+    role_arns: list[str] = []  # aws: roles to assume with the first profile's credentials
+    regions: list[str] = []  # aws: default the profile's region
+    all_regions: bool = False  # aws: every region enabled in the account
+    services: list[str] = []  # aws: default all
+    endpoint_url: str | None = None  # aws: every API call to this URL (a proxy, a moto server)
     options: dict[str, Any] = {}
     lease_seconds: float = Field(default=3600.0, gt=0)
 
@@ -178,7 +190,26 @@ class JobConfig(_Strict):
     def _targets(self) -> JobConfig:
         if self.kind in ("scan", "snmp", "ssh", "devices") and not self.targets:
             raise ValueError(f"a {self.kind} job needs targets")
+        aws_only = [n for n in ("role_arns", "regions", "all_regions", "services", "endpoint_url") if getattr(self, n)]
+        if self.kind != "aws" and aws_only:
+            raise ValueError(f"{', '.join(aws_only)}: only an aws job takes these")
+        if self.kind == "aws":
+            self._check_aws()
         return self
+
+    def _check_aws(self) -> None:
+        if self.targets or self.credentials:
+            raise ValueError("an aws job takes no targets or credentials file: give profiles, role_arns, regions")
+        if self.regions and self.all_regions:
+            raise ValueError("give regions or all_regions, not both")
+        unknown = [s for s in self.services if s not in AWS_SERVICES]
+        if unknown:
+            raise ValueError(f"services: unknown {', '.join(unknown)}; choose from {', '.join(AWS_SERVICES)}")
+        bad_arns = [a for a in self.role_arns if not a.startswith("arn:")]
+        if bad_arns:
+            raise ValueError(f"role_arns: {bad_arns[0]!r} is not a role ARN (arn:aws:iam::ACCOUNT:role/NAME)")
+        if self.endpoint_url and not self.endpoint_url.startswith(("http://", "https://")):
+            raise ValueError(f"endpoint_url: {self.endpoint_url!r} is not an http(s) URL")
 
 
 class SchedulerConfig(_Strict):

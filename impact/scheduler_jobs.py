@@ -2,7 +2,7 @@
 
 ``expiry_check`` runs one expiry cycle, ``licence_check`` the licence compliance check, ``deliver``
 drains the outbox, and the discovery kinds
-(``scan``, ``snmp``, ``ssh``, ``devices``) run the discovery command line as a child process with the
+(``scan``, ``snmp``, ``ssh``, ``devices``, ``aws``) run the discovery command line as a child process with the
 job's targets, credential profiles and options, into the scheduler's store. A child process keeps a
 discovery run's sockets, threads and memory out of the long-running scheduler, and the command line
 is the interface discovery already guarantees (outcomes per target, a run record). This registry is
@@ -28,6 +28,7 @@ JobFn = Callable[[GraphStore, str, AutomationConfig, JobConfig, datetime], dict[
 
 DISCOVERY_COMMANDS: dict[str, list[str]] = {
     "scan": ["scan"], "snmp": ["discover", "snmp"], "ssh": ["discover", "ssh"], "devices": ["discover", "devices"],
+    "aws": ["discover", "aws"],
 }
 
 
@@ -65,6 +66,16 @@ def discovery_argv(kind: str, store_url: str, job: JobConfig) -> list[str]:
         argv += ["--profile", profile]
     if job.credentials:
         argv += ["--credentials", job.credentials]
+    for arn in job.role_arns:
+        argv += ["--role-arn", arn]
+    if job.regions:
+        argv += ["--regions", ",".join(job.regions)]
+    if job.all_regions:
+        argv.append("--all-regions")
+    if job.services:
+        argv += ["--services", ",".join(job.services)]
+    if job.endpoint_url:
+        argv += ["--endpoint-url", job.endpoint_url]
     for name, value in job.options.items():
         flag = "--" + name.replace("_", "-")
         if value is True:

@@ -34,6 +34,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 SSHD = "/usr/sbin/sshd"
+CLOUD_INIT_RUN = Path("/run/cloud-init")
 
 _SERVER = r"""
 import ctypes, signal, socket, sys
@@ -92,6 +93,11 @@ class SshdHost:
     proc: subprocess.Popen[bytes] | None = None
     fqdn: str = ""
     mac: str | None = None
+    cloud_init: bool = False  # its own /run/cloud-init (see ``SshdLab.set_instance_data``)
+
+    @property
+    def cloud_init_dir(self) -> Path:
+        return self.dir / "cloud-init"
 
     @property
     def host_key(self) -> Path:
@@ -114,6 +120,7 @@ class SshdLab:
     hosts: list[SshdHost] = field(default_factory=list)
     procs: list[subprocess.Popen[bytes]] = field(default_factory=list)
     user: str = field(default_factory=lambda: os.environ.get("USER") or "root")
+    made_cloud_init_run: bool = False  # /run/cloud-init was created as a mount point: removed on close
 
     def __post_init__(self) -> None:
         self.workdir.mkdir(parents=True, exist_ok=True)
@@ -176,17 +183,39 @@ class SshdLab:
         _run("ip", "link", "del", self.bridge, check=False)
 
     # -- hosts --------------------------------------------------------------------------------------
-    def add_host(self, name: str, index: int | None = None) -> SshdHost:
+    def add_host(self, name: str, index: int | None = None, cloud_init: bool = False) -> SshdHost:
+        """A host; ``cloud_init``: it sees a directory of its own as ``/run/cloud-init`` (isolated labs), where
+        ``set_instance_data`` writes the ``instance-data.json`` an EC2 instance's cloud-init would."""
         index = index or len(self.hosts) + 1
         hdir = self.workdir / name
         hdir.mkdir(parents=True, exist_ok=True)
-        host = SshdHost(name, index, f"{self.subnet}.{index}", self.port, hdir, fqdn=f"{name}.{self.domain}")
+        host = SshdHost(name, index, f"{self.subnet}.{index}", self.port, hdir, fqdn=f"{name}.{self.domain}",
+                        cloud_init=cloud_init and self.isolated)
+        if host.cloud_init:
+            host.cloud_init_dir.mkdir(exist_ok=True)
+            if not CLOUD_INIT_RUN.exists():  # the mount point only; the machine's own view stays empty
+                CLOUD_INIT_RUN.mkdir(parents=True)
+                self.made_cloud_init_run = True
         keygen(host.host_key, comment=name)
         if self.isolated:
             self._setup_netns(host)
         self.hosts.append(host)
         self.start(host)
         return host
+
+    def set_instance_data(self, host: SshdHost, instance_id: str, region: str = "us-east-1",
+                          local_ipv4: str | None = None, mac: str | None = None) -> None:
+        """What cloud-init writes on an EC2 instance (``/run/cloud-init/instance-data.json``, the parts SSH
+        discovery reads), visible at once inside the host: its ``/run/cloud-init`` is this directory."""
+        import json
+
+        if not host.cloud_init:
+            raise ValueError(f"{host.name} was added without cloud_init=True")
+        doc = {"v1": {"cloud_name": "aws", "platform": "ec2", "instance_id": instance_id, "region": region,
+                      "local_hostname": host.name},
+               "ds": {"meta_data": {"instance-id": instance_id, "local-ipv4": local_ipv4 or host.address,
+                                    "mac": mac or host.mac}}}
+        (host.cloud_init_dir / "instance-data.json").write_text(json.dumps(doc, indent=1) + "\n")
 
     def _config(self, host: SshdHost) -> Path:
         conf = host.dir / "sshd_config"
@@ -209,9 +238,10 @@ class SshdLab:
         if host.netns:
             (host.dir / "hostname").write_text(host.name + "\n")
             (host.dir / "hosts").write_text(f"127.0.0.1 localhost\n{host.address} {host.fqdn} {host.name}\n")
+            cloud = f' && mount --bind "{host.cloud_init_dir}" {CLOUD_INIT_RUN}' if host.cloud_init else ""
             argv = ["ip", "netns", "exec", host.netns, "unshare", "--uts", "--mount", "--propagation", "private",
-                    "sh", "-c", 'hostname "$1" && mount --bind "$2" /etc/hostname && mount --bind "$3" /etc/hosts '
-                    '&& exec "$4" -D -e -f "$5"', "sh", host.name, str(host.dir / "hostname"),
+                    "sh", "-c", 'hostname "$1" && mount --bind "$2" /etc/hostname && mount --bind "$3" /etc/hosts'
+                    f'{cloud} && exec "$4" -D -e -f "$5"', "sh", host.name, str(host.dir / "hostname"),
                     str(host.dir / "hosts"), SSHD, str(conf)]
         else:
             argv = [SSHD, "-D", "-e", "-f", str(conf)]
@@ -291,6 +321,10 @@ class SshdLab:
             self.stop(host)
         if self.isolated:
             self._cleanup_network()
+        if self.made_cloud_init_run:
+            with contextlib.suppress(OSError):
+                CLOUD_INIT_RUN.rmdir()  # only while empty (nothing else came to use it)
+            self.made_cloud_init_run = False
 
     def __enter__(self) -> SshdLab:
         return self

@@ -1,11 +1,13 @@
 """A lab of real OpenSSH servers for SSH discovery tests, started once per session.
 
-Three hosts, each sshd in its own network, UTS and mount namespaces (``scripts/sshd_hosts.py``), so
+Four hosts, each sshd in its own network, UTS and mount namespaces (``scripts/sshd_hosts.py``), so
 they report their own host names, FQDNs, MACs and sockets as separate machines would:
 
 * ``app1`` (127.0.77.1) runs ``orders-api``, a Python process holding a connection to db1:5432;
 * ``db1`` (127.0.77.2) runs ``postgres``, a Python process listening on 5432;
-* ``rekey1`` (127.0.77.3) is the host whose key the host-key test changes.
+* ``rekey1`` (127.0.77.3) is the host whose key the host-key test changes;
+* ``cloud1`` (127.0.77.4) has a ``/run/cloud-init`` of its own, where a test writes the instance data of an
+  EC2 instance (``SshdLab.set_instance_data``): an EC2 instance as SSH sees it.
 
 A certificate (with its private key in the same PEM file) lies under ``certs/postgres/``.
 """
@@ -35,6 +37,7 @@ class Lab:
     app: SshdHost
     db: SshdHost
     rekey: SshdHost
+    cloud: SshdHost
     cert_dir: Path
     cert_fingerprint: str
 
@@ -61,14 +64,14 @@ def ssh_lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
     lab = SshdLab(tmp_path_factory.mktemp("sshd-lab"), subnet="127.0.77")
     try:
         app, db, rekey = lab.add_host("app1"), lab.add_host("db1"), lab.add_host("rekey1")
+        cloud = lab.add_host("cloud1", cloud_init=True)
         cert_dir = lab.workdir / "certs"
         fp = make_certificate(cert_dir / "postgres" / "server.pem", "db1.lab.test")
         lab.tcp_server(db, "postgres", 5432)
         lab.tcp_client(app, "orders-api", db.address, 5432)
-        yield Lab(lab, app, db, rekey, cert_dir, fp)
+        yield Lab(lab, app, db, rekey, cloud, cert_dir, fp)
     finally:
         lab.close()
-
 
 
 def discover(store: GraphStore, targets: list[str], profiles: Sequence[SshProfile], known_hosts: Path, *,
