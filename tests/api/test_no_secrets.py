@@ -24,10 +24,10 @@ from api.auth import load_token_key
 from api.state import ApiSettings
 from cmdb.batch import Batch
 from cmdb.cli import SAMPLE_ESTATE
-from cmdb.cli import app as cli_app
 from cmdb.ingest import ingest
 from cmdb.store.sqlite import SqliteStore
 from cmdb.tokens import create_token, hash_token, key_file_for, revoke_token
+from product.cli import app as cli_app
 
 
 @pytest.fixture

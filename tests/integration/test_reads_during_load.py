@@ -21,12 +21,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from bench.synthetic import synthetic_batches
 from fastapi.testclient import TestClient
 
 from api.app import create_app
 from api.auth import load_token_key
 from api.state import ApiSettings
+from bench.synthetic import synthetic_batches
 from cmdb.store import open_store
 from cmdb.store.base import GraphStore, SearchQuery
 from cmdb.tokens import create_token
