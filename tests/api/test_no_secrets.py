@@ -118,5 +118,8 @@ def test_the_cli_never_prints_a_hash_and_the_key_file_is_0600(world: dict[str, A
     key_file = key_file_for(store.url)
     assert key_file.stat().st_mode & 0o077 == 0
     os.chmod(key_file, 0o644)
-    res = runner.invoke(cli_app, ["--store", store.url, "tokens", "create", "--role", "viewer", "x"])
+    try:
+        res = runner.invoke(cli_app, ["--store", store.url, "tokens", "create", "--role", "viewer", "x"])
+    finally:  # the file may be CMDB_TOKEN_KEY_FILE of a session's live server, which later tests use
+        os.chmod(key_file, 0o600)
     assert res.exit_code != 0 and "readable by others" in str(res.exception or res.output)
