@@ -110,12 +110,14 @@ def test_outbox_and_retry(client: TestClient, sample_store: SqliteStore, token_f
     assert client.get(f"{V1}/outbox", params={"state": "lost"}).status_code == 422
 
 
-def test_licences_as_the_cli_shows_them(client: TestClient, sample_store: SqliteStore) -> None:
+def test_licences_as_the_cli_shows_them(client: TestClient, sample_store: SqliteStore, token_for: TokenFor) -> None:
     from impact.licences import licence_usage
 
     got = client.get(f"{V1}/licences").json()["licences"]
     assert got == [u.to_dict() for u in licence_usage(sample_store)] and got
     assert {"entitled", "used", "balance", "status", "expires"} <= set(got[0])
+    elsewhere = {"Authorization": f"Bearer {token_for('viewer', partitions=['hidden'])}"}
+    assert client.get(f"{V1}/licences", headers=elsewhere).json()["licences"] == []  # theirs are all default
 
 
 def test_metrics_count_open_tasks_and_the_outbox_at_scrape_time(client: TestClient, sample_store: SqliteStore,
