@@ -13,6 +13,7 @@ import logging
 import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Any
 
 from fastapi import FastAPI
@@ -21,7 +22,7 @@ from api import auth, problems
 from api.impact_index import WarmImpactIndex
 from api.limits import BodySizeLimit
 from api.metrics import ApiMetrics, MetricsMiddleware
-from api.routes import batches, cis, conflicts, health, impact, runs, tokens
+from api.routes import batches, cis, conflicts, health, impact, imports, runs, tasks, tokens
 from api.state import ApiSettings, ApiState
 from cmdb.model import Schema, default_schema
 from cmdb.reconcile import ReconcileConfig
@@ -51,6 +52,7 @@ def create_app(store: GraphStore | str | None = None, settings: ApiSettings | No
         sch = schema or default_schema()
         warm = WarmImpactIndex(opened, sch, settings.impact_poll_seconds, on_refresh=metrics.impact_refreshes.inc)
         state = ApiState(opened, sch, config or ReconcileConfig.load(), settings, metrics, warm)
+        metrics.watch_store(opened)
         app.state.store = opened
         app.state.api = state
         load_key = getattr(auth, "load_token_key", None)  # the token check's server key (api.auth)
@@ -70,7 +72,7 @@ def create_app(store: GraphStore | str | None = None, settings: ApiSettings | No
     app = FastAPI(title="cmdb", version="1", description=DESCRIPTION, lifespan=lifespan,
                   openapi_url=f"{PREFIX}/openapi.json", docs_url=f"{PREFIX}/docs", redoc_url=None)
     problems.install(app)
-    for module in (cis, conflicts, impact, runs, batches, tokens):
+    for module in (cis, conflicts, impact, runs, batches, tokens, tasks, imports):
         app.include_router(module.router, prefix=PREFIX)
     app.include_router(health.router)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
@@ -99,6 +101,8 @@ def settings_from_env() -> ApiSettings:
     s = ApiSettings()
     if os.environ.get("CMDB_API_MAX_BODY"):
         s.max_body_bytes = int(os.environ["CMDB_API_MAX_BODY"])
+    if os.environ.get("CMDB_MAPPINGS_DIR"):
+        s.mappings_dir = Path(os.environ["CMDB_MAPPINGS_DIR"])
     nets = os.environ.get("CMDB_API_SCAN_NETWORKS")
     if nets:
         s.allowed_networks = [ipaddress.ip_network(n.strip(), strict=False) for n in nets.split(",") if n.strip()]

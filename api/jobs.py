@@ -1,4 +1,4 @@
-"""Background jobs of the API: discovery runs started by ``POST /runs``, one thread each.
+"""Background jobs of the API: discovery runs (``POST /runs``) and imports (``POST /imports``), one thread each.
 
 The run's own record (``DiscoveryRunRecord``, saved at its start and end by the runner) is the
 durable status; the job table adds whether the thread is still going and how it ended, for this
@@ -10,6 +10,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 
 @dataclass
@@ -18,6 +19,7 @@ class Job:
     kind: str
     state: str = "running"  # running, finished, failed
     error: str | None = None
+    result: dict[str, Any] | None = None  # what the work returned (an import's summary)
 
 
 class JobRunner:
@@ -26,15 +28,16 @@ class JobRunner:
         self._threads: list[threading.Thread] = []
         self._lock = threading.Lock()
 
-    def start(self, job_id: str, kind: str, work: Callable[[], None]) -> Job:
+    def start(self, job_id: str, kind: str, work: Callable[[], dict[str, Any] | None]) -> Job:
         job = Job(job_id, kind)
 
         def run() -> None:
             try:
-                work()
+                job.result = work()
                 job.state = "finished"
             except Exception as exc:
                 job.state, job.error = "failed", f"{type(exc).__name__}: {exc}"
+                job.result = getattr(exc, "job_result", None)  # e.g. an import's per-row errors
 
         thread = threading.Thread(target=run, name=f"cmdb-job-{job_id}", daemon=True)
         with self._lock:

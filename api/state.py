@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import ipaddress
 from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
 
 from fastapi import Request
 
@@ -26,6 +28,7 @@ class ApiSettings:
     warm_impact: bool = True
     allowed_networks: list[IPNet] | None = None  # where POST /runs may scan (None: anywhere)
     max_run_targets: int = 4096
+    mappings_dir: Path | None = None  # the mappings POST /imports may name (CMDB_MAPPINGS_DIR); None: no imports
 
 
 @dataclass
@@ -38,6 +41,7 @@ class ApiState:
     impact: WarmImpactIndex
     jobs: JobRunner = field(default_factory=JobRunner)
     answers: AnswerCache = field(default_factory=AnswerCache)
+    imports: dict[str, dict[str, Any]] = field(default_factory=dict)  # import job id -> file, mapping, actor
 
     @property
     def inline_reads(self) -> bool:

@@ -154,8 +154,13 @@ class TableImport:
     """One file, one mapping, one store: ``run`` validates, then writes (or, with ``dry_run``, plans)."""
 
     def __init__(self, store: GraphStore, path: Path, mapping: Mapping_, *, config: ReconcileConfig | None = None,
-                 progress: Progress | None = None) -> None:
+                 progress: Progress | None = None, admit: Callable[[Batch], None] | None = None,
+                 actor: str | None = None) -> None:
+        """``admit`` sees every batch before it is planned or written and raises to refuse the import
+        (the API's partition check); it runs over all batches first, so a refusal writes nothing."""
         self.store = store
+        self.admit = admit
+        self.actor = actor  # who the history names (the API's token); None: ingest's default
         self.path = path
         self.mapping = mapping
         self.config = config or ReconcileConfig()
@@ -243,7 +248,7 @@ class TableImport:
 
     def _batch(self, chunk: list[tuple[int, MappedRow]], number: int) -> tuple[list[int], Batch]:
         batch = Batch(source=self.mapping.source, scope=self.path.name, complete=False, origin=str(self.path),
-                      run_id=f"{self.run_id}/{number}")
+                      run_id=f"{self.run_id}/{number}", actor=self.actor)
         cis, rels = batch.cis, batch.rels
         targets: dict[tuple[str, str, Any], str] = {}
         lines: list[int] = []  # the file line of each CI record (a target: the first row naming it)
@@ -279,8 +284,14 @@ class TableImport:
                 report.problems, len(bad))
         done = 0
         schema = self.mapping.schema
+        admit = self.admit
+        if admit is not None:
+            for _, batch in self.batches(spill):
+                admit(batch)
         if dry_run:
             for lines, batch in self.batches(spill):
+                if admit is not None:
+                    admit(batch)
                 plan = plan_batch(self.store, batch, schema=schema, config=self.config)
                 report.add_plan([f"line {n}" for n in lines], plan)
                 done += len(set(lines))
@@ -293,6 +304,8 @@ class TableImport:
             for lines, batch in self.batches(spill):
                 sizes.append(len(set(lines)))
                 tick()
+                if admit is not None:
+                    admit(batch)  # again: it fills in the partitions of this batch's items
                 yield batch
 
         for result in ingest_many(self.store, stream(), schema=schema, config=self.config):

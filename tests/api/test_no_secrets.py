@@ -24,10 +24,10 @@ from api.auth import load_token_key
 from api.state import ApiSettings
 from cmdb.batch import Batch
 from cmdb.cli import SAMPLE_ESTATE
-from cmdb.cli import app as cli_app
 from cmdb.ingest import ingest
 from cmdb.store.sqlite import SqliteStore
 from cmdb.tokens import create_token, hash_token, key_file_for, revoke_token
+from product.cli import app as cli_app
 
 
 @pytest.fixture
@@ -118,8 +118,8 @@ def test_the_cli_never_prints_a_hash_and_the_key_file_is_0600(world: dict[str, A
     key_file = key_file_for(store.url)
     assert key_file.stat().st_mode & 0o077 == 0
     os.chmod(key_file, 0o644)
-    try:  # the key file may be a session server's (CMDB_TOKEN_KEY_FILE): its mode is put back
+    try:
         res = runner.invoke(cli_app, ["--store", store.url, "tokens", "create", "--role", "viewer", "x"])
-    finally:
+    finally:  # the file may be CMDB_TOKEN_KEY_FILE of a session's live server, which later tests use
         os.chmod(key_file, 0o600)
     assert res.exit_code != 0 and "readable by others" in str(res.exception or res.output)
