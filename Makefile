@@ -17,6 +17,9 @@ demo: venv
 	@echo "== Impact of losing fraud-fra-01 (a deliberate single point of failure in the sample) =="
 	@$(BIN)/cmdb --store $(DEMO_STORE) impact incident fraud-fra-01 --urgency high
 	@echo
+	@echo "== Expiry tasks: what one cycle would raise, to whom and why (dry run; cmdb expiry check raises them) =="
+	@$(BIN)/cmdb --store $(DEMO_STORE) expiry check --dry-run
+	@echo
 	@echo "== Discovery: a TCP connect scan of this machine's loopback address (common ports) =="
 	@$(BIN)/cmdb --store $(DEMO_STORE) scan 127.0.0.1 --no-dns
 	@echo
@@ -24,6 +27,8 @@ demo: venv
 	@echo "      $(BIN)/cmdb --store $(DEMO_STORE) ci search --class Service"
 	@echo "      $(BIN)/cmdb --store $(DEMO_STORE) impact spof --tier 1"
 	@echo "      $(BIN)/cmdb --store $(DEMO_STORE) runs list"
+	@echo "      $(BIN)/cmdb --store $(DEMO_STORE) licences"
+	@echo "      $(BIN)/cmdb --store $(DEMO_STORE) serve   # the HTTP API, docs at http://127.0.0.1:8000/api/v1/docs"
 
 ## test: lint, type-check and run every test, starting and stopping the test servers itself
 test:
