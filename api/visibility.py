@@ -19,7 +19,7 @@ from fastapi import HTTPException
 from api.auth import Principal
 from cmdb.batch import Batch, IdentityRef
 from cmdb.errors import BadInputError, CmdbError, NotFoundError
-from cmdb.identity import identity_keys, normalize_key_value
+from cmdb.identity import identity_keys, single_value_keys
 from cmdb.ingest import ingest, scope_covers
 from cmdb.model import Schema
 from cmdb.partitions import DEFAULT_PARTITION, PARTITION_ATTR, PartitionRules, assign_partitions, partition_of
@@ -53,20 +53,12 @@ def find_visible_ci(store: GraphStore, schema: Schema, principal: Principal, ref
     if len(named) > 1:
         ids = sorted(c.id for c in named)
         raise BadInputError(f"{ref!r} names {len(ids)} CIs ({', '.join(ids[:5])}); use a CI id")
-    tried: set[str] = set()
-    for cls in schema.classes.values():
-        for key in cls.identity:
-            if len(key) != 1:
-                continue
-            k = f"{cls.identity_domain}:{key[0]}={normalize_key_value(ref)}"
-            if k in tried:
-                continue
-            tried.add(k)
-            found = store.find_by_key(k)
-            if found is not None:
-                hit = store.get_ci(found)
-                if hit is not None and can_see(principal, hit):
-                    return hit
+    for k in single_value_keys(schema, ref):
+        found = store.find_by_key(k)
+        if found is not None:
+            hit = store.get_ci(found)
+            if hit is not None and can_see(principal, hit):
+                return hit
     raise not_found(ref)
 
 

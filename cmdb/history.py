@@ -12,7 +12,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from cmdb.errors import BadInputError, NotFoundError
-from cmdb.identity import normalize_key_value
+from cmdb.identity import single_value_keys
 from cmdb.model import Schema
 from cmdb.store.base import Event, GraphStore, iso
 
@@ -48,18 +48,10 @@ def resolve_ci(store: GraphStore, schema: Schema, ref: str) -> str:
         return by_name[0]
     if len(by_name) > 1:
         raise BadInputError(f"{ref!r} names {len(by_name)} CIs ({', '.join(by_name[:5])}); use a CI id")
-    tried: set[str] = set()
-    for cls in schema.classes.values():
-        for key in cls.identity:
-            if len(key) != 1:
-                continue
-            k = f"{cls.identity_domain}:{key[0]}={normalize_key_value(ref)}"
-            if k in tried:
-                continue
-            tried.add(k)
-            found = store.find_by_key(k)
-            if found:
-                return found
+    for k in single_value_keys(schema, ref):
+        found = store.find_by_key(k)
+        if found:
+            return found
     raise NotFoundError(f"no CI matches {ref!r} (tried id, name and identity keys); see `cmdb ci search`")
 
 

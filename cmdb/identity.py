@@ -112,3 +112,15 @@ def more_specific_class(schema: Schema, current: str, other: str) -> str:
     if current != other and schema.is_a(other, current):
         return other
     return current
+
+
+def single_value_keys(schema: Schema, value: str) -> list[str]:
+    """Every identity key a lone value could be (a serial, an FQDN, an e-mail ...), each once: how a
+    user's "show me X" finds a CI without saying which attribute X is."""
+    out: dict[str, None] = {}
+    norm = normalize_key_value(value)
+    for cls in schema.classes.values():
+        for key in cls.identity:
+            if len(key) == 1:
+                out.setdefault(f"{cls.identity_domain}:{key[0]}={norm}")
+    return list(out)
