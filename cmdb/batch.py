@@ -11,6 +11,9 @@ a scope (a subnet, an AWS account+region, an import file). File form (JSON or YA
       - {ref: sw1, class: Switch, hostname: sw1, serial_number: FOC1234}
     relationships:
       - {type: CONNECTED_TO, from: sw1, to: {class: Switch, hostname: core1}, attributes: {port: Gi0/1}}
+    retire:                   # source manual only: what an operator declares gone
+      cis: [{class: Host, hostname: old-box}]
+      relationships: [{type: DEPENDS_ON, from: {class: Service, name: shop}, to: {class: Host, hostname: db1}}]
 
 ``ref`` names an item inside the batch; a relationship end is a ref or an identity reference
 (``{class: ..., <identity attribute>: value}``) to a CI already in the store.
@@ -90,6 +93,8 @@ class Batch:
     run_id: str = field(default_factory=lambda: "run-" + uuid.uuid4().hex[:16])
     actor: str | None = None
     origin: str = "batch"
+    retire_cis: list[IdentityRef] = field(default_factory=list)
+    retire_rels: list[RelRecord] = field(default_factory=list)
 
     def add_ci(self, cls: str, attrs: dict[str, Any], ref: str | None = None) -> CIRecord:
         """Append a CI numbered by its position, so an error names the item where it really is."""
@@ -108,7 +113,7 @@ class Batch:
         """Parse the native format; errors name ``origin`` and the item index."""
         if not isinstance(doc, Mapping):
             raise BadInputError(f"{origin}: a batch must be a mapping with source, cis and relationships")
-        unknown = set(doc) - {"source", "scope", "complete", "run_id", "actor", "cis", "relationships"}
+        unknown = set(doc) - {"source", "scope", "complete", "run_id", "actor", "cis", "relationships", "retire"}
         if unknown:
             raise BadInputError(f"{origin}: unknown top-level key(s) {', '.join(sorted(unknown))}")
         source = doc.get("source")
@@ -151,6 +156,8 @@ class Batch:
             src = _parse_ref(item.get("from"), origin, i, "from")
             dst = _parse_ref(item.get("to"), origin, i, "to")
             batch.rels.append(RelRecord(rtype, src, dst, dict(attrs), i))
+        if doc.get("retire") is not None:
+            _parse_retire(batch, doc["retire"], origin)
         return batch
 
     @classmethod
@@ -183,7 +190,7 @@ class Batch:
         def ref_out(r: Ref) -> Any:
             return r if isinstance(r, str) else {"class": r.cls, **dict(r.attrs)}
 
-        return {
+        out: dict[str, Any] = {
             "source": self.source,
             "scope": self.scope,
             "complete": self.complete,
@@ -197,6 +204,33 @@ class Batch:
                 for r in self.rels
             ],
         }
+        if self.retire_cis or self.retire_rels:
+            out["retire"] = {"cis": [ref_out(r) for r in self.retire_cis],
+                             "relationships": [{"type": r.type, "from": ref_out(r.src), "to": ref_out(r.dst)}
+                                               for r in self.retire_rels]}
+        return out
+
+
+def _parse_retire(batch: Batch, doc: Any, origin: str) -> None:
+    """The ``retire`` section: identity references only (a retirement names what exists already)."""
+    if not isinstance(doc, Mapping) or set(doc) - {"cis", "relationships"}:
+        raise BadInputError(f"{origin}: 'retire' must be a mapping with 'cis' and/or 'relationships'")
+    if batch.source != "manual":
+        raise BadInputError(f"{origin}: only a batch of source manual may retire items (this one is "
+                            f"{batch.source!r}); other sources stop reporting an item and a complete run ages it")
+    for i, item in enumerate(doc.get("cis") or []):
+        ref = _parse_ref(item, origin, i, "retire.cis")
+        if not isinstance(ref, IdentityRef):
+            raise BadInputError(f"{origin}: retire.cis[{i}] must be {{class: ..., <identity attribute>: value}}")
+        batch.retire_cis.append(ref)
+    for i, item in enumerate(doc.get("relationships") or []):
+        if not isinstance(item, Mapping) or not isinstance(item.get("type"), str):
+            raise BadInputError(f"{origin}: retire.relationships[{i}] needs type, from and to")
+        ends = [_parse_ref(item.get(end), origin, i, f"retire.{end}") for end in ("from", "to")]
+        if not all(isinstance(e, IdentityRef) for e in ends):
+            raise BadInputError(f"{origin}: retire.relationships[{i}]: from and to must be identity references"
+                                " {class: ..., <identity attribute>: value}")
+        batch.retire_rels.append(RelRecord(item["type"], ends[0], ends[1], {}, i))
 
 
 def _ref_error(origin: str, i: int, end: str, problem: str) -> BadInputError:

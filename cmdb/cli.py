@@ -26,8 +26,8 @@ from cmdb.cli_output import emit_json, opened_store
 from cmdb.errors import BadInputError, CmdbError
 from cmdb.history import ci_as_of, history_near, parse_since, parse_time, resolve_ci
 from cmdb.ingest_pipeline import ingest_many
-from cmdb.model import default_schema
 from cmdb.reconcile import ReconcileConfig
+from cmdb.schema_store import store_schema
 from cmdb.store import open_store
 from cmdb.store.base import CIState, Event, GraphStore, RelState, SearchQuery
 
@@ -172,7 +172,6 @@ def ci_search(
 
 def _search(text: str | None, cls: str | None, status: str | None, attrs: list[str], limit: int, offset: int,
             as_json: bool) -> None:
-    schema = default_schema()
     filters: dict[str, Any] = {}
     for item in attrs:
         name, sep, value = item.partition("=")
@@ -181,9 +180,10 @@ def _search(text: str | None, cls: str | None, status: str | None, attrs: list[s
         filters[name] = value
     if status is not None and status not in ("active", "stale", "retired"):
         raise BadInputError(f"--status {status!r}: use active, stale or retired")
-    query = SearchQuery(classes=schema.descendants(cls) if cls else None, status=status, text=text,
-                        attrs=filters, limit=limit, offset=offset)
     with _store() as store:
+        schema = store_schema(store)
+        query = SearchQuery(classes=schema.descendants(cls) if cls else None, status=status, text=text,
+                            attrs=filters, limit=limit, offset=offset)
         page = store.search(query)
     if as_json:
         emit_json({"total": page.total, "limit": limit, "offset": offset,
@@ -199,8 +199,8 @@ def ci_show(
     as_json: JsonOpt = False,
 ) -> None:
     """One CI with its attributes, provenance and relationships (or as it was at a past time)."""
-    schema = default_schema()
     with _store() as store:
+        schema = store_schema(store)
         ci_id = resolve_ci(store, schema, ref)
         if as_of is not None:
             snap = ci_as_of(store, ci_id, parse_time(as_of))
@@ -249,10 +249,10 @@ def rel_list(
     """List relationships."""
     if direction not in ("out", "in", "both"):
         raise BadInputError("--direction must be out, in or both")
-    schema = default_schema()
-    if type is not None:
-        schema.rel_type(type)
     with _store() as store:
+        schema = store_schema(store)
+        if type is not None:
+            schema.rel_type(type)
         ci_id = resolve_ci(store, schema, ci) if ci else None
         rels = store.relationships(ci_id, type, direction, limit=limit, offset=offset)  # type: ignore[arg-type]
         names = _names(store, {r.src for r in rels} | {r.dst for r in rels})
@@ -275,8 +275,8 @@ def history(
     as_json: JsonOpt = False,
 ) -> None:
     """What changed on a CI, and with --depth on what it depends on."""
-    schema = default_schema()
     with _store() as store:
+        schema = store_schema(store)
         ci_id = resolve_ci(store, schema, ref)
         events = history_near(store, schema, ci_id, parse_since(since) if since else None, depth)
         names = _names(store, {e.ci_id for e in events if e.ci_id} | {e.peer_id for e in events if e.peer_id})

@@ -11,10 +11,11 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from cmdb.batch import Batch
-from cmdb.model import Schema, default_schema
+from cmdb.model import Schema
 from cmdb.planning.planner import Planner
 from cmdb.planning.state import CLASS_ATTR, DEFAULT_SCOPE, IngestResult, derive_status, new_ci_id
 from cmdb.reconcile import ReconcileConfig
+from cmdb.schema_store import store_schema
 from cmdb.scopes import scope_covers
 from cmdb.store.base import GraphStore
 
@@ -31,7 +32,7 @@ def ingest(
     now: datetime | None = None,
 ) -> IngestResult:
     """Identify, reconcile and write ``batch`` atomically; raises BadInputError naming the bad item."""
-    schema = schema or default_schema()
+    schema = schema or store_schema(store)
     config = config or ReconcileConfig()
     now = now or datetime.now(UTC)
     planner = Planner(schema, config, batch, now)

@@ -15,9 +15,10 @@ from typing import Any
 from cmdb.batch import Batch
 from cmdb.errors import BadInputError
 from cmdb.ingest import IngestResult
-from cmdb.model import Schema, default_schema
+from cmdb.model import Schema
 from cmdb.planning import Planner
 from cmdb.reconcile import ReconcileConfig
+from cmdb.schema_store import store_schema
 from cmdb.store.base import GraphStore, iso
 from cmdb.store.idempotency import IdempotencyRecord
 
@@ -47,7 +48,7 @@ def ingest_once(
     known = store.idempotency_record(key)
     if known is None:
         now = now or datetime.now(UTC)
-        planner = Planner(schema or default_schema(), config or ReconcileConfig(), batch, now)
+        planner = Planner(schema or store_schema(store), config or ReconcileConfig(), batch, now)
         planner.prepare()
         cs, known = store.write_batch_once(key, body_fingerprint, planner.plan, iso(now))
         if cs is not None:

@@ -17,9 +17,10 @@ from itertools import chain
 from cmdb.batch import Batch
 from cmdb.errors import CmdbError
 from cmdb.ingest import IngestResult, ingest
-from cmdb.model import Schema, default_schema
+from cmdb.model import Schema
 from cmdb.planning import Planner
 from cmdb.reconcile import ReconcileConfig
+from cmdb.schema_store import store_schema
 from cmdb.store.base import GraphStore
 
 PIPELINE_MIN_ITEMS = 2000
@@ -73,7 +74,7 @@ def ingest_many(
     ``pipeline`` None lets the stream choose (``min_items``, ``min_batches``); True pipelines any
     stream of two batches or more on a store that can, False never does."""
     with _objects_frozen():
-        yield from _ingest_stream(store, batches, schema or default_schema(), config or ReconcileConfig(),
+        yield from _ingest_stream(store, batches, schema or store_schema(store), config or ReconcileConfig(),
                                   min_items if pipeline is None else 0, 2 if pipeline else min_batches,
                                   pipeline is not False, now)
 

@@ -232,9 +232,14 @@ class Schema:
     # -- loading -----------------------------------------------------------------------------
     @classmethod
     def load(cls, extensions: Iterable[Path | str] = ()) -> Schema:
-        docs: list[tuple[str, Mapping[str, Any]]] = [(str(CORE_SCHEMA), _read_yaml(CORE_SCHEMA))]
-        for ext in extensions:
-            docs.append((str(ext), _read_yaml(Path(ext))))
+        """The core schema plus extension files, merged in order."""
+        return cls.from_documents((str(ext), _read_yaml(Path(ext))) for ext in extensions)
+
+    @classmethod
+    def from_documents(cls, extensions: Iterable[tuple[str, Mapping[str, Any]]]) -> Schema:
+        """The core schema plus extension documents ``(origin, mapping)``, merged in order (the
+        documents a store keeps: ``cmdb.schema_store``)."""
+        docs: list[tuple[str, Mapping[str, Any]]] = [(str(CORE_SCHEMA), _read_yaml(CORE_SCHEMA)), *extensions]
         raw_classes: dict[str, dict[str, Any]] = {}
         raw_rels: dict[str, dict[str, Any]] = {}
         for origin, doc in docs:
@@ -264,8 +269,9 @@ class Schema:
             return self.classes[name]
         except KeyError:
             raise UnknownClassError(
-                f"unknown CI class {name!r}; known classes: {', '.join(sorted(self.concrete_classes))}"
-                " (add it with a schema extension file if it is yours)"
+                f"unknown CI class {name!r}; known classes: {', '.join(sorted(self.concrete_classes))}."
+                " If it is defined by a schema extension, add that extension to this store first:"
+                " cmdb schema add FILE (see cmdb schema list)"
             ) from None
 
     def rel_type(self, name: str) -> RelationshipType:
@@ -273,7 +279,9 @@ class Schema:
             return self.relationships[name]
         except KeyError:
             raise UnknownClassError(
-                f"unknown relationship type {name!r}; known types: {', '.join(sorted(self.relationships))}"
+                f"unknown relationship type {name!r}; known types: {', '.join(sorted(self.relationships))}."
+                " If it is defined by a schema extension, add that extension to this store first:"
+                " cmdb schema add FILE (see cmdb schema list)"
             ) from None
 
     @cached_property
@@ -308,7 +316,8 @@ class Schema:
             if spec is None:
                 raise BadInputError(
                     f"attribute {key!r} is not defined for class {class_name} "
-                    f"(known: {', '.join(sorted(ci_class.attributes))}); add it with a schema extension"
+                    f"(known: {', '.join(sorted(ci_class.attributes))}); if a schema extension defines it,"
+                    " add that extension to this store first: cmdb schema add FILE"
                 )
             try:
                 canonical = spec.validate(value)
@@ -347,6 +356,17 @@ class Schema:
             if attrs.get(candidate):
                 return str(attrs[candidate])
         return None
+
+
+def parse_schema_text(text: str, origin: str) -> Mapping[str, Any]:
+    """A schema document from YAML text (an extension kept in a store); errors name ``origin``."""
+    try:
+        doc = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise SchemaError(f"schema extension {origin} is not valid YAML: {exc}") from exc
+    if not isinstance(doc, Mapping) or set(doc) - {"classes", "relationships"}:
+        raise SchemaError(f"schema extension {origin} must be a mapping with 'classes' and/or 'relationships'")
+    return doc
 
 
 def _read_yaml(path: Path) -> Mapping[str, Any]:
@@ -487,7 +507,9 @@ _DEFAULT: Schema | None = None
 
 
 def default_schema() -> Schema:
-    """The core schema plus extensions named in ``CMDB_SCHEMA`` (colon-separated paths)."""
+    """The core schema plus extensions named in ``CMDB_SCHEMA`` (colon-separated paths): for code that
+    has no store at hand. With a store, use ``cmdb.schema_store.store_schema``: the extensions kept in
+    the store (``CMDB_SCHEMA`` is only a deprecated fallback there)."""
     global _DEFAULT
     if _DEFAULT is None:
         ext = [p for p in os.environ.get("CMDB_SCHEMA", "").split(os.pathsep) if p]

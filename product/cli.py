@@ -13,7 +13,9 @@ Run it as ``cmdb ...`` (the console script) or ``python -m product.cli ...``.
 from __future__ import annotations
 
 from api.cli import register as register_serve
-from cmdb.cli import app, run_guarded
+from cmdb.cli import app, ci_app, rel_app, run_guarded
+from cmdb.cli_manual import register as register_manual
+from cmdb.schema_cli import schema_app
 from cmdb.tokens_cli import tokens_app
 from discovery.aws import cli as aws_cli
 from discovery.cli import discover_app, runs_app
@@ -38,6 +40,8 @@ register_automation(app)  # expiry, outbox, incidents, scheduler
 register_import(app)  # cmdb import
 register_serve(app)  # cmdb serve: the HTTP API
 app.add_typer(tokens_app, name="tokens")
+register_manual(ci_app, rel_app)  # cmdb ci set / ci retire / rel retire
+app.add_typer(schema_app, name="schema")
 
 
 def main() -> None:

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 from cmdb.planning.state import IngestResult, PlannerState, derive_status
+from cmdb.reconcile import MANUAL_SOURCES
 from cmdb.scopes import scope_covers
 from cmdb.store.base import (
     BatchReader,
@@ -24,15 +25,17 @@ class Lifecycle(PlannerState):
         if not covered:
             return
         ci_sights, rel_sights = reader.sightings_in(batch.source, covered)
+        manual = batch.source in MANUAL_SOURCES
         flips_ci: dict[str, list[Sighting]] = {}
         flips_rel: dict[str, list[Sighting]] = {}
         for kind, pairs, seen, flips in (("ci", ci_sights, seen_ci, flips_ci),
                                           ("rel", rel_sights, seen_rel, flips_rel)):
             for item_id, s in pairs:
-                if item_id in seen or s.last_run == batch.run_id:
+                if item_id in seen or s.last_run == batch.run_id or (manual and s.status == "retired"):
                     continue
                 missed = s.missed + 1
-                status = ("retired" if missed >= cfg.retire_after_runs
+                # A manual batch is a declaration, not an observation: what it no longer holds is gone now.
+                status = ("retired" if manual or missed >= cfg.retire_after_runs
                           else "stale" if missed >= cfg.stale_after_runs else "active")
                 aged = Sighting(s.source, s.scope, s.first_seen, s.last_seen, s.last_run, missed, status)
                 cs.sightings.append(SightingWrite(kind, item_id, aged))  # type: ignore[arg-type]

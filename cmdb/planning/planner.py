@@ -6,8 +6,8 @@ from cmdb.planning.cis import CIPlanning
 from cmdb.planning.lifecycle import Lifecycle
 from cmdb.planning.prepare import Preparation
 from cmdb.planning.rels import RelPlanning
+from cmdb.planning.retirements import Retirements
 from cmdb.planning.state import IngestResult
-from cmdb.reconcile import MANUAL_SOURCES
 from cmdb.store.base import (
     BatchReader,
     ChangeSet,
@@ -15,7 +15,7 @@ from cmdb.store.base import (
 )
 
 
-class Planner(Preparation, CIPlanning, RelPlanning, Lifecycle):
+class Planner(Preparation, CIPlanning, RelPlanning, Retirements, Lifecycle):
     """Turns a batch into a ChangeSet; ``prepare`` is pure, ``plan`` runs inside the transaction."""
 
     def plan(self, reader: BatchReader) -> ChangeSet:
@@ -73,7 +73,8 @@ class Planner(Preparation, CIPlanning, RelPlanning, Lifecycle):
         for ci_id, cls in ref_classes.items():
             group_cls.setdefault(ci_id, cls)
         seen_rel = self.plan_rels(reader, cs, key_map, states, group_ci, group_cls, result)
-        if batch.complete and batch.source not in MANUAL_SOURCES:
+        self.plan_retirements(reader, cs, seen_ci, seen_rel, result)
+        if batch.complete:  # a complete manual batch retires the manual items of its scope it no longer holds
             self.age_unseen(reader, cs, seen_ci, seen_rel, result)
         cs.run.stats = result.summary()
         self.event_count = len(cs.events)

@@ -71,14 +71,25 @@ def new_ci_id() -> str:
 
 
 def derive_status(sightings: Iterable[Sighting]) -> str:
+    """A manual word is final: any live manual sighting keeps the item active, an explicit manual
+    retirement (status retired, ``missed`` 0: ``cmdb.retire``, a batch's ``retire``) retires it. A manual
+    sighting retired because a complete manual batch no longer held the item (``missed`` > 0) withdraws
+    the manual word only: the other sources decide, and with none left the item is retired."""
     best = "retired"
     seen_any = False
+    manual: str | None = None
     for s in sightings:
         seen_any = True
-        if s.source in MANUAL_SOURCES:  # a manual word is final: retired by hand stays retired (cmdb.retire)
-            return "retired" if s.status == "retired" else "active"
+        if s.source in MANUAL_SOURCES:
+            if s.status != "retired":
+                manual = "active"
+            elif s.missed == 0 and manual is None:
+                manual = "retired"
+            continue
         if STATUS_RANK[s.status] < STATUS_RANK[best]:
             best = s.status
+    if manual is not None:
+        return manual
     return best if seen_any else "active"
 
 

@@ -44,6 +44,7 @@ from cmdb.store.sqlite_access import (
 )
 from cmdb.store.sqlite_counter import SqliteWriteCounter
 from cmdb.store.sqlite_idempotency import SqliteIdempotency
+from cmdb.store.sqlite_schema import SCHEMA_EXT_DDL, SCHEMA_EXT_TABLE, SqliteSchemaExtensions
 from cmdb.store.sqlite_tasks import TASK_TABLES, TASKS_DDL, SqliteTasksMixin
 from cmdb.store.sqlite_tokens import SqliteTokens
 
@@ -89,7 +90,8 @@ CREATE TABLE IF NOT EXISTS discovery_run(
 CREATE INDEX IF NOT EXISTS discovery_run_started ON discovery_run(started_at);
 """
 
-TABLES = ("ci", "ci_key", "sighting", "rel", "event", "conflict", "run", "discovery_run", *TASK_TABLES)
+TABLES = (SCHEMA_EXT_TABLE, "ci", "ci_key", "sighting", "rel", "event", "conflict", "run", "discovery_run",
+          *TASK_TABLES)
 
 
 _dumps = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode
@@ -109,7 +111,8 @@ def _loads(text: str | None) -> Any:
     return None if text is None else json.loads(text)
 
 
-class SqliteStore(SqliteTasksMixin, SqliteTokens, SqliteIdempotency, SqliteWriteCounter):
+class SqliteStore(SqliteTasksMixin, SqliteTokens, SqliteIdempotency, SqliteWriteCounter,
+                  SqliteSchemaExtensions):
     """GraphStore on one SQLite file (or ``:memory:``)."""
 
     def __init__(self, path: str | Path) -> None:
@@ -123,7 +126,7 @@ class SqliteStore(SqliteTasksMixin, SqliteTokens, SqliteIdempotency, SqliteWrite
         try:
             # Opening is read-only unless the file is new (``sqlite_access``): never waits for a loader.
             self._db = connect(self.path, busy_ms=int(write_timeout() * 1000))
-            ensure_schema(self._db, DDL + TASKS_DDL, SCHEMA_VERSION)
+            ensure_schema(self._db, DDL + TASKS_DDL + SCHEMA_EXT_DDL, SCHEMA_VERSION)
         except sqlite3.OperationalError as exc:
             if "locked" in str(exc) or "busy" in str(exc):
                 raise busy_error(self.path, write_timeout(), "creating the store") from exc
