@@ -84,7 +84,7 @@ def _attr(spec: AttributeSpec) -> dict[str, Any]:
     for key, value in (("required", spec.required), ("enum", list(spec.enum) if spec.enum else None),
                        ("min", spec.minimum), ("max", spec.maximum), ("default", spec.default),
                        ("description", spec.description)):
-        if value not in (None, False, ""):
+        if value is not None and value is not False and value != "":
             d[key] = value
     return d
 
