@@ -61,7 +61,8 @@ def test_schema_lives_in_the_store(tmp_path: Path) -> None:
 def test_cmdb_schema_is_a_deprecated_fallback_only(tmp_path: Path) -> None:
     (tmp_path / "storage.yaml").write_text(EXT)
     (tmp_path / "arrays.yaml").write_text(ARRAYS)
-    env = {**os.environ, "CMDB_STORE": f"sqlite:///{tmp_path / 'cli.db'}", "CMDB_SCHEMA": str(tmp_path / "storage.yaml")}
+    env = {**os.environ, "CMDB_STORE": f"sqlite:///{tmp_path / 'cli.db'}",
+           "CMDB_SCHEMA": str(tmp_path / "storage.yaml")}
 
     def run(*args: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run([sys.executable, "-m", "product.cli", *args], capture_output=True, text=True, env=env,
