@@ -24,8 +24,9 @@ from api.limits import BodySizeLimit
 from api.metrics import ApiMetrics, MetricsMiddleware
 from api.routes import batches, cis, conflicts, health, impact, imports, runs, tasks, tokens
 from api.state import ApiSettings, ApiState
-from cmdb.model import Schema, default_schema
+from cmdb.model import Schema
 from cmdb.reconcile import ReconcileConfig
+from cmdb.schema_store import store_schema
 from cmdb.store import open_store
 from cmdb.store.base import GraphStore
 
@@ -49,7 +50,7 @@ def create_app(store: GraphStore | str | None = None, settings: ApiSettings | No
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         opened = open_store(store) if store is None or isinstance(store, str) else store
         owned = opened is not store
-        sch = schema or default_schema()
+        sch = schema or store_schema(opened)
         warm = WarmImpactIndex(opened, sch, settings.impact_poll_seconds, on_refresh=metrics.impact_refreshes.inc)
         state = ApiState(opened, sch, config or ReconcileConfig.load(), settings, metrics, warm)
         metrics.watch_store(opened)

@@ -8,7 +8,7 @@ disagree, which is what we want: an explicit (manual) value beats every rule.
 
 Rules assign a partition to the items of a batch by the batch's source and scope; the first rule
 that matches wins and an item that names its partition keeps it. Rules live in the configuration
-file (``CMDB_CONFIG``)::
+file (``cmdb.config``)::
 
     partitions:
       - {source: aws, partition: aws}            # source: exact name or a glob (import:*)
@@ -21,13 +21,10 @@ A source without a rule assigns nothing, so its CIs stay in whatever partition t
 from __future__ import annotations
 
 import fnmatch
-import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-
-import yaml
 
 from cmdb.batch import Batch
 from cmdb.errors import ConfigError
@@ -92,23 +89,23 @@ class PartitionRules:
 
     @classmethod
     def load(cls, path: Path | str | None = None) -> PartitionRules:
-        """From ``path`` or ``CMDB_CONFIG`` (its ``partitions`` list); no rules when neither is set."""
-        path = path or os.environ.get("CMDB_CONFIG")
-        if not path:
+        """The ``partitions`` list of the configuration file in effect (``cmdb.config``); no rules when
+        there is none. Cached per file version: it is asked once per batch."""
+        from cmdb.config import config_path, env_overrides, load_document
+
+        found = config_path(path)
+        env = sorted((k, repr(v)) for k, v in env_overrides().items() if k[0] == "partitions")
+        if found is None and not env:
             return cls()
         try:
-            stat = Path(path).stat()
+            stat = found.stat() if found is not None else None
         except OSError as exc:
-            raise ConfigError(f"cannot read configuration {path}: {exc.strerror}") from None
-        cache_key = (str(path), stat.st_mtime_ns, stat.st_size)
+            raise ConfigError(f"cannot read configuration {found}: {exc.strerror}") from None
+        cache_key = (str(found), stat.st_mtime_ns if stat else 0, stat.st_size if stat else 0, repr(env))
         cached = _CACHE.get(cache_key)
         if cached is None:
-            try:
-                doc = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
-            except (OSError, yaml.YAMLError) as exc:
-                raise ConfigError(f"cannot read configuration {path}: {exc}") from None
-            section = doc.get("partitions") if isinstance(doc, dict) else None
-            cached = _CACHE[cache_key] = cls.from_list(section, origin=str(path))
+            doc = load_document(found)
+            cached = _CACHE[cache_key] = cls.from_list(doc.section("partitions"), origin=str(found or "environment"))
         return cached
 
     def partition_for(self, source: str, scope: str | None) -> str | None:
@@ -118,7 +115,7 @@ class PartitionRules:
         return None
 
 
-_CACHE: dict[tuple[str, int, int], PartitionRules] = {}
+_CACHE: dict[tuple[str, int, int, str], PartitionRules] = {}
 
 
 def assign_partitions(batch: Batch, rules: PartitionRules | None = None) -> Batch:

@@ -9,14 +9,11 @@ back to the rank of ``import`` unless it is named itself.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
-
-import yaml
 
 from cmdb.errors import ConfigError
 from cmdb.store.base import AttrValue, Sighting, iso
@@ -24,6 +21,7 @@ from cmdb.store.base import AttrValue, Sighting, iso
 # "neighbours": what a device says about its CDP/LLDP neighbours, below anything that asked them directly.
 DEFAULT_PRECEDENCE: tuple[str, ...] = ("manual", "aws", "ssh", "snmp", "import", "scan", "neighbours")
 MANUAL_SOURCES = frozenset({"manual"})
+_LEGACY_KEYS = ("precedence", "precedence_overrides", "fresh_for_hours", "stale_after_runs", "retire_after_runs")
 
 
 @dataclass
@@ -60,20 +58,15 @@ class ReconcileConfig:
 
     @classmethod
     def load(cls, path: Path | str | None = None) -> ReconcileConfig:
-        """From ``path`` or ``CMDB_CONFIG``; defaults when neither names a file."""
-        path = path or os.environ.get("CMDB_CONFIG")
-        if not path:
-            return cls()
-        try:
-            doc = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
-        except (OSError, yaml.YAMLError) as exc:
-            raise ConfigError(f"cannot read configuration {path}: {exc}") from None
-        if not isinstance(doc, dict):
-            raise ConfigError(f"configuration {path} must be a mapping")
-        section = doc.get("reconciliation", doc)
-        if not isinstance(section, dict):
-            raise ConfigError(f"configuration {path}: 'reconciliation' must be a mapping")
-        return cls.from_mapping(section, origin=str(path))
+        """The ``reconciliation`` section of the configuration file in effect (``cmdb.config``: ``path``,
+        ``CMDB_CONFIG``, the user's or the system's file; ``CMDB__RECONCILIATION__*`` overrides), validated
+        whole; defaults when there is none. The old flat format (the keys at the top level) is still read."""
+        from cmdb.config import ReconciliationSettings, load_document, section_or_legacy, validated
+
+        doc = load_document(path)
+        section = section_or_legacy(doc, "reconciliation", _LEGACY_KEYS)
+        validated(doc, ("reconciliation",), ReconciliationSettings.model_validate, section)
+        return cls.from_mapping(section, origin=str(doc.path or "configuration"))
 
     def rank(self, source: str, ancestors: Sequence[str], attr: str) -> int:
         """Lower is stronger. Unknown sources rank below every listed one."""

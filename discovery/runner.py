@@ -29,8 +29,9 @@ from cmdb.batch import Batch
 from cmdb.errors import CmdbError
 from cmdb.identity import identity_keys
 from cmdb.ingest import ingest
-from cmdb.model import Schema, default_schema
+from cmdb.model import Schema
 from cmdb.reconcile import ReconcileConfig
+from cmdb.schema_store import store_schema
 from cmdb.store.base import DiscoveryRunRecord, GraphStore, iso
 from discovery.collector import Collector, PartialReading, outcome_of, record_raw
 from discovery.observations import to_batch
@@ -119,7 +120,7 @@ async def run_discovery(
     into ``store``, which then keeps only the run record."""
     if concurrency < 1:
         raise CmdbError(f"concurrency must be at least 1, not {concurrency}")
-    schema = schema or default_schema()
+    schema = schema or store_schema(store)
     record = DiscoveryRunRecord(
         run_id=run_id or new_run_id(collector.method), method=collector.method, started_at=iso(datetime.now(UTC)),
         actor=actor or _whoami(), targets=list(targets), options=dict(options or {}),

@@ -10,7 +10,8 @@ from __future__ import annotations
 from typing import Any
 
 from cmdb.errors import BadInputError
-from cmdb.model import Schema, default_schema
+from cmdb.model import Schema
+from cmdb.schema_store import store_schema
 from cmdb.store.base import GraphStore
 from impact.index import MemoryIndex
 from impact.source import NodeInfo
@@ -18,7 +19,7 @@ from impact.source import NodeInfo
 
 def index_as_of(store: GraphStore, at: str, schema: Schema | None = None) -> MemoryIndex:
     """A MemoryIndex of the graph at ``at`` (ISO time); retired CIs and relationships are left out."""
-    schema = schema or default_schema()
+    schema = schema or store_schema(store)
     cis: dict[str, dict[str, Any]] = {}
     rels: dict[str, dict[str, Any]] = {}
     for e in store.events(until=at):

@@ -145,7 +145,7 @@ def _followup(ctx: typer.Context, key: str, phase: str, note: str | None, as_jso
     now = datetime.now(UTC)
     with _store(ctx) as store:
         queued = queue_followup(store, cfg, key, phase, note, now)
-        if phase == "resolve" and "Incident" in records_schema().classes:
+        if phase == "resolve" and "Incident" in records_schema(store).classes:
             page = store.search(SearchQuery(classes=["Incident"], attrs={"key": key}, limit=1))
             for rec in page.items:  # the stored record, if the incident was recorded
                 record_incident(store, key, [], str(rec.attrs.get("opened_at") or iso(now)), state="resolved")

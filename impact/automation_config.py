@@ -1,6 +1,7 @@
 """The ``tasks:``, ``channels:``, ``delivery:`` and ``scheduler:`` sections of the configuration file.
 
-The same file as reconciliation (``CMDB_CONFIG``, see ``cmdb/reconcile.py``)::
+The product's configuration file (``cmdb.config``: ``CMDB_CONFIG``, ``~/.config/cmdb/config.yaml`` or
+``/etc/cmdb/config.yaml``)::
 
     tasks:
       thresholds_days: [90, 30, 7, 0]        # 0 = expired; crossing one raises the priority and notifies again
@@ -38,10 +39,10 @@ import os
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-import yaml
 from croniter import croniter
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from cmdb.config import load_document
 from cmdb.errors import ConfigError
 from discovery.credentials import Secret, read_secret_file
 
@@ -272,14 +273,13 @@ def parse_config(doc: dict[str, Any], origin: str = "configuration", check_secre
 
 
 def load_config(path: str | Path | None = None, check_secrets: bool = True) -> AutomationConfig:
-    """From ``path`` or ``CMDB_CONFIG``; defaults when neither names a file."""
-    path = path or os.environ.get("CMDB_CONFIG")
-    if not path:
-        return AutomationConfig()
-    try:
-        doc = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
-    except (OSError, yaml.YAMLError) as exc:
-        raise ConfigError(f"cannot read configuration {path}: {exc}") from None
-    if not isinstance(doc, dict):
-        raise ConfigError(f"configuration {path} must be a mapping")
-    return parse_config(doc, str(path), check_secrets)
+    """The automation sections of the configuration file in effect (``cmdb.config``: ``path``,
+    ``CMDB_CONFIG``, the user's or the system's file, ``CMDB__TASKS__...`` overrides); defaults when
+    there is none."""
+    doc = load_document(path)
+    return parse_config(doc.data, str(doc.path or "configuration"), check_secrets)
+
+
+def validate_sections(raw: dict[str, Any]) -> AutomationConfig:
+    """The sections alone, for ``cmdb config check`` (registered by the composition root)."""
+    return AutomationConfig.model_validate(raw)

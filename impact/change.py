@@ -19,7 +19,8 @@ from typing import Any
 
 from cmdb.errors import BadInputError
 from cmdb.history import resolve_ci
-from cmdb.model import Schema, default_schema
+from cmdb.model import Schema
+from cmdb.schema_store import store_schema
 from cmdb.store.base import GraphStore, iso, parse_iso
 from impact.engine import AffectedService, BlastRadius, blast_radius
 from impact.records import ACTIVE_CHANGE_STATES, freeze_periods, overlaps, records_on
@@ -95,7 +96,7 @@ def analyse_change(
     t0, t1 = parse_iso(start), parse_iso(end)
     if t1 <= t0:
         raise BadInputError(f"the change window ends ({end}) before it starts ({start})")
-    schema = schema or default_schema()
+    schema = schema or store_schema(store)
     source = source or StoreSource(store, schema)
     cis = [resolve_ci(store, schema, r) for r in refs]
     radius = blast_radius(source, {c: State.DOWN for c in cis})

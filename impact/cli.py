@@ -21,7 +21,7 @@ from rich.table import Table
 from cmdb.cli_output import emit_json, opened_store
 from cmdb.errors import BadInputError
 from cmdb.history import parse_time, resolve_ci
-from cmdb.model import default_schema
+from cmdb.schema_store import store_schema
 from cmdb.store.base import GraphStore, iso
 from impact.change import analyse_change, change_dict, change_html, change_markdown
 from impact.engine import blast_radius
@@ -231,7 +231,7 @@ def record_incident_cmd(
 ) -> None:
     """Store or update an incident record."""
     with _store(ctx) as store:
-        ids = [resolve_ci(store, default_schema(), r) for r in ci]
+        ids = [resolve_ci(store, store_schema(store), r) for r in ci]
         rid = record_incident(store, key, ids, parse_time(opened) if opened else iso(datetime.now(UTC)), state,
                               summary)
     out.print(f"incident {key} stored as {rid}")
@@ -251,7 +251,7 @@ def record_change_cmd(
 ) -> None:
     """Store or update a change record."""
     with _store(ctx) as store:
-        ids = [resolve_ci(store, default_schema(), r) for r in ci]
+        ids = [resolve_ci(store, store_schema(store), r) for r in ci]
         rid = record_change(store, key, ids, parse_time(start), parse_time(end), type, state, summary)
     out.print(f"change {key} stored as {rid}")
 

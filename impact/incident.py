@@ -12,7 +12,8 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from cmdb.history import dependencies, resolve_ci
-from cmdb.model import Schema, default_schema
+from cmdb.model import Schema
+from cmdb.schema_store import store_schema
 from cmdb.store.base import Event, GraphStore, iso
 from impact.asof import index_as_of
 from impact.engine import AffectedService, BlastRadius, blast_radius
@@ -53,7 +54,7 @@ def analyse_incident(
     source: ImpactSource | None = None,
 ) -> IncidentReport:
     """Impact of ``refs`` (ids, names or identity values) failing in ``mode``, now or at ``as_of``."""
-    schema = schema or default_schema()
+    schema = schema or store_schema(store)
     matrix = matrix or PriorityMatrix.load()
     causes = [resolve_ci(store, schema, r) for r in refs]
     if source is None:

@@ -13,6 +13,7 @@ from collections.abc import Collection, Iterable, Iterator
 from dataclasses import dataclass, field
 
 from cmdb.model import Schema, default_schema
+from cmdb.schema_store import store_schema
 from cmdb.store.base import GraphStore, SearchQuery
 from impact.rules import ImpactRules, required_members
 from impact.source import FanOut, Grouped, GroupInfo, ImpactEdge, NodeInfo, Plain, node_info
@@ -40,7 +41,7 @@ class MemoryIndex:
 
     @classmethod
     def empty(cls, schema: Schema | None = None, store: GraphStore | None = None) -> MemoryIndex:
-        schema = schema or default_schema()
+        schema = schema or (store_schema(store) if store is not None else default_schema())
         return cls(ImpactRules.from_schema(schema), frozenset(schema.descendants("Service")), store=store)
 
     def add_edge(self, rel_type: str, src: str, dst: str) -> None:
@@ -83,7 +84,7 @@ class MemoryIndex:
         Paging by offset re-sorts on each page in SQL stores; a ``GraphStore.edges(types)`` stream
         would make this one pass.
         """
-        schema = schema or default_schema()
+        schema = schema or store_schema(store)
         idx = cls.empty(schema, store)
         for t in idx.rules.impact_types:
             offset = 0

@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from cmdb.history import dependencies
-from cmdb.model import default_schema
+from cmdb.schema_store import store_schema
 from cmdb.store.base import GraphStore
 from impact.radius import AffectedService, BlastRadius
 from impact.stakeholders import Stakeholder
@@ -35,7 +35,7 @@ class NotificationDraft:
 
 def locations(store: GraphStore, radius: BlastRadius, depth: int = 4) -> list[str]:
     """Racks, rooms and sites the causes sit in, directly or through what they run on (VM -> host -> rack)."""
-    schema = default_schema()
+    schema = store_schema(store)
     near: set[str] = set()
     for c in radius.causes:
         near |= set(dependencies(store, schema, c, depth))

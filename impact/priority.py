@@ -20,7 +20,9 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from pydantic import BaseModel, ConfigDict, model_validator
 
+from cmdb.config import load_document, validated
 from cmdb.errors import BadInputError, ConfigError
 from impact.radius import AffectedService
 from impact.states import State
@@ -59,10 +61,17 @@ class PriorityMatrix:
 
     @classmethod
     def load(cls, path: str | Path | None = None) -> PriorityMatrix:
-        """The matrix from ``path``, else from ``CMDB_PRIORITY_MATRIX``, else the default 3x3."""
+        """The matrix from ``path``, else from the file named by ``CMDB_PRIORITY_MATRIX``, else the
+        ``priority`` section of the configuration file (``cmdb.config``), else the default 3x3."""
         path = path or os.environ.get("CMDB_PRIORITY_MATRIX") or None
         if path is None:
-            return cls()
+            doc = load_document()
+            section = doc.section("priority")
+            if section is None:
+                return cls()
+            settings = validated(doc, ("priority",), PrioritySettings.model_validate, section)
+            return cls.from_dict(settings.model_dump(exclude_none=True), origin=f"{doc.path or 'configuration'}:"
+                                 " priority")
         p = Path(path)
         try:
             text = p.read_text(encoding="utf-8")
@@ -112,3 +121,22 @@ class PriorityMatrix:
 
 def worst_state(services: Iterable[AffectedService]) -> State:
     return max((s.state for s in services), default=State.OK)
+
+
+class PrioritySettings(BaseModel):
+    """The ``priority`` section of the configuration file, the same shape as a matrix file."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    levels: list[str] | None = None
+    matrix: dict[str, dict[str, str]] | None = None
+    impact_levels: dict[str, dict[str, str] | str] | None = None
+    default_impact: str | None = None
+
+    @model_validator(mode="after")
+    def _consistent(self) -> PrioritySettings:
+        try:
+            PriorityMatrix.from_dict(self.model_dump(exclude_none=True), origin="priority")
+        except ConfigError as exc:
+            raise ValueError(str(exc).removeprefix("priority: ")) from None
+        return self

@@ -20,25 +20,30 @@ from cmdb.errors import NotFoundError
 from cmdb.history import parse_time
 from cmdb.ingest import ingest
 from cmdb.model import Schema, default_schema
+from cmdb.schema_store import build_schema, store_schema
 from cmdb.store.base import CIState, GraphStore, SearchQuery
+from cmdb.store.schema_ext import SchemaExtension
 
 RECORDS_SCHEMA = Path(__file__).parent / "schema" / "records.yaml"
 SOURCE = "impact"
 ACTIVE_CHANGE_STATES = frozenset({"requested", "approved", "in_progress"})
-_schema: Schema | None = None
+_env_schemas: dict[str, Schema] = {}
 
 
-def records_schema() -> Schema:
-    """The deployment's schema (``CMDB_SCHEMA``) plus the record classes, unless already present."""
-    global _schema
-    if _schema is None:
-        base = default_schema()
-        if "Incident" in base.classes:
-            _schema = base
-        else:
-            ext = [p for p in os.environ.get("CMDB_SCHEMA", "").split(os.pathsep) if p]
-            _schema = Schema.load([*ext, RECORDS_SCHEMA])
-    return _schema
+def records_schema(store: GraphStore | None = None) -> Schema:
+    """The store's schema (core plus its stored extensions, ``cmdb.schema_store``) plus the record classes,
+    unless already present; without a store, the core's default schema plus them."""
+    base = store_schema(store) if store is not None else default_schema()
+    if "Incident" in base.classes:
+        return base
+    exts = store.schema_extensions() if store is not None else []
+    if exts:
+        records = SchemaExtension("impact-records", RECORDS_SCHEMA.read_text(encoding="utf-8"), "")
+        return build_schema([*exts, records])
+    env = os.environ.get("CMDB_SCHEMA", "")  # the deprecated fallback, as ``store_schema`` reads it
+    if env not in _env_schemas:
+        _env_schemas[env] = Schema.load([*(p for p in env.split(os.pathsep) if p), RECORDS_SCHEMA])
+    return _env_schemas[env]
 
 
 @dataclass(frozen=True)
@@ -66,7 +71,7 @@ def _identity_ref(schema: Schema, ci: CIState) -> dict[str, Any]:
 
 
 def _write(store: GraphStore, cls: str, attrs: dict[str, Any], ci_ids: Iterable[str], actor: str | None) -> str:
-    schema = records_schema()
+    schema = records_schema(store)
     cis = store.get_cis(list(ci_ids))
     rels = [{"type": "AFFECTS", "from": "rec", "to": _identity_ref(schema, c)} for c in cis.values()]
     batch = Batch.from_dict({"source": SOURCE, "cis": [{"ref": "rec", "class": cls, **attrs}],

@@ -14,7 +14,8 @@ from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from cmdb.model import Schema, default_schema
+from cmdb.model import Schema
+from cmdb.schema_store import store_schema
 from cmdb.store.base import CIState, GraphStore
 from impact.rules import ImpactRules, required_members
 from impact.states import State
@@ -73,7 +74,7 @@ class StoreSource:
     """Frontier expansion on any GraphStore: one ``neighbors`` call per hop, ids batched."""
 
     def __init__(self, store: GraphStore, schema: Schema | None = None) -> None:
-        schema = schema or default_schema()
+        schema = schema or store_schema(store)
         self.store = store
         self.rules = ImpactRules.from_schema(schema)
         self.service_classes = frozenset(schema.descendants("Service"))

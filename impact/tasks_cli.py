@@ -21,7 +21,7 @@ from rich.table import Table
 from cmdb.cli_output import emit_json, opened_store
 from cmdb.errors import BadInputError, NotFoundError
 from cmdb.history import parse_time, resolve_ci
-from cmdb.model import default_schema
+from cmdb.schema_store import store_schema
 from cmdb.store.base import GraphStore, parse_iso
 from cmdb.store.tasks import TASK_STATES, Task, TaskNotFoundError, TaskQuery
 
@@ -70,7 +70,7 @@ def _all(store: GraphStore, query: TaskQuery) -> list[Task]:
 def _team_tasks(store: GraphStore, team: str, query: TaskQuery) -> list[Task]:
     """A team by id, name or identity value; else a queue name (tasks of the default queue)."""
     try:
-        team_id: str | None = resolve_ci(store, default_schema(), team)
+        team_id: str | None = resolve_ci(store, store_schema(store), team)
     except NotFoundError:
         team_id = None
     if team_id is not None:
@@ -102,7 +102,7 @@ def list_tasks(
                       overdue_at=_now(at) if overdue else None, limit=PAGE)
     with _store(ctx) as store:
         if mine:
-            query.person = resolve_ci(store, default_schema(), mine)
+            query.person = resolve_ci(store, store_schema(store), mine)
         tasks = _team_tasks(store, team, query) if team else _all(store, query)
     if as_json:
         emit_json([task_dict(t) for t in tasks])

@@ -19,6 +19,7 @@ from cmdb.cli_output import emit_json, opened_store
 from cmdb.errors import BadInputError
 from cmdb.model import default_schema
 from cmdb.reconcile import ReconcileConfig
+from cmdb.schema_store import store_schema
 from importers.dryrun import ItemPlan
 from importers.table_import import ImportReport, TableImport, import_batches
 
@@ -87,10 +88,11 @@ def import_command(
                             f"{' | '.join(FORMATS[1:])}" + (f" (not {fmt!r})" if fmt else ""))
     if not paths and not url:
         raise BadInputError("name a file to import" + (" or --url" if kind in ("servicenow", "netbox") else ""))
-    schema = default_schema()
     config = ReconcileConfig.load()
     show = not as_json and sys.stderr.isatty()
     store_url = ctx.find_root().params.get("store")
+    with opened_store(store_url) as opened:  # mappings may name classes of the store's schema extensions
+        schema = store_schema(opened)
     if kind == "table":
         if mapping is None:
             raise BadInputError("a tabular file needs --mapping MAP.yaml (see importers/mapping.py for the format)")

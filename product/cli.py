@@ -15,6 +15,7 @@ from __future__ import annotations
 from api.cli import register as register_serve
 from cmdb.cli import app, ci_app, rel_app, run_guarded
 from cmdb.cli_manual import register as register_manual
+from cmdb.config_cli import config_app
 from cmdb.schema_cli import schema_app
 from cmdb.tokens_cli import tokens_app
 from discovery.aws import cli as aws_cli
@@ -28,6 +29,7 @@ from impact.cli import impact_app
 from impact.licences_cli import licences_command
 from impact.tasks_cli import tasks_app
 from importers.cli import register as register_import
+from product.config_sections import register as register_config_sections
 
 app.add_typer(impact_app, name="impact")
 app.add_typer(runs_app, name="runs")
@@ -42,6 +44,8 @@ register_serve(app)  # cmdb serve: the HTTP API
 app.add_typer(tokens_app, name="tokens")
 register_manual(ci_app, rel_app)  # cmdb ci set / ci retire / rel retire
 app.add_typer(schema_app, name="schema")
+app.add_typer(config_app, name="config")
+register_config_sections()  # the wings' sections of the configuration file, for cmdb config check/show
 
 
 def main() -> None:

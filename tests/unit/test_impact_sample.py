@@ -423,6 +423,9 @@ def test_one_neighbors_call_per_hop(sample_store: GraphStore) -> None:
         def get_cis(self, ids: list[str]) -> object:
             return self.inner.get_cis(ids)
 
+        def schema_extensions(self) -> object:
+            return self.inner.schema_extensions()
+
     counting = Counting(sample_store)
     br = blast_radius(StoreSource(counting), {ci(sample_store, "sw-core-fra-1"): DOWN})  # type: ignore[arg-type]
     assert len(calls) <= 2 * br.hops  # one expansion per hop, one member look-up when new groups appear
