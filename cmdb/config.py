@@ -94,6 +94,15 @@ class ConfigDocument:
                 return self.origins[parts[:n]]
         return "default"
 
+    def given_by(self, key: tuple[str | int, ...]) -> str:
+        """Where the closest existing part of ``key`` came from: for a problem (a missing field names its
+        mapping), else ``default``."""
+        parts = tuple(str(k) for k in key)
+        for n in range(len(parts), 0, -1):
+            if parts[:n] in self.origins:
+                return self.origins[parts[:n]]
+        return "default"
+
 
 def _read(path: Path) -> dict[str, Any]:
     try:
@@ -210,9 +219,9 @@ def _problems(doc: ConfigDocument, names: tuple[str, ...], exc: Exception) -> li
             if len(names) == 1:
                 loc = (names[0], *loc)
             path = ".".join(str(p) for p in loc) or names[0]
-            out.append(ConfigProblem(path, e["msg"].removeprefix("Value error, "), doc.origin(loc)))
+            out.append(ConfigProblem(path, e["msg"].removeprefix("Value error, "), doc.given_by(loc)))
         return out
-    return [ConfigProblem(names[0] if len(names) == 1 else "/".join(names), str(exc), doc.origin((names[0],)))]
+    return [ConfigProblem(names[0] if len(names) == 1 else "/".join(names), str(exc), doc.given_by((names[0],)))]
 
 
 def validate_document(doc: ConfigDocument) -> tuple[dict[str, Any], list[ConfigProblem]]:
@@ -221,7 +230,7 @@ def validate_document(doc: ConfigDocument) -> tuple[dict[str, Any], list[ConfigP
     for name in doc.data:
         if name not in _REGISTRY:
             known = ", ".join(sorted(_REGISTRY)) or "none registered"
-            problems.append(ConfigProblem(str(name), f"unknown section; known: {known}", doc.origin((str(name),))))
+            problems.append(ConfigProblem(str(name), f"unknown section; known: {known}", doc.given_by((str(name),))))
     values: dict[str, Any] = {}
     seen: set[ConfigSections] = set()
     for group in _REGISTRY.values():

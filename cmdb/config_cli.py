@@ -32,13 +32,21 @@ def _plain(value: Any) -> Any:
     return value
 
 
+def _masked(value: Any, name: str = "") -> Any:
+    """Values under sensitive-looking keys (an Authorization header) replaced: config show is for screens."""
+    if isinstance(value, dict):
+        return {k: _masked(v, str(k)) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_masked(v, name) for v in value]
+    return "***" if isinstance(value, str) and _SENSITIVE.search(name) else value
+
+
 def _flatten(value: Any, key: tuple[str, ...], doc: ConfigDocument, rows: list[dict[str, Any]]) -> None:
     if isinstance(value, dict) and value:
         for k, v in value.items():
             _flatten(v, (*key, str(k)), doc, rows)
         return
-    shown = "***" if isinstance(value, str) and _SENSITIVE.search(key[-1]) else value
-    rows.append({"key": ".".join(key), "value": shown, "from": doc.origin(key)})
+    rows.append({"key": ".".join(key), "value": value, "from": doc.origin(key)})
 
 
 @config_app.command("show")
@@ -49,7 +57,7 @@ def config_show(config: ConfigOpt = None, as_json: JsonOpt = False) -> None:
     rows: list[dict[str, Any]] = []
     effective: dict[str, Any] = {}
     for name, value in sorted(values.items()):
-        plain = _plain(value)
+        plain = _masked(_plain(value))
         if len(registered_sections()[name].names) > 1 and isinstance(plain, dict):  # sections validated together
             effective.update(plain)
         else:
