@@ -20,7 +20,7 @@ from rich.table import Table
 from cmdb.cli_output import emit_json, opened_store
 from cmdb.errors import NotFoundError
 from cmdb.model import AttributeSpec, CIClass, RelationshipType, Schema, parse_schema_text
-from cmdb.schema_store import add_extension, remove_extension, store_schema
+from cmdb.schema_store import add_extension, remove_extension, store_schema, undefined_in_use
 
 schema_app = typer.Typer(no_args_is_help=True, help="The schema: core classes plus the store's extensions.")
 out = Console()
@@ -61,12 +61,17 @@ def schema_list(ctx: typer.Context, as_json: JsonOpt = False) -> None:
     """The schema extensions this store holds, in merge order."""
     with opened_store(_store_url(ctx)) as store:
         exts = store.schema_extensions()
+        undefined = undefined_in_use(store, store_schema(store))
     items: list[dict[str, Any]] = [
         {"name": e.name, "seq": e.seq, "added_at": e.added_at, "added_by": e.added_by, **_defines(e.text)}
         for e in exts]
     if as_json:
-        emit_json({"items": items, "total": len(items), "next": None})
+        emit_json({"items": items, "total": len(items), "next": None, "undefined_in_use": undefined})
         return
+    missing = undefined["classes"] + undefined["relationships"]
+    if missing:
+        out.print(f"[red]warning:[/] this store holds data of {', '.join(missing)}, which its schema does not"
+                  " define: add the extension that does (cmdb schema add FILE)", highlight=False)
     if not items:
         out.print("this store holds no schema extension: the core schema only (add one: cmdb schema add FILE)")
         return

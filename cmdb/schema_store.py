@@ -63,6 +63,14 @@ def store_schema(store: GraphStore) -> Schema:
     return build_schema(extensions)
 
 
+def undefined_in_use(store: GraphStore, schema: Schema) -> dict[str, list[str]]:
+    """Classes and relationship types the store's data uses that its schema does not define (data written
+    while a ``CMDB_SCHEMA`` file was set, say): the extensions to ``cmdb schema add``."""
+    st = store.stats()
+    return {"classes": sorted(c for c in st["cis_by_class"] if c not in schema.classes),
+            "relationships": sorted(t for t in st["relationships_by_type"] if t not in schema.relationships)}
+
+
 def _check_unused(store: GraphStore, before: Schema, after: Schema, doing: str) -> None:
     """Refuse a change that drops a class or relationship type the store still holds data of."""
     classes = sorted(set(before.classes) - set(after.classes))

@@ -71,6 +71,9 @@ def test_cmdb_schema_is_a_deprecated_fallback_only(tmp_path: Path) -> None:
     old_way = run("load", str(tmp_path / "arrays.yaml"))  # a store without extensions: the variable still works
     assert old_way.returncode == 0, old_way.stderr
     assert "CMDB_SCHEMA is deprecated" in old_way.stderr and "cmdb schema add" in old_way.stderr
+    del env["CMDB_SCHEMA"]
+    listed = json.loads(run("schema", "list", "--json").stdout)  # what the data needs and the schema lacks
+    assert listed["undefined_in_use"] == {"classes": ["StorageArray"], "relationships": ["REPLICATES_TO"]}
     assert run("schema", "add", str(tmp_path / "storage.yaml")).returncode == 0
     env["CMDB_SCHEMA"] = str(tmp_path / "missing.yaml")  # once the store holds extensions it is ignored
     shown = run("ci", "show", "ARR-2", "--json")
