@@ -153,7 +153,9 @@ def check_batch_allowed(store: GraphStore, schema: Schema, principal: Principal,
         hits = _stored(store, _keys(schema, rec.cls, rec.attrs))
         item_hits.append(hits)
         where.update((h, rec.describe()) for h in hits)
-    for rel in batch.rels:
+    for ref in batch.retire_cis:  # a manual retirement names stored CIs too
+        where.update((h, f"retire {ref.describe()}") for h in _stored(store, _keys(schema, ref.cls, dict(ref.attrs))))
+    for rel in [*batch.rels, *batch.retire_rels]:
         for end in (rel.src, rel.dst):
             if isinstance(end, IdentityRef):
                 where.update((h, rel.describe()) for h in _stored(store, _keys(schema, end.cls, dict(end.attrs))))

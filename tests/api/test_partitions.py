@@ -222,3 +222,16 @@ def test_a_run_started_by_a_limited_token_writes_only_its_partitions(env: dict[s
     assert ci is not None and ci.attrs["partition"] == "aws"
     with pytest.raises(BatchRefusedError, match="identifies a CI outside"):
         sink(Batch.from_dict({"source": "scan", "cis": [{"class": "Database", "name": "db-dc"}]}))
+
+
+def test_a_limited_token_cannot_retire_outside_its_partitions(env: dict[str, Any]) -> None:
+    c, store = env["client"], env["store"]
+    h = auth(env, "operator", partitions=["aws"])
+    before = len(store.events())
+    for retire in ({"cis": [{"class": "Database", "name": "db-dc"}]},
+                   {"relationships": [{"type": "DEPENDS_ON", "from": {"class": "Service", "name": "shop"},
+                                       "to": {"class": "Application", "name": "app-dc"}}]}):
+        r = c.post("/api/v1/batches", json={"source": "manual", "retire": retire}, headers=h)
+        assert r.status_code == 403 and "outside the partitions" in r.json()["detail"], r.text
+    assert len(store.events()) == before
+    assert store.get_ci(env["ids"]["db-dc"]).status == "active"
