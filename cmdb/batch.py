@@ -218,19 +218,21 @@ def _parse_retire(batch: Batch, doc: Any, origin: str) -> None:
     if batch.source != "manual":
         raise BadInputError(f"{origin}: only a batch of source manual may retire items (this one is "
                             f"{batch.source!r}); other sources stop reporting an item and a complete run ages it")
+    def identity_ref(value: Any, where: str) -> IdentityRef:
+        if not isinstance(value, Mapping) or not isinstance(value.get("class"), str) or len(value) < 2:
+            raise BadInputError(f"{origin}: {where} must be an identity reference {{class: ..., <identity"
+                                f" attribute>: value}}, got {value!r}")
+        ref = _parse_ref(value, origin, 0, where)
+        assert isinstance(ref, IdentityRef)
+        return ref
+
     for i, item in enumerate(doc.get("cis") or []):
-        ref = _parse_ref(item, origin, i, "retire.cis")
-        if not isinstance(ref, IdentityRef):
-            raise BadInputError(f"{origin}: retire.cis[{i}] must be {{class: ..., <identity attribute>: value}}")
-        batch.retire_cis.append(ref)
+        batch.retire_cis.append(identity_ref(item, f"retire.cis[{i}]"))
     for i, item in enumerate(doc.get("relationships") or []):
         if not isinstance(item, Mapping) or not isinstance(item.get("type"), str):
             raise BadInputError(f"{origin}: retire.relationships[{i}] needs type, from and to")
-        ends = [_parse_ref(item.get(end), origin, i, f"retire.{end}") for end in ("from", "to")]
-        if not all(isinstance(e, IdentityRef) for e in ends):
-            raise BadInputError(f"{origin}: retire.relationships[{i}]: from and to must be identity references"
-                                " {class: ..., <identity attribute>: value}")
-        batch.retire_rels.append(RelRecord(item["type"], ends[0], ends[1], {}, i))
+        src, dst = (identity_ref(item.get(end), f"retire.relationships[{i}].{end}") for end in ("from", "to"))
+        batch.retire_rels.append(RelRecord(item["type"], src, dst, {}, i))
 
 
 def _ref_error(origin: str, i: int, end: str, problem: str) -> BadInputError:

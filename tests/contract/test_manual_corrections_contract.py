@@ -111,6 +111,11 @@ def test_a_complete_manual_batch_retires_what_it_no_longer_holds(store: GraphSto
 def test_retire_section_is_for_manual_batches_and_names_existing_items(store: GraphStore) -> None:
     with pytest.raises(BadInputError, match="only a batch of source manual may retire"):
         Batch.from_dict({"source": "ssh", "retire": {"cis": [{"class": "Server", "serial_number": "X"}]}})
+    with pytest.raises(BadInputError, match=r"retire\.relationships\[0\]\.to must be an identity reference"):
+        Batch.from_dict({"source": "manual", "retire": {"relationships": [
+            {"type": "DEPENDS_ON", "from": {"class": "Service", "name": "shop"}, "to": "db"}]}})
+    round_trip = Batch.from_dict({"source": "manual", "retire": {"cis": [{"class": "Server", "serial_number": "X"}]}})
+    assert Batch.from_dict(round_trip.to_dict()).retire_cis == round_trip.retire_cis
     with pytest.raises(NotFoundError, match="matches no CI"):
         load(store, {"source": "manual", "retire": {"cis": [{"class": "Server", "serial_number": "NOPE"}]}})
     load(store, {**MANUAL, "complete": False})
