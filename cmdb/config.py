@@ -230,7 +230,10 @@ def validate_document(doc: ConfigDocument) -> tuple[dict[str, Any], list[ConfigP
     for name in doc.data:
         if name not in _REGISTRY:
             known = ", ".join(sorted(_REGISTRY)) or "none registered"
-            problems.append(ConfigProblem(str(name), f"unknown section; known: {known}", doc.given_by((str(name),))))
+            hint = (" (the old flat format: move it under reconciliation:)"
+                    if name in ReconciliationSettings.model_fields else "")
+            problems.append(ConfigProblem(str(name), f"unknown section{hint}; known: {known}",
+                                          doc.given_by((str(name),))))
     values: dict[str, Any] = {}
     seen: set[ConfigSections] = set()
     for group in _REGISTRY.values():
