@@ -1,5 +1,5 @@
 # The two commands a newcomer needs: `make demo` and `make test`.
-.PHONY: demo test lint typecheck unit bench clean venv
+.PHONY: demo test lint typecheck unit bench clean venv lock
 
 VENV := .venv
 BIN := $(VENV)/bin
@@ -50,6 +50,14 @@ bench: venv
 	$(BIN)/python bench/expiry.py
 	$(BIN)/python bench/import.py
 	$(BIN)/python bench/api.py
+
+## lock: requirements.lock, the hashed runtime dependencies the Dockerfile installs (after editing pyproject.toml)
+lock: venv
+	$(BIN)/python -m pip install -q uv
+	$(BIN)/python -m uv pip compile pyproject.toml --python-version 3.11 --universal --generate-hashes --no-header \
+		-q -o requirements.lock.body
+	@sed -n '/^# /p' requirements.lock | cat - requirements.lock.body > requirements.lock.new
+	@rm requirements.lock.body && mv requirements.lock.new requirements.lock
 
 clean:
 	rm -rf .cmdb .pytest_cache .mypy_cache .ruff_cache
