@@ -42,6 +42,8 @@ def timed(fn: Callable[[], str | None]) -> tuple[float, str]:
         found = fn() or "none"
     except (TargetError, Exception) as exc:
         found = f"error: {type(exc).__name__}"
+        if "-v" in sys.argv:
+            print(f"    {exc}", flush=True)
     return time.perf_counter() - t0, found
 
 
@@ -69,6 +71,7 @@ def main() -> int:
                 addr = d["address"]
 
                 def ours(addr: str = addr) -> str | None:
+                    known.check_server(addr, port, 10)  # as the collector does: the key verified first
                     s = DeviceSession(addr, port, profile, known, device_type=None, connect_timeout=10,
                                       command_timeout=10)
                     with s:
