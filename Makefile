@@ -23,6 +23,7 @@ demo: venv
 	@echo "== Discovery: a TCP connect scan of this machine's loopback address (common ports) =="
 	@$(BIN)/cmdb --store $(DEMO_STORE) scan 127.0.0.1 --no-dns
 	@echo
+	@echo "The README's examples run against this store:  . $(BIN)/activate && export CMDB_STORE=$(DEMO_STORE)"
 	@echo "Try:  $(BIN)/cmdb --store $(DEMO_STORE) ci show sw-core-fra-1"
 	@echo "      $(BIN)/cmdb --store $(DEMO_STORE) ci search --class Service"
 	@echo "      $(BIN)/cmdb --store $(DEMO_STORE) impact spof --tier 1"
