@@ -1,5 +1,5 @@
 # The two commands a newcomer needs: `make demo` and `make test`.
-.PHONY: demo test lint typecheck unit bench clean venv
+.PHONY: demo test lint typecheck unit bench clean venv lock
 
 VENV := .venv
 BIN := $(VENV)/bin
@@ -23,6 +23,7 @@ demo: venv
 	@echo "== Discovery: a TCP connect scan of this machine's loopback address (common ports) =="
 	@$(BIN)/cmdb --store $(DEMO_STORE) scan 127.0.0.1 --no-dns
 	@echo
+	@echo "The README's examples run against this store:  . $(BIN)/activate && export CMDB_STORE=$(DEMO_STORE)"
 	@echo "Try:  $(BIN)/cmdb --store $(DEMO_STORE) ci show sw-core-fra-1"
 	@echo "      $(BIN)/cmdb --store $(DEMO_STORE) ci search --class Service"
 	@echo "      $(BIN)/cmdb --store $(DEMO_STORE) impact spof --tier 1"
@@ -50,6 +51,14 @@ bench: venv
 	$(BIN)/python bench/expiry.py
 	$(BIN)/python bench/import.py
 	$(BIN)/python bench/api.py
+
+## lock: requirements.lock, the hashed runtime dependencies the Dockerfile installs (after editing pyproject.toml)
+lock: venv
+	$(BIN)/python -m pip install -q uv
+	$(BIN)/python -m uv pip compile pyproject.toml --python-version 3.11 --universal --generate-hashes --no-header \
+		-q -o requirements.lock.body
+	@sed -n '/^# /p' requirements.lock | cat - requirements.lock.body > requirements.lock.new
+	@rm requirements.lock.body && mv requirements.lock.new requirements.lock
 
 clean:
 	rm -rf .cmdb .pytest_cache .mypy_cache .ruff_cache

@@ -29,11 +29,27 @@ def parse_since(text: str, now: datetime | None = None) -> str:
     return parse_time(text)
 
 
-def parse_time(text: str) -> str:
+_RELATIVE = re.compile(r"^\s*now\s*(?:(?P<sign>[+-])\s*(?P<n>\d+)\s*(?P<unit>[smhdw]))?\s*$", re.IGNORECASE)
+
+
+def parse_time(text: str, now: datetime | None = None) -> str:
+    """An ISO-8601 time (UTC when it names no zone), or ``now``, ``now-2h``, ``now+1d`` -> ISO timestamp.
+
+    The relative forms let scripts and the README's examples say "an hour from now" without a date
+    that goes stale.
+    """
+    rel = _RELATIVE.match(text)
+    if rel:
+        now = now or datetime.now(UTC)
+        if not rel["sign"]:
+            return iso(now)
+        span = timedelta(**{_UNITS[rel["unit"].lower()]: int(rel["n"])})
+        return iso(now + span if rel["sign"] == "+" else now - span)
     try:
         dt = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
     except ValueError:
-        raise BadInputError(f"{text!r} is not a time; use ISO-8601 like 2026-11-20T02:00 or a span like 7d") from None
+        raise BadInputError(f"{text!r} is not a time; use ISO-8601 like 2026-11-20T02:00, now, now-2h or now+1d"
+                            ) from None
     if dt.tzinfo is None:
         dt = dt.replace(tzinfo=UTC)
     return iso(dt)

@@ -143,8 +143,11 @@ def runs_list(
 
 @runs_app.command("show")
 def runs_show(ctx: typer.Context, run_id: str, as_json: JsonOpt = False) -> None:
-    """One discovery run: its targets' outcomes, the profile that worked, what each wrote."""
+    """One discovery run (its id, or ``latest``): its targets' outcomes, the profile that worked, what each wrote."""
     with store_of(ctx) as store:
+        if run_id == "latest":
+            newest = store.discovery_runs(None, 1)
+            run_id = newest[0].run_id if newest else run_id
         record = store.get_discovery_run(run_id)
     if record is None:
         raise NotFoundError(f"no discovery run {run_id!r}; `cmdb runs list` shows them")

@@ -11,10 +11,9 @@ or incidents on the changed CIs in the last ``RECENT_DAYS`` days.
 from __future__ import annotations
 
 import html
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 from cmdb.errors import BadInputError
@@ -23,6 +22,7 @@ from cmdb.model import Schema
 from cmdb.schema_store import store_schema
 from cmdb.store.base import GraphStore, iso, parse_iso
 from impact.engine import AffectedService, BlastRadius, blast_radius
+from impact.maintenance import within_window
 from impact.records import ACTIVE_CHANGE_STATES, freeze_periods, overlaps, records_on
 from impact.source import ImpactSource, StoreSource
 from impact.stakeholders import Stakeholder, gather_stakeholders
@@ -30,37 +30,6 @@ from impact.states import State
 
 CHANGE_TYPES = ("standard", "normal", "emergency")
 RECENT_DAYS = 30
-DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
-_WINDOW = re.compile(
-    r"^\s*(?:(?P<nth>[1-5])(?:st|nd|rd|th)\s+)?(?P<day>mon|tue|wed|thu|fri|sat|sun)[a-z]*\s+"
-    r"(?P<h1>\d{1,2}):(?P<m1>\d\d)\s*-\s*(?P<h2>\d{1,2}):(?P<m2>\d\d)(?:\s*utc)?\s*$",
-    re.IGNORECASE,
-)
-
-
-def within_window(window: str, start: datetime, end: datetime) -> bool:
-    """Whether [start, end] (UTC) lies inside one occurrence of a window like ``1st Tue 22:00-23:00 UTC``.
-
-    Raises BadInputError when the window text cannot be read.
-    """
-    m = _WINDOW.match(window)
-    if not m:
-        raise BadInputError(f"maintenance window {window!r} is not like 'Sun 02:00-04:00 UTC' or '1st Tue 22:00-23:00'")
-    day = DAYS.index(m["day"].lower()[:3])
-    nth = int(m["nth"]) if m["nth"] else None
-    for back in (0, 1):  # the occurrence may have begun the day before (windows across midnight)
-        d = (start - timedelta(days=back)).date()
-        if d.weekday() != day or (nth is not None and (d.day - 1) // 7 + 1 != nth):
-            continue
-        ws = datetime(d.year, d.month, d.day, int(m["h1"]), int(m["m1"]), tzinfo=start.tzinfo)
-        we = datetime(d.year, d.month, d.day, int(m["h2"]), int(m["m2"]), tzinfo=start.tzinfo)
-        if we <= ws:
-            we += timedelta(days=1)
-        if ws <= start and end <= we:
-            return True
-    return False
-
-
 @dataclass
 class ChangeReport:
     cis: list[str]

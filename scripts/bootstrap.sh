@@ -22,6 +22,8 @@ if [ "${CMDB_WITH_TEST_SERVERS:-0}" = 1 ]; then
   [ -x /usr/sbin/sshd ] || need_apt+=(openssh-server)
   command -v ssh-keygen >/dev/null 2>&1 || need_apt+=(openssh-client)
   command -v nmap >/dev/null 2>&1 || need_apt+=(nmap)  # the nmap importer's test runs the real scanner
+  # the deployment test validates docker-compose.yml with a compose client (no engine needed)
+  command -v docker-compose >/dev/null 2>&1 || docker compose version >/dev/null 2>&1 || need_apt+=(docker-compose)
   [ -x /usr/bin/python3 ] && /usr/bin/python3 -c 'import venv, ensurepip' 2>/dev/null || need_apt+=(python3-venv)
 fi
 if [ ${#need_apt[@]} -gt 0 ]; then

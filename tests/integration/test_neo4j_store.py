@@ -254,6 +254,10 @@ def test_password_stays_out_of_urls_and_errors(neo4j_server: Any, tmp_path: Path
     assert store.url == f"neo4j://{neo4j_server.user}@{host}" and password not in store.url
     assert store.search(SearchQuery(limit=1)).limit == 1
     store.close()
+    secret.write_text(f"{neo4j_server.user}/{password}\n", encoding="utf-8")  # NEO4J_AUTH_FILE's form
+    store = Neo4jStore.from_url(f"neo4j://{neo4j_server.user}@{host}")
+    assert store.search(SearchQuery(limit=1)).limit == 1
+    store.close()
 
     monkeypatch.setenv("CMDB_NEO4J_PASSWORD", "wrong-" + password)
     with pytest.raises(StoreUnavailableError) as refused:

@@ -21,8 +21,12 @@ from cmdb.model import Schema, default_schema
 from cmdb.store.neo4j.layout import CLASS_NAME, OBSOLETE_SCHEMA, OTHER_REL, REL_NAME, SCHEMA_VERSION, STORE_LABELS
 
 
-def read_password() -> str:
-    """The Neo4j password from ``CMDB_NEO4J_PASSWORD`` or the 0600 file named by ``CMDB_NEO4J_PASSWORD_FILE``."""
+def read_password(user: str = "neo4j") -> str:
+    """The Neo4j password from ``CMDB_NEO4J_PASSWORD`` or the 0600 file named by ``CMDB_NEO4J_PASSWORD_FILE``.
+
+    The file may hold ``<user>/<password>``, the form of the Neo4j image's ``NEO4J_AUTH_FILE``, so one file
+    serves the server and the product (docker-compose.yml); ``user`` is the store URL's user.
+    """
     value = os.environ.get("CMDB_NEO4J_PASSWORD")
     if value:
         return value
@@ -41,6 +45,8 @@ def read_password() -> str:
         raise ConfigError(f"cannot read CMDB_NEO4J_PASSWORD_FILE {path}: {exc.strerror}") from None
     if not secret:
         raise ConfigError(f"{path} (CMDB_NEO4J_PASSWORD_FILE) is empty")
+    if secret.startswith(user + "/") and len(secret) > len(user) + 1:
+        return secret[len(user) + 1:]
     return secret
 
 
@@ -75,7 +81,8 @@ class Neo4jConnection:
         database = query.get("database", ["neo4j"])[-1] or "neo4j"
         host = f"[{parts.hostname}]" if ":" in parts.hostname else parts.hostname
         uri = f"{parts.scheme}://{host}" + (f":{port}" if port else "")
-        return cls(uri, parts.username or "neo4j", read_password(), database, schema=schema)
+        user = parts.username or "neo4j"
+        return cls(uri, user, read_password(user), database, schema=schema)
 
     def __init__(
         self,
