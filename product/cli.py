@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from api.cli import register as register_serve
 from cmdb.cli import app, run_guarded
+from cmdb.health_cli import health_command
 from cmdb.tokens_cli import tokens_app
 from discovery.aws import cli as aws_cli
 from discovery.cli import discover_app, runs_app
@@ -38,6 +39,7 @@ register_automation(app)  # expiry, outbox, incidents, scheduler
 register_import(app)  # cmdb import
 register_serve(app)  # cmdb serve: the HTTP API
 app.add_typer(tokens_app, name="tokens")
+app.command("health")(health_command)
 
 
 def main() -> None:

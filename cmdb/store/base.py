@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal, Protocol
 
+from cmdb.store.health import HealthStore
 from cmdb.store.tasks import TaskStore
 
 Direction = Literal["out", "in", "both"]
@@ -259,7 +260,7 @@ class BatchReader(Protocol):
     def load_rels_by_id(self, ids: Iterable[str]) -> dict[str, RelState]: ...
 
 
-class GraphStore(TaskStore, Protocol):
+class GraphStore(TaskStore, HealthStore, Protocol):
     """What every store implements; see the module docstring for the write path."""
 
     url: str
