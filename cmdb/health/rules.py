@@ -144,7 +144,9 @@ def staleness(store: GraphStore, config: HealthConfig, now: datetime, sources: l
     findings = []
     for s in sources:
         scope = s.scope if s.scope is not None else "(no scope)"
-        if s.last_complete is None or s.last_complete < horizon:
+        # A source that never claims completeness (a manual record, an API push) is judged by its last
+        # run; one that does, by its last complete run: only those age out what disappeared.
+        if (s.last_complete or s.last_run) < horizon:
             last = f"last complete run {s.last_complete}" if s.last_complete else "never a complete run"
             findings.append(Finding(
                 "source-not-complete", "staleness",
