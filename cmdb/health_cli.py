@@ -27,7 +27,7 @@ def health_command(
     trend: Annotated[bool, typer.Option("--trend", help="Show the stored snapshots' scores over time.")] = False,
     limit: Annotated[int, typer.Option(help="--trend: how many of the latest snapshots.", min=1)] = 30,
     config: Annotated[Path | None, typer.Option(
-        "--config", help="A health configuration overriding cmdb/schema/health.yaml (also CMDB_HEALTH_CONFIG).")] = None,
+        "--config", help="A file overriding cmdb/schema/health.yaml (also CMDB_HEALTH_CONFIG).")] = None,
     no_snapshot: Annotated[bool, typer.Option("--no-snapshot", help="Do not store this run's scores.")] = False,
     show: Annotated[int, typer.Option(help="CIs named per finding in the text output.", min=0)] = 5,
 ) -> None:

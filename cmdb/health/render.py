@@ -46,9 +46,10 @@ def render_report(report: HealthReport, max_cis: int = 5) -> str:
     if report.sources:
         lines.append("")
         lines.append("Sources (run ledger):")
-        for s in report.sources:
-            lines.append(f"  {s.source} over {s.scope if s.scope is not None else '(no scope)'}: {s.runs} run(s),"
-                         f" last {s.last_run}, last complete {s.last_complete or 'never'}")
+        for run in report.sources:
+            scope = run.scope if run.scope is not None else "(no scope)"
+            lines.append(f"  {run.source} over {scope}: {run.runs} run(s), last {run.last_run},"
+                         f" last complete {run.last_complete or 'never'}")
     return "\n".join(lines)
 
 

@@ -64,7 +64,8 @@ class HealthReport:
         }
 
 
-def build_report(store: GraphStore, schema: Schema, config: HealthConfig, *, now: datetime | None = None) -> HealthReport:
+def build_report(store: GraphStore, schema: Schema, config: HealthConfig, *,
+                 now: datetime | None = None) -> HealthReport:
     now = now or datetime.now(UTC)
     counts = store.class_status_counts()
     live = {c: sum(n for s, n in by.items() if s != "retired") for c, by in counts.items()}

@@ -52,15 +52,15 @@ def completeness(store: GraphStore, schema: Schema, config: HealthConfig,
     for gap in gaps:
         if not gap.missing:
             continue
-        required = weights[gap.cls][gap.attr] == 2
-        kind = "required" if required else "recommended"
+        is_required = weights[gap.cls][gap.attr] == 2
+        kind = "required" if is_required else "recommended"
         findings.append(Finding(
             f"missing-{kind}", "completeness",
             f"{gap.missing} {gap.cls} CI(s) lack the {kind} attribute {gap.attr}", gap.cls, gap.missing, gap.sample,
-            why=("the schema requires it: the CI could not be created like this today" if required else
+            why=("the schema requires it: the CI could not be created like this today" if is_required else
                  "reports, impact notices and audits need it (cmdb/schema/health.yaml recommends it)"),
             action=f"have a source report {gap.attr}, or set it in a batch (source: manual) for these CIs",
-            detail={"attribute": gap.attr, "required": required}))
+            detail={"attribute": gap.attr, "required": is_required}))
     return findings, gaps, weights
 
 

@@ -55,7 +55,8 @@ class SqliteHealth:
 
     def class_status_counts(self) -> dict[str, dict[str, int]]:
         out: dict[str, dict[str, int]] = {}
-        for r in self._rows("SELECT class, status, count(*) AS n FROM ci GROUP BY class, status ORDER BY class, status"):
+        for r in self._rows("SELECT class, status, count(*) AS n FROM ci GROUP BY class, status"
+                            " ORDER BY class, status"):
             out.setdefault(r["class"], {})[r["status"]] = int(r["n"])
         return out
 

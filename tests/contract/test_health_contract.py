@@ -106,7 +106,8 @@ def test_a_prepared_estate_gives_exactly_its_known_defects(store: GraphStore) ->
         ("stale", "Switch", 1, ("sw-b",)),
         ("not-seen", "Host", 1, ("old-a",)),
     }
-    gaps = {f.detail["attribute"] for f in report.findings if f.rule == "missing-recommended" and f.cls == "VirtualMachine"}
+    gaps = {f.detail["attribute"] for f in report.findings
+            if f.rule == "missing-recommended" and f.cls == "VirtualMachine"}
     assert gaps == {"vendor", "model"}
     [src] = [f for f in report.findings if f.rule == "source-not-complete"]
     assert (src.detail["source"], src.detail["scope"]) == ("scan", "10.9.0.0/24")
