@@ -30,6 +30,7 @@ def health_command(
         "--config", help="A file overriding cmdb/schema/health.yaml (also CMDB_HEALTH_CONFIG).")] = None,
     no_snapshot: Annotated[bool, typer.Option("--no-snapshot", help="Do not store this run's scores.")] = False,
     show: Annotated[int, typer.Option(help="CIs named per finding in the text output.", min=0)] = 5,
+    per_rule: Annotated[int, typer.Option(help="Findings spelled out per rule in the text output.", min=1)] = 10,
 ) -> None:
     """Completeness, correctness and staleness per class, with a score and what to do about each finding."""
     schema = default_schema()
@@ -56,4 +57,4 @@ def health_command(
     if as_json:
         emit_json(report.as_dict())
     else:
-        print(render_report(report, show))
+        print(render_report(report, show, per_rule))

@@ -15,7 +15,8 @@ def _dims(d: dict[str, float]) -> str:
     return ", ".join(f"{k} {d[k]:.1f}" for k in DIMENSIONS)
 
 
-def render_report(report: HealthReport, max_cis: int = 5) -> str:
+def render_report(report: HealthReport, max_cis: int = 5, per_rule: int = 10) -> str:
+    """The report as text; at most ``per_rule`` findings of one rule are spelled out (JSON has all)."""
     lines = [f"CMDB health at {report.at}: {report.overall:.1f} / 100 ({_dims(report.dimensions)})"]
     live = sum(int(s["cis"]) for s in report.classes.values())
     scope = f" of class {report.only_class} and its subclasses" if report.only_class else ""
@@ -33,7 +34,11 @@ def render_report(report: HealthReport, max_cis: int = 5) -> str:
     else:
         by_dim = {d: sum(1 for f in report.findings if f.dimension == d) for d in DIMENSIONS}
         lines.append(f"{len(report.findings)} findings ({_counts(by_dim)}), worst first:")
+    shown: dict[str, int] = {}
     for f in report.findings:
+        shown[f.rule] = shown.get(f.rule, 0) + 1
+        if shown[f.rule] > per_rule:
+            continue
         lines.append(f"- [{f.dimension}] {f.title}")
         if f.cis:
             named = ", ".join(f"{c.name or c.id} ({c.cls} {c.id})" for c in f.cis[:max_cis])
@@ -43,6 +48,10 @@ def render_report(report: HealthReport, max_cis: int = 5) -> str:
             lines.append(f"    why: {f.why}")
         if f.action:
             lines.append(f"    do:  {f.action}")
+    hidden = {rule: n - per_rule for rule, n in shown.items() if n > per_rule}
+    if hidden:
+        lines.append("  (not spelled out: " + ", ".join(f"{n} more {rule}" for rule, n in hidden.items())
+                     + "; --json lists every finding)")
     if report.sources:
         lines.append("")
         lines.append("Sources (run ledger):")
