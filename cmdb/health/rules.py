@@ -106,7 +106,8 @@ def _one_class(cis: list[CIBrief]) -> str | None:
 
 def conflicts(store: GraphStore) -> list[Finding]:
     """Open identity conflicts: batch items whose keys pointed at two or more CIs."""
-    recorded = store.conflicts()
+    # Open ones only: a resolved conflict (``resolution`` set, by ``cmdb conflicts resolve``) is settled.
+    recorded = [c for c in store.conflicts() if getattr(c, "resolution", None) is None]
     briefs = store.get_cis_brief({i for c in recorded for i in c.ci_ids})
     findings = []
     for c in recorded:
