@@ -20,6 +20,7 @@ scripts/neo4j_server.py). Then, per store, side by side:
 from __future__ import annotations
 
 import argparse
+import functools
 import importlib
 import json
 import os
@@ -86,20 +87,20 @@ def questions(store: GraphStore) -> dict[str, float]:
     """Each store question of one report, timed alone (the same arguments ``build_report`` gives)."""
     counts = store.class_status_counts()
     classes = sorted(c for c, by in counts.items() if c in SCHEMA.classes and any(s != "retired" for s in by))
-    wanted = {c: sum(checked_attributes(SCHEMA, CONFIG, c), []) for c in classes}
+    wanted = {c: [a for part in checked_attributes(SCHEMA, CONFIG, c) for a in part] for c in classes}
     hosts = [c for c in concrete(SCHEMA, CONFIG.hostname_classes) if c in classes]
     out = {
         "class_status_counts": timed(store.class_status_counts),
         "attribute_gaps": timed(lambda: store.attribute_gaps(wanted)),
         "duplicate_groups (hostname)": timed(lambda: store.duplicate_groups(hosts, "hostname")),
-        "duplicate_groups (name, per class)": timed(lambda: [store.duplicate_groups([c]) for c in classes]),
+        "duplicate_groups (name)": timed(lambda: store.duplicate_groups(classes)),
         "conflicts": timed(store.conflicts),
         "source_runs": timed(store.source_runs),
         "ci_freshness": timed(lambda: store.ci_freshness(iso_days_ago(CONFIG.stale_after_days))),
     }
     for rule in CONFIG.rules:
         targets = [c for c in concrete(SCHEMA, rule.classes) if c in classes]
-        out[f"cis_lacking ({rule.id})"] = timed(lambda t=targets, r=rule: store.cis_lacking(t, r.lacks))
+        out[f"cis_lacking ({rule.id})"] = timed(functools.partial(store.cis_lacking, targets, rule.lacks))
     return out
 
 

@@ -67,11 +67,12 @@ def completeness(store: GraphStore, schema: Schema, config: HealthConfig,
 def duplicates(store: GraphStore, schema: Schema, config: HealthConfig, classes: list[str]) -> list[Finding]:
     """Devices sharing a hostname; CIs of one class sharing a name (unless a hostname group says it)."""
     findings = []
-    by_host: list[frozenset[str]] = []
+    host_group: dict[str, frozenset[str]] = {}
     host_classes = [c for c in concrete(schema, config.hostname_classes) if c in classes]
     if host_classes:
         for g in store.duplicate_groups(host_classes, "hostname"):
-            by_host.append(frozenset(c.id for c in g.cis))
+            members = frozenset(c.id for c in g.cis)
+            host_group.update((i, members) for i in members)
             findings.append(Finding(
                 "duplicate-hostname", "correctness",
                 f"{len(g.cis)} devices share the hostname {g.value!r} and no identity key",
@@ -82,20 +83,20 @@ def duplicates(store: GraphStore, schema: Schema, config: HealthConfig, classes:
                        " hostname",
                 detail={"hostname": g.value}))
     skip = set(concrete(schema, config.name_skip))
-    for cls in classes:
-        if cls in skip:
-            continue
-        for g in store.duplicate_groups([cls]):
-            ids = frozenset(c.id for c in g.cis)
-            if any(ids <= group for group in by_host):
-                continue  # said already: devices are named after their hostname
-            findings.append(Finding(
-                "duplicate-name", "correctness", f"{len(g.cis)} {cls} CIs share the name {g.value!r}", cls,
-                len(g.cis), g.cis,
-                why="people and reports find CIs by name; two of one class with one name are usually one thing"
-                    " recorded twice",
-                action="merge them (cmdb ci merge KEEP DUPLICATE) or rename the one that is different",
-                detail={"name": g.value}))
+    named = [c for c in classes if c not in skip]
+    for g in store.duplicate_groups(named) if named else []:
+        ids = frozenset(c.id for c in g.cis)
+        first = host_group.get(g.cis[0].id)
+        if first is not None and ids <= first:
+            continue  # said already: devices are named after their hostname
+        cls = g.cis[0].cls
+        findings.append(Finding(
+            "duplicate-name", "correctness", f"{len(g.cis)} {cls} CIs share the name {g.value!r}", cls,
+            len(g.cis), g.cis,
+            why="people and reports find CIs by name; two of one class with one name are usually one thing"
+                " recorded twice",
+            action="merge them (cmdb ci merge KEEP DUPLICATE) or rename the one that is different",
+            detail={"name": g.value}))
     return findings
 
 

@@ -105,8 +105,8 @@ class HealthStore(Protocol):
         zero counts included), in the order asked; ``sample`` ids of each, by id."""
 
     def duplicate_groups(self, classes: Sequence[str], attr: str | None = None) -> list[DuplicateGroup]:
-        """Live CIs of ``classes`` sharing a lower-cased display name (``attr`` None) or string
-        attribute, groups of two or more, by value; members by id."""
+        """Live CIs sharing a lower-cased display name within one class (``attr`` None), or a string
+        attribute across ``classes``: groups of two or more, by value (then class); members by id."""
 
     def cis_lacking(self, classes: Sequence[str], rules: Sequence[EdgeRule]) -> list[CIBrief]:
         """Live CIs of ``classes`` that have, for every rule, no live relationship matching it; by id."""

@@ -66,34 +66,31 @@ class SqliteHealth:
             attrs = list(attrs)
             if not attrs:
                 continue
-            params: list[Any] = [_attr_path(a) for a in attrs]
-            flags = ", ".join(f"{_missing(i + 1)} AS m{i}" for i in range(len(attrs)))
+            # The flags are computed once per CI (a materialised CTE), then counted and sampled per attribute.
             n = len(attrs)
-            params.append(cls)
-            rows = self._rows(
-                f"SELECT id, name, {flags} FROM ci WHERE class = ?{n + 1} AND {_LIVE}"
-                f" AND ({' OR '.join(_missing(i + 1) for i in range(n))}) ORDER BY id", params)
-            found = [AttrGap(cls, a, 0) for a in attrs]
-            for r in rows:
-                for i, gap in enumerate(found):
-                    if r[f"m{i}"]:
-                        gap.missing += 1
-                        if len(gap.sample) < sample:
-                            gap.sample.append(CIBrief(r["id"], cls, r["name"]))
-            gaps.extend(found)
+            flags = ", ".join(f"{_missing(i + 1)} AS m{i}" for i in range(n))
+            parts = ", ".join(
+                f"(SELECT count(*) FROM f WHERE m{i}) AS n{i}, (SELECT json_group_array(json_array(id, name)) FROM"
+                f" (SELECT id, name FROM f WHERE m{i} ORDER BY id LIMIT ?{n + 2})) AS s{i}" for i in range(n))
+            row = self._rows(
+                f"WITH f AS MATERIALIZED (SELECT id, name, {flags} FROM ci WHERE class = ?{n + 1} AND {_LIVE})"
+                f" SELECT {parts}", [*(_attr_path(a) for a in attrs), cls, int(sample)])[0]
+            gaps.extend(AttrGap(cls, a, int(row[f"n{i}"]), [CIBrief(ci, cls, name) for ci, name in
+                                                              json.loads(row[f"s{i}"])])
+                        for i, a in enumerate(attrs))
         return gaps
 
     def duplicate_groups(self, classes: Sequence[str], attr: str | None = None) -> list[DuplicateGroup]:
-        if attr is None:
-            value, params = "name_lc", [json.dumps(list(classes))]
-        else:
-            value = "CASE WHEN json_type(attrs, ?2) = 'text' THEN lower(json_extract(attrs, ?2)) END"
-            params = [json.dumps(list(classes)), _attr_path(attr)]
+        if attr is None:  # names: within one class
+            value, key, params = "name_lc", "class, v", [json.dumps(list(classes))]
+        else:  # one extraction per CI; only text values (a number is no hostname)
+            value = "CASE WHEN typeof(json_extract(attrs, ?2)) = 'text' THEN lower(json_extract(attrs, ?2)) END"
+            key, params = "v", [json.dumps(list(classes)), _attr_path(attr)]
         rows = self._rows(
             f"SELECT v, json_group_array(json_array(id, class, name)) AS members FROM"
             f" (SELECT {value} AS v, id, class, name FROM ci WHERE class IN (SELECT value FROM json_each(?1))"
             f"  AND {_LIVE} ORDER BY id)"
-            " WHERE v IS NOT NULL AND v != '' GROUP BY v HAVING count(*) > 1 ORDER BY v", params)
+            f" WHERE v IS NOT NULL AND v != '' GROUP BY {key} HAVING count(*) > 1 ORDER BY v, {key}", params)
         return [DuplicateGroup(r["v"], [CIBrief(*m) for m in json.loads(r["members"])]) for r in rows]
 
     def cis_lacking(self, classes: Sequence[str], rules: Sequence[EdgeRule]) -> list[CIBrief]:

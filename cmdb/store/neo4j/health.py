@@ -71,18 +71,18 @@ class Neo4jHealth(Neo4jConnection):
         return list(found.values())
 
     def duplicate_groups(self, classes: Sequence[str], attr: str | None = None) -> list[DuplicateGroup]:
-        if attr is None:
-            value, params = "c.name_lc", {}
+        if attr is None:  # names: within one class
+            value, key, params = "c.name_lc", "v, c.class AS cls", {}
         else:
             if not ATTR_NAME.fullmatch(attr):
                 raise BadInputError(f"cannot check attribute {attr!r}: attribute names are letters, digits and _")
             value = "toLower(substring([t IN coalesce(c.aidx, []) WHERE t STARTS WITH $p][0], size($p)))"
-            params = {"p": f"{attr}=s:"}
+            key, params = "v, '' AS cls", {"p": f"{attr}=s:"}
         rows = self._read(
             f"MATCH (c:CI) WHERE c.class IN $classes AND {_LIVE} WITH c, {value} AS v"
             " WHERE v IS NOT NULL AND v <> '' WITH v, c ORDER BY c.id"
-            " WITH v, collect([c.id, c.class, c.name]) AS members WHERE size(members) > 1"
-            " RETURN v, members ORDER BY v", classes=list(classes), **params)
+            f" WITH {key}, collect([c.id, c.class, c.name]) AS members WHERE size(members) > 1"
+            " RETURN v, members ORDER BY v, cls", classes=list(classes), **params)
         return [DuplicateGroup(r["v"], [CIBrief(*m) for m in r["members"]]) for r in rows]
 
     def cis_lacking(self, classes: Sequence[str], rules: Sequence[EdgeRule]) -> list[CIBrief]:
