@@ -13,10 +13,9 @@ from typing import Annotated
 import typer
 
 from cmdb.cli_output import emit_json, opened_store
-from cmdb.errors import BadInputError
 from cmdb.health.config import HealthConfig
 from cmdb.health.render import render_report, render_trend
-from cmdb.health.report import SCHEMA_VERSION, build_report, filter_class
+from cmdb.health.report import SCHEMA_VERSION, build_report, check_class, filter_class
 from cmdb.model import default_schema
 
 
@@ -34,8 +33,8 @@ def health_command(
 ) -> None:
     """Completeness, correctness and staleness per class, with a score and what to do about each finding."""
     schema = default_schema()
-    if cls is not None and cls not in schema.classes:
-        raise BadInputError(f"unknown CI class {cls!r}; known classes: {', '.join(sorted(schema.classes))}")
+    if cls is not None:
+        check_class(schema, cls)
     url = ctx.find_root().params.get("store")
     with opened_store(str(url) if url else None) as store:
         if trend:

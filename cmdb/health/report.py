@@ -84,8 +84,13 @@ def build_report(store: GraphStore, schema: Schema, config: HealthConfig, *,
     return HealthReport(iso(now), config.stale_after_days, total, dims, scores, found, sources, retired)
 
 
-def filter_class(report: HealthReport, schema: Schema, cls: str) -> HealthReport:
-    """The report for ``--class``: that class and its subclasses."""
+def check_class(schema: Schema, cls: str) -> None:
+    """A ``--class`` / ``?class=`` value names a class of the schema (abstract ones too: Host, Device)."""
     if cls not in schema.classes:
         raise BadInputError(f"unknown CI class {cls!r}; known classes: {', '.join(sorted(schema.classes))}")
+
+
+def filter_class(report: HealthReport, schema: Schema, cls: str) -> HealthReport:
+    """The report for ``--class``: that class and its subclasses."""
+    check_class(schema, cls)
     return report.for_classes(set(schema.descendants(cls)), cls)

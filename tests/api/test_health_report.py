@@ -35,3 +35,11 @@ def test_partition_limited_tokens_get_403_and_an_unknown_class_422(client: TestC
 def test_the_route_is_in_the_role_matrix_as_a_viewer_route(client: TestClient) -> None:
     assert ("GET", "/api/v1/health/report", "viewer") in table(client.app)  # type: ignore[arg-type]
     assert ("GET", "/healthz", None) in table(client.app)  # type: ignore[arg-type]
+
+
+def test_answers_are_kept_while_the_graph_is_unchanged(client: TestClient) -> None:
+    first = client.get("/api/v1/health/report", params={"max_cis": 3}).json()
+    again = client.get("/api/v1/health/report", params={"max_cis": 3}).json()
+    assert again["at"] == first["at"]  # the kept answer
+    fresh = client.get("/api/v1/health/report", params={"max_cis": 3}, headers={"Cache-Control": "no-cache"}).json()
+    assert fresh["at"] > first["at"] and fresh["overall"] == first["overall"]
