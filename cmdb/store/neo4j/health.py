@@ -27,7 +27,6 @@ from cmdb.store.health import (
 from cmdb.store.neo4j.connection import Neo4jConnection
 from cmdb.store.neo4j.layout import ATTR_NAME, OTHER_REL, SEP
 
-_LIVE = "c.status <> 'retired'"
 _GAPS = (
     "MATCH (c:CI) WHERE c.class IN $classes AND c.status <> 'retired'"
     " WITH c, $wanted[c.class] AS attrs UNWIND range(0, size(attrs) - 1) AS i"
@@ -36,6 +35,20 @@ _GAPS = (
     " WITH c, i ORDER BY c.id"
     " WITH c.class AS cls, i, count(c) AS n, collect([c.id, c.name])[..$sample] AS sample"
     " RETURN cls, i, n, sample"
+)
+_DUP_NAMES = (
+    "MATCH (c:CI) WHERE c.class IN $classes AND c.status <> 'retired' AND c.name_lc <> ''"
+    " WITH c.class AS cls, c.name_lc AS v, count(*) AS n WHERE n > 1"
+    " CALL (cls, v) { MATCH (c:CI) WHERE c.name_lc = v AND c.class = cls AND c.status <> 'retired'"
+    "   WITH c ORDER BY c.id RETURN collect([c.id, c.class, c.name]) AS members }"
+    " RETURN v, members ORDER BY v, cls"
+)
+_DUP_ATTR = (  # the value is the attribute's (first) string token, lower-cased
+    "MATCH (c:CI) WHERE c.class IN $classes AND c.status <> 'retired'"
+    " WITH toLower(substring([t IN coalesce(c.aidx, []) WHERE t STARTS WITH $p][0], size($p))) AS v, c.id AS id"
+    " WHERE v IS NOT NULL AND v <> '' WITH v, collect(id) AS ids WHERE size(ids) > 1"
+    " UNWIND ids AS id MATCH (c:CI {id: id}) WITH v, c ORDER BY c.id"
+    " RETURN v, collect([c.id, c.class, c.name]) AS members ORDER BY v"
 )
 _FRESHNESS = (
     "MATCH (c:CI) WHERE c.status <> 'retired'"
@@ -71,22 +84,18 @@ class Neo4jHealth(Neo4jConnection):
         return list(found.values())
 
     def duplicate_groups(self, classes: Sequence[str], attr: str | None = None) -> list[DuplicateGroup]:
-        if attr is None:  # names: within one class
-            value, key, params = "c.name_lc", "v, c.class AS cls", {}
+        if attr is None:
+            # Names within one class: count first, then fetch only the duplicates through the name index
+            # (at 20k CIs half the time of collecting every CI into its group).
+            rows = self._read(_DUP_NAMES, classes=list(classes))
         else:
             if not ATTR_NAME.fullmatch(attr):
                 raise BadInputError(f"cannot check attribute {attr!r}: attribute names are letters, digits and _")
-            value = "toLower(substring([t IN coalesce(c.aidx, []) WHERE t STARTS WITH $p][0], size($p)))"
-            key, params = "v, '' AS cls", {"p": f"{attr}=s:"}
-        rows = self._read(
-            f"MATCH (c:CI) WHERE c.class IN $classes AND {_LIVE} WITH c, {value} AS v"
-            " WHERE v IS NOT NULL AND v <> '' WITH v, c ORDER BY c.id"
-            f" WITH {key}, collect([c.id, c.class, c.name]) AS members WHERE size(members) > 1"
-            " RETURN v, members ORDER BY v, cls", classes=list(classes), **params)
+            rows = self._read(_DUP_ATTR, classes=list(classes), p=f"{attr}=s:")
         return [DuplicateGroup(r["v"], [CIBrief(*m) for m in r["members"]]) for r in rows]
 
     def cis_lacking(self, classes: Sequence[str], rules: Sequence[EdgeRule]) -> list[CIBrief]:
-        where = [f"c.class IN $classes AND {_LIVE}"]
+        where = ["c.class IN $classes AND c.status <> 'retired'"]
         params: dict[str, Any] = {"classes": list(classes)}
         for n, rule in enumerate(rules):
             pattern, extra = "", ""
