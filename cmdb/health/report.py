@@ -72,8 +72,9 @@ def build_report(store: GraphStore, schema: Schema, config: HealthConfig, *,
     live = {c: n for c, n in live.items() if n > 0 and c in schema.classes}
     classes = sorted(live)
     found, gaps, weights = rules.completeness(store, schema, config, classes)
-    found += rules.duplicates(store, schema, config, classes)
-    found += rules.conflicts(store)
+    recorded = store.conflicts()
+    found += rules.duplicates(store, schema, config, classes, recorded)
+    found += rules.conflicts(store, recorded)
     found += rules.relationship_rules(store, schema, config, classes)
     sources = store.source_runs()
     found += rules.staleness(store, config, now, sources)

@@ -13,7 +13,7 @@ from typing import Any
 
 from cmdb.health.config import HealthConfig, checked_attributes, concrete
 from cmdb.model import Schema
-from cmdb.store.base import GraphStore, iso
+from cmdb.store.base import Conflict, GraphStore, iso
 from cmdb.store.health import AttrGap, CIBrief, SourceRuns
 
 DIMENSIONS = ("completeness", "correctness", "staleness")
@@ -64,13 +64,26 @@ def completeness(store: GraphStore, schema: Schema, config: HealthConfig,
     return findings, gaps, weights
 
 
-def duplicates(store: GraphStore, schema: Schema, config: HealthConfig, classes: list[str]) -> list[Finding]:
-    """Devices sharing a hostname; CIs of one class sharing a name (unless a hostname group says it)."""
+def duplicates(store: GraphStore, schema: Schema, config: HealthConfig, classes: list[str],
+               recorded: list[Conflict] | None = None) -> list[Finding]:
+    """Devices sharing a hostname; CIs of one class sharing a name (unless a hostname group says it).
+
+    CIs someone decided are distinct (a conflict resolved ``keep_separate`` naming them all) are not
+    suspected again."""
+    kept_apart = [frozenset(c.ci_ids) for c in recorded or []
+                  if getattr(c, "resolution", None) in ("keep_separate", "keep-separate")]
+
+    def settled(cis: list[CIBrief]) -> bool:
+        ids = {c.id for c in cis}
+        return any(ids <= kept for kept in kept_apart)
+
     findings = []
     host_group: dict[str, frozenset[str]] = {}
     host_classes = [c for c in concrete(schema, config.hostname_classes) if c in classes]
     if host_classes:
         for g in store.duplicate_groups(host_classes, "hostname"):
+            if settled(g.cis):
+                continue
             members = frozenset(c.id for c in g.cis)
             host_group.update((i, members) for i in members)
             findings.append(Finding(
@@ -85,6 +98,8 @@ def duplicates(store: GraphStore, schema: Schema, config: HealthConfig, classes:
     skip = set(concrete(schema, config.name_skip))
     named = [c for c in classes if c not in skip]
     for g in store.duplicate_groups(named) if named else []:
+        if settled(g.cis):
+            continue
         ids = frozenset(c.id for c in g.cis)
         first = host_group.get(g.cis[0].id)
         if first is not None and ids <= first:
@@ -105,10 +120,10 @@ def _one_class(cis: list[CIBrief]) -> str | None:
     return found.pop() if len(found) == 1 else None
 
 
-def conflicts(store: GraphStore) -> list[Finding]:
+def conflicts(store: GraphStore, recorded: list[Conflict]) -> list[Finding]:
     """Open identity conflicts: batch items whose keys pointed at two or more CIs."""
     # Open ones only: a resolved conflict (``resolution`` set, by ``cmdb conflicts resolve``) is settled.
-    recorded = [c for c in store.conflicts() if getattr(c, "resolution", None) is None]
+    recorded = [c for c in recorded if getattr(c, "resolution", None) is None]
     briefs = store.get_cis_brief({i for c in recorded for i in c.ci_ids})
     findings = []
     for c in recorded:
