@@ -22,7 +22,7 @@ from api import auth, problems
 from api.impact_index import WarmImpactIndex
 from api.limits import BodySizeLimit
 from api.metrics import ApiMetrics, MetricsMiddleware
-from api.routes import batches, cis, conflicts, health, impact, imports, runs, tasks, tokens
+from api.routes import batches, cis, conflicts, health, health_report, impact, imports, runs, tasks, tokens
 from api.state import ApiSettings, ApiState
 from cmdb.model import Schema
 from cmdb.reconcile import ReconcileConfig
@@ -73,7 +73,7 @@ def create_app(store: GraphStore | str | None = None, settings: ApiSettings | No
     app = FastAPI(title="cmdb", version="1", description=DESCRIPTION, lifespan=lifespan,
                   openapi_url=f"{PREFIX}/openapi.json", docs_url=f"{PREFIX}/docs", redoc_url=None)
     problems.install(app)
-    for module in (cis, conflicts, impact, runs, batches, tokens, tasks, imports):
+    for module in (cis, conflicts, impact, runs, batches, tokens, tasks, imports, health_report):
         app.include_router(module.router, prefix=PREFIX)
     app.include_router(health.router)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)

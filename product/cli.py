@@ -16,6 +16,7 @@ from api.cli import register as register_serve
 from cmdb.cli import app, ci_app, rel_app, run_guarded
 from cmdb.cli_manual import register as register_manual
 from cmdb.config_cli import config_app
+from cmdb.health_cli import health_command
 from cmdb.schema_cli import schema_app
 from cmdb.tokens_cli import tokens_app
 from discovery.aws import cli as aws_cli
@@ -46,6 +47,7 @@ register_manual(ci_app, rel_app)  # cmdb ci set / ci retire / rel retire
 app.add_typer(schema_app, name="schema")
 app.add_typer(config_app, name="config")
 register_config_sections()  # the wings' sections of the configuration file, for cmdb config check/show
+app.command("health")(health_command)
 
 
 def main() -> None:

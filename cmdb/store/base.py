@@ -19,6 +19,7 @@ from datetime import UTC, datetime
 from typing import Any, Literal, Protocol
 
 from cmdb.store.schema_ext import SchemaExtensionStore
+from cmdb.store.health import HealthStore
 from cmdb.store.tasks import TaskStore
 
 Direction = Literal["out", "in", "both"]
@@ -260,7 +261,7 @@ class BatchReader(Protocol):
     def load_rels_by_id(self, ids: Iterable[str]) -> dict[str, RelState]: ...
 
 
-class GraphStore(TaskStore, SchemaExtensionStore, Protocol):
+class GraphStore(TaskStore, SchemaExtensionStore, HealthStore, Protocol):
     """What every store implements; see the module docstring for the write path."""
 
     url: str

@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from cmdb.store.neo4j.counter import Neo4jWriteCounter
+from cmdb.store.neo4j.health import Neo4jHealth
 from cmdb.store.neo4j.idempotency import Neo4jIdempotency
 from cmdb.store.neo4j.queries import Neo4jQueries
 from cmdb.store.neo4j.restore import Neo4jRestore
@@ -23,7 +24,7 @@ if TYPE_CHECKING:
 
 
 class Neo4jStore(Neo4jTasks, Neo4jTokens, Neo4jIdempotency, Neo4jWriteCounter, Neo4jSchemaExtensions,
-                 Neo4jQueries, Neo4jWriter, Neo4jRestore):
+                 Neo4jQueries, Neo4jWriter, Neo4jRestore, Neo4jHealth):
     """GraphStore on a Neo4j 5 server, through the official driver."""
 
     def pipeline(self) -> Neo4jPipeline[Any]:
