@@ -18,8 +18,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal, Protocol
 
-from cmdb.store.schema_ext import SchemaExtensionStore
 from cmdb.store.health import HealthStore
+from cmdb.store.schema_ext import SchemaExtensionStore
 from cmdb.store.tasks import TaskStore
 
 Direction = Literal["out", "in", "both"]
