@@ -36,7 +36,7 @@ from cmdb.store.base import iso
 from impact.change import ChangeReport, analyse_change, change_dict, change_html, change_markdown
 from impact.engine import blast_radius
 from impact.expiry import expiring
-from impact.incident import analyse_incident, report_dict
+from impact.incident import IncidentReport, analyse_incident, report_dict
 from impact.priority import PriorityMatrix
 from impact.records import record_change, record_incident
 from impact.spof import single_points_of_failure
@@ -73,15 +73,15 @@ async def incident(st: StateDep, who: Annotated[Principal, Depends(require("view
         source = None if at else st.impact.current()
         causes = [find_ci(st.store, st.schema, who, ref).id for ref in body.cis]
         rep = analyse_incident(st.store, causes, State.parse(body.mode), body.urgency, _matrix(st), at, body.days,
-                               st.schema, source)
-        data = report_dict(rep)
+                               st.schema, source, body.max_stakeholders, body.max_reasons)
+        data = report_dict(rep, body.max_affected)
         if body.record:
             started = at or iso(datetime.now(UTC))
             data["recorded"] = record_incident(st.store, body.record, [*rep.causes, *(s.id for s in rep.services)],
                                                started, priority=rep.priority.priority, actor=who.name)
             st.impact.poke()
         data["index_writes"] = st.impact.writes if source is not None else None
-        return trimmed(data, body.max_affected, body.max_stakeholders, body.max_reasons)
+        return with_totals(data, rep)
 
     cacheable = not body.record and not body.as_of
     answer = await _cached(st, "incident", [body.model_dump(), _reach(who)], lambda: Rendered(compute()), cacheable,
@@ -93,20 +93,13 @@ async def incident(st: StateDep, who: Annotated[Principal, Depends(require("view
     return _answer(data, fmt, lambda: incident_markdown(data), lambda: incident_html(data))
 
 
-def trimmed(data: dict[str, Any], max_affected: int | None, max_stakeholders: int | None,
-            max_reasons: int | None) -> dict[str, Any]:
-    """An incident answer cut to size: a core switch of a 100k-CI estate affects 20k CIs (6.8 MB of JSON),
-    more than an alerting hook reads; the totals stay."""
-    data["affected_total"] = len(data["affected"])
-    data["stakeholders_total"] = len(data["stakeholders"])
-    if max_affected is not None:
-        data["affected"] = data["affected"][:max_affected]
-    if max_stakeholders is not None:
-        data["stakeholders"] = data["stakeholders"][:max_stakeholders]
-    for sh in data["stakeholders"]:
-        sh["reasons_total"] = len(sh["reasons"])
-        if max_reasons is not None:
-            sh["reasons"] = sh["reasons"][:max_reasons]
+def with_totals(data: dict[str, Any], rep: IncidentReport) -> dict[str, Any]:
+    """An incident answer cut to size says how much there was: a core switch of a 100k-CI estate affects 20k
+    CIs (6.8 MB of JSON), more than an alerting hook reads (``max_affected`` and friends cut it)."""
+    data["affected_total"] = len(rep.radius.affected)
+    data["stakeholders_total"] = len(rep.stakeholders) if rep.stakeholders_total is None else rep.stakeholders_total
+    for sh, kept in zip(data["stakeholders"], rep.stakeholders, strict=True):
+        sh["reasons_total"] = len(kept.reasons) if kept.reasons_total is None else kept.reasons_total
     return data
 
 

@@ -44,6 +44,7 @@ from cmdb.store.sqlite_access import (
 )
 from cmdb.store.sqlite_counter import SqliteWriteCounter
 from cmdb.store.sqlite_idempotency import SqliteIdempotency
+from cmdb.store.sqlite_recent import SqliteRecentEvents
 from cmdb.store.sqlite_tasks import TASK_TABLES, TASKS_DDL, SqliteTasksMixin
 from cmdb.store.sqlite_tokens import SqliteTokens
 
@@ -109,7 +110,7 @@ def _loads(text: str | None) -> Any:
     return None if text is None else json.loads(text)
 
 
-class SqliteStore(SqliteTasksMixin, SqliteTokens, SqliteIdempotency, SqliteWriteCounter):
+class SqliteStore(SqliteTasksMixin, SqliteTokens, SqliteIdempotency, SqliteWriteCounter, SqliteRecentEvents):
     """GraphStore on one SQLite file (or ``:memory:``)."""
 
     def __init__(self, path: str | Path) -> None:
