@@ -122,8 +122,8 @@ def wrk(url: str, token: str | None, duration: int, connections: int, body: Any 
         for name, value in (headers or {}).items():
             script.write(f"wrk.headers['{name}'] = '{value}'\n")
     try:
-        out = subprocess.run(["wrk", f"-t{min(2, connections)}", f"-c{connections}", f"-d{duration}s", "--timeout", "30s", "--latency",
-                              "-s", script.name,
+        out = subprocess.run(["wrk", f"-t{min(2, connections)}", f"-c{connections}", f"-d{duration}s", "--timeout",
+                              "30s", "--latency", "-s", script.name,
                               url], capture_output=True, text=True, check=True).stdout
     finally:
         os.unlink(script.name)

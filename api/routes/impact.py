@@ -18,7 +18,8 @@ from fastapi.responses import JSONResponse, Response
 from api.answer_cache import AnswerCache
 from api.auth import Principal, require
 from api.problems import responses
-from api.reads import find_ci, redact_impact, require_all_partitions
+from api.reads import find_ci, redact_impact
+from api.redaction import change_doc, redact_expiry, redact_spof
 from api.renderings import (
     FORMATS,
     expiry_html,
@@ -33,7 +34,7 @@ from api.schemas import ChangeIn, IncidentIn
 from api.state import ApiState, api_state
 from cmdb.history import parse_time
 from cmdb.store.base import iso
-from impact.change import ChangeReport, analyse_change, change_dict, change_html, change_markdown
+from impact.change import ChangeReport, analyse_change, change_doc_html, change_doc_markdown
 from impact.engine import blast_radius
 from impact.expiry import expiring
 from impact.incident import IncidentReport, analyse_incident, report_dict
@@ -162,40 +163,40 @@ async def change(st: StateDep, who: Annotated[Principal, Depends(require("viewer
     if body.record:
         require_operator(who)
     fmt = negotiate(format, accept)
-    if fmt != "json":
-        require_all_partitions(who, "a Markdown or HTML change report")
 
-    def compute() -> tuple[dict[str, Any], ChangeReport]:
+    def compute() -> tuple[Any, ChangeReport]:
         start, end = parse_time(body.start), parse_time(body.end)
         cis = [find_ci(st.store, st.schema, who, ref).id for ref in body.cis]
         rep = analyse_change(st.store, cis, start, end, body.type, st.schema, st.impact.current(),
                              key=body.record)
-        data = change_dict(rep)
+        recorded = None
         if body.record:
-            data["recorded"] = record_change(st.store, body.record, rep.cis, rep.start, rep.end, body.type,
-                                             body.state, actor=who.name)
+            recorded = record_change(st.store, body.record, rep.cis, rep.start, rep.end, body.type,
+                                     body.state, actor=who.name)
             st.impact.poke()
-        return data, rep
+        return recorded, rep
 
-    data, rep = await _cached(st, "change", [body.model_dump(), _reach(who)], compute, not body.record, cache_control)
-    data = await _redacted(st, who, data, [list(s.path_ids) for s in rep.services])
-    return _answer(data, fmt, lambda: change_markdown(rep), lambda: change_html(rep))
+    recorded, rep = await _cached(st, "change", [body.model_dump(), _reach(who)], compute, not body.record,
+                                  cache_control)
+    data = await anyio.to_thread.run_sync(change_doc, st.store, who, rep)
+    if recorded is not None:
+        data["recorded"] = recorded
+    return _answer(data, fmt, lambda: change_doc_markdown(data), lambda: change_doc_html(data))
 
 
 @router.get("/spof", summary="CIs whose failure alone takes a service of a tier down", responses=RENDERED)
 async def spof(st: StateDep, who: Annotated[Principal, Depends(require("viewer"))],
                tier: Annotated[int, Query(ge=1, le=4)] = 1, include_groups: bool = False,
                format: Format = None, accept: AcceptHdr = None, cache_control: CacheHdr = None) -> Response:
-    require_all_partitions(who, "the list of single points of failure")
-
     def compute() -> list[dict[str, Any]]:
         found = single_points_of_failure(st.impact.current(), tier, include_groups)
         return [{"id": s.id, "name": s.name, "class": s.cls,
-                 "services": [{"name": n, "tier": t, "path": list(p)} for n, t, p in s.services]} for s in found]
+                 "services": [{"name": n, "tier": t, "path": list(p), "path_ids": list(ids)}
+                              for (n, t, p), ids in zip(s.services, s.path_ids, strict=True)]} for s in found]
 
     items = await _cached(st, "spof", [tier, include_groups], compute, True, cache_control)
-    data = {"tier": tier, "items": items}
-    return _answer(data, negotiate(format, accept), lambda: spof_markdown(items, tier), lambda: spof_html(items, tier))
+    data = {"tier": tier, **await anyio.to_thread.run_sync(redact_spof, st.store, who, items)}
+    return _answer(data, negotiate(format, accept), lambda: spof_markdown(data), lambda: spof_html(data))
 
 
 @router.get("/expiry", summary="What breaks when certificates and licences lapse", responses=RENDERED)
@@ -203,7 +204,6 @@ def expiry(st: StateDep, who: Annotated[Principal, Depends(require("viewer"))],
            at: Annotated[str | None, Query(description="Reference time (default now).")] = None,
            within_days: Annotated[int, Query(ge=0, le=3650)] = 0,
            format: Format = None, accept: AcceptHdr = None) -> Response:
-    require_all_partitions(who, "the expiry report")
     when = parse_time(at) if at else iso(datetime.now(UTC))
     lapsing = expiring(st.store, when, timedelta(days=within_days))
     index = st.impact.current()
@@ -211,8 +211,8 @@ def expiry(st: StateDep, who: Annotated[Principal, Depends(require("viewer"))],
     names = index.describe(lapsing)
     items = [{"id": c, "name": names[c].name if c in names else c, "class": names[c].cls if c in names else "",
               "expires": t} for c, t in sorted(lapsing.items(), key=lambda kv: kv[1])]
-    data = {"at": when, "within_days": within_days, "expiring": items,
-            "services": [{"name": s.name, "tier": s.tier, "state": s.state.label, "path": list(s.path)}
-                         for s in radius.services()]}
+    data = redact_expiry(st.store, who, {
+        "at": when, "within_days": within_days, "expiring": items,
+        "services": [{"name": s.name, "tier": s.tier, "state": s.state.label, "path": list(s.path),
+                      "path_ids": list(s.path_ids)} for s in radius.services()]})
     return _answer(data, negotiate(format, accept), lambda: expiry_markdown(data), lambda: expiry_html(data))
-

@@ -59,7 +59,8 @@ def test_recent_events_are_the_newest_of_events_newest_first(store: GraphStore) 
 
 
 @pytest.mark.parametrize("budget", [1, 3, 7])
-def test_recent_events_beyond_the_walked_window(store: GraphStore, budget: int, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_recent_events_beyond_the_walked_window(store: GraphStore, budget: int,
+                                                monkeypatch: pytest.MonkeyPatch) -> None:
     """SQLite walks the newest ``SCAN_BUDGET`` events first and looks CIs up one by one past them: a small
     budget makes every answer take the second way, which must give the same events."""
     monkeypatch.setattr(cmdb.store.sqlite_recent, "SCAN_BUDGET", budget)
