@@ -83,8 +83,10 @@ class MemoryIndex:
         return idx
 
     @classmethod
-    def from_store(cls, store: GraphStore, schema: Schema | None = None, page: int = PAGE) -> MemoryIndex:
-        """Load every impact edge (paged per type) and every Service and Cluster description.
+    def from_store(cls, store: GraphStore, schema: Schema | None = None, page: int = PAGE,
+                   stakeholders: bool = False) -> MemoryIndex:
+        """Load every impact edge (paged per type) and every Service and Cluster description; with
+        ``stakeholders``, every stakeholder edge and person too (``load_stakeholders``).
 
         Paging by offset re-sorts on each page in SQL stores; a ``GraphStore.edges(types)`` stream
         would make this one pass.
@@ -110,7 +112,8 @@ class MemoryIndex:
             offset += page
             if offset >= found.total:
                 break
-        idx.load_stakeholders(store, page)
+        if stakeholders:
+            idx.load_stakeholders(store, page)
         return idx
 
     def load_stakeholders(self, store: GraphStore, page: int = PAGE) -> None:

@@ -44,10 +44,10 @@ def shape(people: list[Stakeholder]) -> list[tuple[Any, ...]]:
 
 def test_memory_stakeholders_and_cuts_match_the_long_way(sample: SqliteStore) -> None:
     schema = default_schema()
-    index = MemoryIndex.from_store(sample, schema)
+    index = MemoryIndex.from_store(sample, schema, stakeholders=True)
     assert index.stakeholders and index.people
     bare = MemoryIndex.from_store(sample, schema)
-    bare.stakeholders = None  # as a history replay builds it: the store answers
+    assert bare.stakeholders is None  # as the CLI's SPOF scan builds it: the store answers
     store_source = StoreSource(sample, schema)
     checked = 0
     for ci in sample.search(SearchQuery(limit=1000)).items:
@@ -66,7 +66,7 @@ def test_memory_stakeholders_and_cuts_match_the_long_way(sample: SqliteStore) ->
 
 def test_cut_answers_are_the_full_answers_cut(sample: SqliteStore) -> None:
     schema = default_schema()
-    index = MemoryIndex.from_store(sample, schema)
+    index = MemoryIndex.from_store(sample, schema, stakeholders=True)
     for name in ("sw-core-fra-1", "db-fra-01"):
         cause = sample.find_by_name(name)[0]
         full = report_dict(analyse_incident(sample, [cause], schema=schema, source=index))
