@@ -45,10 +45,16 @@ Operator = Annotated[Principal, Depends(require("operator"))]
 CI_FIELDS = ("id", "class", "name", "status", "attrs", "created_at", "updated_at")
 
 
-def etag_of(ci: CIState) -> str:
-    """A weak validator of what a client sees of a CI (not its sightings, which every run refreshes)."""
-    text = json.dumps([ci.id, ci.cls, ci.name, ci.status, ci.attrs, ci.updated_at], sort_keys=True, default=str)
-    return 'W/"' + hashlib.blake2b(text.encode(), digest_size=12).hexdigest() + '"'
+def etag_of(ci: CIState, body: bytes | None = None) -> str:
+    """A weak validator of what a client sees of a CI (not its sightings, which every run refreshes): a hash
+    of its full JSON answer (``body``, when the caller has already made it)."""
+    return 'W/"' + hashlib.blake2b(body or ci_json(ci), digest_size=12).hexdigest() + '"'
+
+
+def ci_json(ci: CIState, fields: list[str] | None = None) -> bytes:
+    """A CI's JSON answer, keys sorted (so the ETag of a CI is the same however it was read)."""
+    return json.dumps(ci_dict(ci, fields), ensure_ascii=False, separators=(",", ":"), sort_keys=True,
+                      default=str).encode()
 
 
 def ci_dict(ci: CIState, fields: list[str] | None = None) -> dict[str, Any]:
@@ -127,8 +133,8 @@ async def _get_ci_lean(request: Request) -> Response:
 async def _answer_ci(st: ApiState, who: Principal, ref: str, fields: str | None) -> Response:
     wanted = parse_fields(fields)
     ci = await read(st, find_ci, st.store, st.schema, who, ref, True)
-    body = json.dumps(ci_dict(ci, wanted), ensure_ascii=False, separators=(",", ":")).encode()
-    return Response(body, media_type="application/json", headers={"ETag": etag_of(ci)})
+    body = ci_json(ci, wanted)
+    return Response(body, media_type="application/json", headers={"ETag": etag_of(ci, None if wanted else body)})
 
 
 @router.get("/{ref}", response_model=CIOut, summary="One CI by id, name or any identity value",
