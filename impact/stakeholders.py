@@ -107,31 +107,40 @@ def first_stakeholders(store: GraphStore, radius: BlastRadius, limit: int | None
         return [], 0
     tiers = radius.service_tiers()
     pairs, people = _stakeholder_pairs(store, radius, roles)
+    rank_of = {role: _role_rank(role) for role, _side in roles.values()}
+    agg: dict[str, list[int]] = {}  # who -> [best tier (99: none), worst state, best role rank]: one pass
+    for who, role, what in pairs:
+        if who not in people:
+            continue
+        t, st, rr = tiers.get(what, 99), affected[what], rank_of[role]
+        a = agg.get(who)
+        if a is None:
+            agg[who] = [t, st, rr]
+        else:
+            if t < a[0]:
+                a[0] = t
+            if st > a[1]:
+                a[1] = st
+            if rr < a[2]:
+                a[2] = rr
+    ranked = sorted((t, -st, rr, (people[who].name or who).lower(), who) for who, (t, st, rr) in agg.items())
+    chosen = ranked if limit is None else ranked[:limit]
+    keep = {k[-1] for k in chosen}
     by_who: dict[str, set[tuple[str, str]]] = {}
     for who, role, what in pairs:
-        if who in people:
+        if who in keep:
             by_who.setdefault(who, set()).add((role, what))
-    ranked: list[tuple[tuple[int, int, int, str, str], str, tuple[str, ...], int | None]] = []
-    for who, reasons in by_who.items():
-        kept_tiers = [tiers[w] for _, w in reasons if w in tiers]
-        tier = min(kept_tiers) if kept_tiers else None
-        worst = max(affected[w] for _, w in reasons)
-        own_roles = tuple(sorted({r for r, _ in reasons}, key=_role_rank))
-        person = people[who]
-        ranked.append(((tier if tier is not None else 99, -worst, _role_rank(own_roles[0]),
-                        (person.name or who).lower(), who), who, own_roles, tier))
-    ranked.sort()
-    chosen = ranked if limit is None else ranked[:limit]
-    ci_names = radius.source.describe({w for _, who, _, _ in chosen for _, w in by_who[who]})
+    ci_names = radius.source.describe({w for reasons in by_who.values() for _, w in reasons})
     out: list[Stakeholder] = []
-    for _, who, own_roles, tier in chosen:
+    for t, _st, _rr, _name, who in chosen:
         person = people[who]
         contact = {k: str(person.attrs[k]) for k in CONTACT_ATTRS if person.attrs.get(k)}
         why = [StakeholderReason(role, what, ci_names[what].name if what in ci_names else what, affected[what],
-                                     tiers.get(what)) for role, what in sorted(by_who[who])]
+                                 tiers.get(what)) for role, what in sorted(by_who[who])]
         why.sort(key=lambda r: (r.tier if r.tier is not None else 99, -r.state, _role_rank(r.role), r.ci_name))
         total = len(why)
         cut = max_reasons is not None and total > max_reasons
+        summary = (tuple(sorted({r.role for r in why}, key=_role_rank)), None if t == 99 else t)
         out.append(Stakeholder(who, person.name or who, person.cls, contact, why[:max_reasons] if cut else why,
-                               total, (own_roles, tier) if cut else None))
+                               total, summary if cut else None))
     return out, len(ranked)
