@@ -85,16 +85,37 @@ def server(cmd: list[str], ready_path: str, env: dict[str, str] | None = None) -
     proc = subprocess.Popen(cmd, cwd=REPO, env={**os.environ, **(env or {})}, stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL)
     url = f"http://{LOOPBACK}:{port}"
+    SERVERS[url] = proc.pid
     try:
         wait_ready(url + ready_path, proc)
         yield url
     finally:
+        SERVERS.pop(url, None)
         proc.terminate()
         try:
             proc.wait(20)
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+
+
+SERVERS: dict[str, int] = {}  # base URL -> pid of the server process
+
+
+def tree_cpu(pid: int) -> float:
+    """CPU seconds (user + system) of a process and its descendants (uvicorn's workers), from /proc."""
+    tick = os.sysconf("SC_CLK_TCK")
+    total, todo = 0.0, [pid]
+    while todo:
+        p = todo.pop()
+        try:
+            fields = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
+            total += (int(fields[11]) + int(fields[12])) / tick
+            for task in Path(f"/proc/{p}/task").iterdir():
+                todo += [int(c) for c in (task / "children").read_text().split()]
+        except (OSError, IndexError, ValueError):
+            continue  # gone meanwhile
+    return total
 
 
 def hello_server(workers: int) -> Any:
@@ -121,6 +142,8 @@ def wrk(url: str, token: str | None, duration: int, connections: int, body: Any 
             script.write(f"wrk.headers['Authorization'] = 'Bearer {token}'\n")
         for name, value in (headers or {}).items():
             script.write(f"wrk.headers['{name}'] = '{value}'\n")
+    base = next((b for b in SERVERS if url.startswith(b)), None)
+    cpu0 = tree_cpu(SERVERS[base]) if base else float("nan")
     try:
         out = subprocess.run(["wrk", f"-t{min(2, connections)}", f"-c{connections}", f"-d{duration}s", "--timeout",
                               "30s", "--latency", "-s", script.name,
@@ -130,7 +153,10 @@ def wrk(url: str, token: str | None, duration: int, connections: int, body: Any 
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
     lat = {q: float(v) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[u] for q, v, u in _LAT.findall(out)}
     bad = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out)
+    done = float(re.search(r"(\d+) requests in", out).group(1))  # type: ignore[union-attr]
+    cpu = (tree_cpu(SERVERS[base]) - cpu0) if base else float("nan")
     return {"rps": rps, "p50": lat.get("50", float("nan")), "p99": lat.get("99", float("nan")),
+            "cpu_ms": cpu * 1000 / done if done else float("nan"),
             "errors": float(bad.group(1)) if bad else 0.0}
 
 
@@ -283,7 +309,8 @@ def main() -> None:
                 with cmdb_server(f"sqlite:///{path}", w) as url:
                     wait_for_index(url)
                     get = wrk(f"{url}/api/v1/cis/{core_id}", token, d, c)
-                    rows.append((f"GET /cis/{{id}} [{size}]", w, get, f"{get['rps'] / hello['rps']:.2f}x hello"))
+                    rows.append((f"GET /cis/{{id}} [{size}]", w, get, f"{get['rps'] / hello['rps']:.2f}x hello"
+                                 f" (CPU per request: {hello['cpu_ms'] / get['cpu_ms']:.2f}x)"))
                     first, took = asyncio.run(warm_up(url, auth, {"cis": [core_id]}, w))
                     answer = first.json()
                     target = 100 if size == "sample" else 250
@@ -305,9 +332,12 @@ def main() -> None:
                          {"rps": rate, "p50": float("nan"), "p99": float("nan"), "errors": 0},
                          f"{rate:,.0f} CIs/s = {rate / load_cis_s:.2f}x cmdb load ({load_cis_s:,.0f} CIs/s)"))
     print(f"\nwrk: {c} connections, {d} s per line; {os.cpu_count()} CPUs shared by server, wrk and anything else\n")
-    print(f"{'what':46} {'workers':>7} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'non-2xx':>7}  note")
+    print(f"{'what':46} {'workers':>7} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'non-2xx':>7} {'cpu ms':>7}  note")
     for what, w, r, note in rows:
-        print(f"{what:46} {w:>7} {r['rps']:>9,.0f} {r['p50']:>8.2f} {r['p99']:>8.2f} {r['errors']:>7.0f}  {note}")
+        print(f"{what:46} {w:>7} {r['rps']:>9,.0f} {r['p50']:>8.2f} {r['p99']:>8.2f} {r['errors']:>7.0f}"
+              f" {r.get('cpu_ms', float('nan')):>7.2f}  {note}")
+    print("\ncpu ms: the server's CPU time (all its processes) per answered request, which other load on the machine"
+          " changes far less than req/s and latency; its ratio to hello's is what 2 idle cores would give.")
 
 
 if __name__ == "__main__":
