@@ -13,6 +13,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import anyio.to_thread
+from fastapi import HTTPException
 
 from api import visibility
 from api.auth import Principal
@@ -70,6 +71,14 @@ def redact_impact(store: GraphStore, principal: Principal, data: dict[str, Any],
                   services_path_ids: list[list[str]] | None = None) -> dict[str, Any]:
     """An impact answer as ``principal`` may see it (hidden CIs counted, not named)."""
     return visibility.redact_impact(store, principal, data, services_path_ids)
+
+
+def require_all_partitions(principal: Principal, what: str) -> None:
+    """For answers that cannot be redacted (they name CIs without saying which): unlimited tokens only.
+    Impact answers no longer need it (``api.redaction``); kept for routes that do."""
+    if principal.partitions is not None:
+        raise HTTPException(403, f"token {principal.name!r} is limited to partitions; {what} needs a token that "
+                                 "sees every partition")
 
 
 def encode_cursor(offset: int) -> str:
