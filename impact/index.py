@@ -37,11 +37,11 @@ class MemoryIndex:
     # structures derived from the index and built on first use by their owners (``impact.vector``'s
     # CSR arrays under "vector"), dropped by ``add_edge``; the index never imports their modules.
     derived: dict[str, object] = field(default_factory=dict, repr=False)
-    # CI -> [(stakeholder id, role)] over the schema's stakeholder edges, and the stakeholders that are
-    # not retired; None when the index was built without them (``from_edges``, a history replay), and
-    # ``impact.stakeholders`` then asks the store. Loaded by ``from_store``: an incident of a core
-    # switch has 20,000 affected CIs whose stakeholder edges took a 1.3 s store read per answer.
-    stakeholders: dict[str, list[tuple[str, str]]] | None = None
+    # CI -> [(stakeholder id, role, CI id)] over the schema's stakeholder edges whose stakeholder is not
+    # retired, and those stakeholders; None when the index was built without them (``from_edges``, a
+    # history replay, the CLI's SPOF scan), and ``impact.stakeholders`` then asks the store. An incident
+    # of a core switch has 20,000 affected CIs whose stakeholder edges took a 1.3 s store read per answer.
+    stakeholders: dict[str, list[tuple[str, str, str]]] | None = None
     people: dict[str, NodeInfo] = field(default_factory=dict)
 
     @classmethod
@@ -118,7 +118,7 @@ class MemoryIndex:
 
     def load_stakeholders(self, store: GraphStore, page: int = PAGE) -> None:
         """Every stakeholder edge (paged per type) and the people and teams they name."""
-        edges: dict[str, list[tuple[str, str]]] = {}
+        found: list[tuple[str, str, str]] = []
         for t, (role, side) in sorted(self.rules.stakeholders.items()):
             offset = 0
             while True:
@@ -126,24 +126,34 @@ class MemoryIndex:
                 for r in rels:
                     who, what = (r.src, r.dst) if side == "source" else (r.dst, r.src)
                     if who != what:
-                        edges.setdefault(what, []).append((who, role))
+                        found.append((who, role, what))
                 if len(rels) < page:
                     break
                 offset += page
-        wanted = sorted({who for pairs in edges.values() for who, _ in pairs})
+        wanted = sorted({who for who, _, _ in found})
         people: dict[str, NodeInfo] = {}
         for i in range(0, len(wanted), page):
             for ci_id, ci in store.get_cis_brief(wanted[i:i + page]).items():
                 if ci.status != "retired":
                     people[ci_id] = node_info(ci)
+        edges: dict[str, list[tuple[str, str, str]]] = {}
+        for pair in found:
+            if pair[0] in people:
+                edges.setdefault(pair[2], []).append(pair)  # the tuples an answer hands out, built once here
         self.stakeholders, self.people = edges, people
 
     def stakeholders_of(self, ids: Iterable[str]) -> list[tuple[str, str, str]] | None:
-        """(stakeholder id, role, CI id) of every stakeholder edge of ``ids``; None if not loaded."""
+        """(stakeholder id, role, CI id) of every stakeholder edge of ``ids`` to a stakeholder not retired;
+        None if not loaded."""
         if self.stakeholders is None:
             return None
         get = self.stakeholders.get
-        return [(who, role, what) for what in ids for who, role in get(what, ())]
+        out: list[tuple[str, str, str]] = []
+        for what in ids:
+            pairs = get(what)
+            if pairs:
+                out += pairs
+        return out
 
     # -- ImpactSource ---------------------------------------------------------------------------
     def fan_out(self, ids: Collection[str]) -> list[FanOut]:
