@@ -17,6 +17,7 @@ from cmdb.model import Schema, default_schema
 from cmdb.store.base import Event, GraphStore, iso
 from impact.asof import index_as_of
 from impact.engine import AffectedService, BlastRadius, blast_radius
+from impact.index import MemoryIndex
 from impact.priority import Priority, PriorityMatrix
 from impact.records import Record, covers, overlaps, records_on
 from impact.source import ImpactSource, StoreSource
@@ -74,7 +75,7 @@ def analyse_incident(
         near |= set(dependencies(store, schema, c, RECENT_DEPTH))
     until = iso(end)
     changes = store.recent_events(near, since=since, until=until, limit=RECENT_LIMIT)  # newest first
-    records = records_on(store, near)
+    records = records_on(store, near, affects=source.affects if isinstance(source, MemoryIndex) else None)
     related = [r for r in records if r.cls == "Incident" and r.state == "open"]
     change_records = [r for r in records if r.cls == "Change" and overlaps(since, until, r.start, r.end)]
     in_maintenance = {

@@ -42,6 +42,7 @@ class MemoryIndex:
     # history replay, the CLI's SPOF scan), and ``impact.stakeholders`` then asks the store. An incident
     # of a core switch has 20,000 affected CIs whose stakeholder edges took a 1.3 s store read per answer.
     stakeholders: dict[str, list[tuple[str, str, str]]] | None = None
+    affects: dict[str, list[str]] | None = None  # CI -> incident and change records with an AFFECTS edge to it
     people: dict[str, NodeInfo] = field(default_factory=dict)
 
     @classmethod
@@ -117,7 +118,8 @@ class MemoryIndex:
         return idx
 
     def load_stakeholders(self, store: GraphStore, page: int = PAGE) -> None:
-        """Every stakeholder edge (paged per type) and the people and teams they name."""
+        """Every stakeholder edge (paged per type), the people and teams they name, and the ``AFFECTS``
+        edges of incident and change records."""
         found: list[tuple[str, str, str]] = []
         for t, (role, side) in sorted(self.rules.stakeholders.items()):
             offset = 0
@@ -140,7 +142,16 @@ class MemoryIndex:
         for pair in found:
             if pair[0] in people:
                 edges.setdefault(pair[2], []).append(pair)  # the tuples an answer hands out, built once here
-        self.stakeholders, self.people = edges, people
+        affects: dict[str, list[str]] = {}
+        offset = 0
+        while True:  # incidents and changes on record: an answer's related records without a store read
+            rels = store.relationships(type="AFFECTS", limit=page, offset=offset)
+            for r in rels:
+                affects.setdefault(r.dst, []).append(r.src)
+            if len(rels) < page:
+                break
+            offset += page
+        self.stakeholders, self.people, self.affects = edges, people, affects
 
     def stakeholders_of(self, ids: Iterable[str]) -> list[tuple[str, str, str]] | None:
         """(stakeholder id, role, CI id) of every stakeholder edge of ``ids`` to a stakeholder not retired;

@@ -10,6 +10,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -19,11 +20,12 @@ from cmdb.cli import SAMPLE_ESTATE
 from cmdb.history import dependencies
 from cmdb.ingest import ingest
 from cmdb.model import default_schema
-from cmdb.store.base import SearchQuery
+from cmdb.store.base import SearchQuery, iso
 from cmdb.store.sqlite import SqliteStore
 from impact.engine import blast_radius
 from impact.incident import RECENT_DEPTH, analyse_incident, report_dict
 from impact.index import MemoryIndex
+from impact.records import record_change, record_incident, records_on
 from impact.source import StoreSource
 from impact.stakeholders import Stakeholder, first_stakeholders, gather_stakeholders
 from impact.states import State
@@ -81,3 +83,24 @@ def test_cut_answers_are_the_full_answers_cut(sample: SqliteStore) -> None:
         assert [(e["at"], e["ci_id"], e["attr"]) for e in cut["recent_changes"]] == \
             [(e.at, e.ci_id, e.attr) for e in newest] and len(newest) == 50
 
+
+
+def test_records_from_the_warm_index_match_the_store(sample: SqliteStore) -> None:
+    """Incidents and changes on record, read from the index's AFFECTS edges or from the store: the same."""
+    schema = default_schema()
+    core, db = sample.find_by_name("sw-core-fra-1")[0], sample.find_by_name("db-fra-01")[0]
+    now = datetime.now(UTC)
+    record_incident(sample, "INC-FRESH-1", [core], iso(now - timedelta(hours=1)))
+    record_change(sample, "CHG-FRESH-1", [db], iso(now - timedelta(hours=2)), iso(now + timedelta(hours=2)),
+                  state="in_progress")
+    index = MemoryIndex.from_store(sample, schema, stakeholders=True)
+    assert index.affects
+    near = set(blast_radius(index, {core: State.DOWN}).affected)
+    via_index = records_on(sample, near, affects=index.affects)
+    assert {r.key for r in via_index} >= {"INC-FRESH-1", "CHG-FRESH-1"}
+    assert via_index == records_on(sample, near)
+    warm = analyse_incident(sample, [core], schema=schema, source=index)
+    cold = analyse_incident(sample, [core], schema=schema, source=StoreSource(sample, schema))
+    assert (warm.related_incidents, warm.change_records, warm.in_maintenance) == \
+        (cold.related_incidents, cold.change_records, cold.in_maintenance)
+    assert warm.in_maintenance  # the change in progress covers CIs the switch takes down
