@@ -18,6 +18,7 @@ and admins may use too.
 
 from __future__ import annotations
 
+import hmac
 import logging
 import threading
 import time
@@ -32,9 +33,9 @@ from fastapi import Depends, HTTPException, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from cmdb.errors import CmdbError
-from cmdb.store.base import GraphStore, iso
+from cmdb.store.base import GraphStore, iso, parse_iso
 from cmdb.store.tokens import ROLES, TokenRecord
-from cmdb.tokens import TokenRejectedError, hash_token, key_file_for, load_server_key, token_store, verify_token
+from cmdb.tokens import TokenRejectedError, key_file_for, load_server_key, token_store, verify_token
 
 log = logging.getLogger("cmdb.api.auth")
 RANK = {"viewer": 1, "operator": 2, "admin": 3}
@@ -75,30 +76,50 @@ def load_token_key(store: GraphStore) -> bytes:
     return load_server_key(key_file_for(store.url))
 
 
+@dataclass(frozen=True)
+class _Verified:
+    """A token verified at ``checked`` (monotonic), its caller and when it expires (epoch seconds; None: never)."""
+
+    checked: float
+    record: TokenRecord
+    principal: Principal
+    expires: float | None
+
+
 @dataclass
 class TokenCache:
-    """Verified tokens by hash for a few seconds, and when each token's use was last recorded."""
+    """Verified tokens by keyed hash for ``CACHE_SECONDS``, and when each token's use was last recorded.
+
+    A hit costs one HMAC and a dict look-up on the event loop: no store read, no lock (dict reads
+    are atomic), no time formatting (the expiry is kept as epoch seconds)."""
 
     key: bytes
-    entries: dict[str, tuple[float, TokenRecord]] = field(default_factory=dict)
+    entries: dict[bytes, _Verified] = field(default_factory=dict)
     touched: dict[str, float] = field(default_factory=dict)
     lock: threading.Lock = field(default_factory=threading.Lock)
     toucher: ThreadPoolExecutor = field(
         default_factory=lambda: ThreadPoolExecutor(max_workers=1, thread_name_prefix="cmdb-token-touch"))
 
+    def _digest(self, token: str) -> bytes:
+        return hmac.digest(self.key, token.encode("utf-8"), "sha256")
+
+    def cached_principal(self, store: GraphStore, token: str) -> Principal | None:
+        """The caller of a token verified within ``CACHE_SECONDS`` and not expired since (memory only)."""
+        hit = self.entries.get(self._digest(token))
+        if hit is None:
+            return None
+        now = time.monotonic()
+        if now - hit.checked >= CACHE_SECONDS or (hit.expires is not None and time.time() >= hit.expires):
+            return None
+        if now - self.touched.get(hit.record.name, -TOUCH_EVERY_SECONDS) >= TOUCH_EVERY_SECONDS:
+            self._touch(store, hit.record, now)
+        return hit.principal
+
     def cached(self, store: GraphStore, token: str) -> TokenRecord | None:
         """The record of a token verified within ``CACHE_SECONDS`` (memory only: no store read)."""
-        digest = hash_token(self.key, token)
-        with self.lock:
-            hit = self.entries.get(digest)
-        now = time.monotonic()
-        if hit is None or now - hit[0] >= CACHE_SECONDS:
-            return None
-        rec = hit[1]
-        if rec.expires_at is not None and rec.expires_at <= iso(datetime.now(UTC)):
-            return None
-        self._touch(store, rec, now)
-        return rec
+        principal = self.cached_principal(store, token)
+        hit = self.entries.get(self._digest(token)) if principal is not None else None
+        return hit.record if hit is not None else None
 
     def verify(self, store: GraphStore, token: str) -> TokenRecord:
         """``cached`` or else a store read (``verify_token``); raises TokenRejectedError."""
@@ -107,10 +128,11 @@ class TokenCache:
             return rec
         rec = verify_token(store, self.key, token)
         now = time.monotonic()
+        expires = parse_iso(rec.expires_at).timestamp() if rec.expires_at is not None else None
         with self.lock:
             if len(self.entries) > 10000:
                 self.entries.clear()
-            self.entries[hash_token(self.key, token)] = (now, rec)
+            self.entries[self._digest(token)] = _Verified(now, rec, Principal.of(rec), expires)
         self._touch(store, rec, now)
         return rec
 
@@ -156,6 +178,46 @@ def _unauthorized(detail: str, error: str | None = None) -> HTTPException:
     return HTTPException(status_code=401, detail=detail, headers={"WWW-Authenticate": challenge})
 
 
+def _credentials(header: str | None) -> str | None:
+    """The token of an ``Authorization: Bearer <token>`` header (as ``HTTPBearer`` reads it), else None."""
+    if not header:
+        return None
+    scheme, _, token = header.partition(" ")
+    token = token.strip()
+    if scheme.lower() != "bearer" or not token:
+        return None
+    return token
+
+
+async def authorize(request: Request, role: str, token: str | None = None) -> Principal:
+    """The caller's ``Principal`` if its token may use a ``role`` route; raises 401 or 403.
+
+    ``require(role)`` calls this as a dependency; a lean route (``api.lean``) calls it directly."""
+    if token is None:
+        token = _credentials(request.headers.get("authorization"))
+    if not token:
+        raise _unauthorized("this route needs an API token: send Authorization: Bearer <token>"
+                            " (create one with `cmdb tokens create`)")
+    store: GraphStore = request.app.state.store
+    cache = _cache(request, store)
+    try:
+        # On the event loop for a token seen within CACHE_SECONDS; a store read in a worker thread otherwise.
+        principal = cache.cached_principal(store, token)
+        if principal is None:
+            await anyio.to_thread.run_sync(cache.verify, store, token)
+            principal = cache.cached_principal(store, token)
+            assert principal is not None
+    except TokenRejectedError as exc:
+        raise _unauthorized(str(exc), "invalid_token") from None
+    if not role_allows(principal.role, role):
+        need = "an operator or admin token, or a collector token" if role == "collector" else \
+            f"a token with role {role} or higher" if role != "admin" else "an admin token"
+        raise HTTPException(status_code=403, detail=f"token {principal.name!r} has role {principal.role}; this route"
+                            f" needs {need}")
+    request.state.principal = principal
+    return principal
+
+
 def require(role: str) -> Callable[..., Awaitable[Principal]]:
     """A dependency that answers the caller's ``Principal`` if its token may use a ``role`` route."""
     if role not in ROLES:
@@ -165,26 +227,8 @@ def require(role: str) -> Callable[..., Awaitable[Principal]]:
         request: Request,
         credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
     ) -> Principal:
-        if credentials is None or credentials.scheme.lower() != "bearer" or not credentials.credentials:
-            raise _unauthorized("this route needs an API token: send Authorization: Bearer <token>"
-                                " (create one with `cmdb tokens create`)")
-        store: GraphStore = request.app.state.store
-        cache = _cache(request, store)
-        try:
-            # On the event loop for a token seen within CACHE_SECONDS; a store read in a worker thread otherwise.
-            rec = cache.cached(store, credentials.credentials)
-            if rec is None:
-                rec = await anyio.to_thread.run_sync(cache.verify, store, credentials.credentials)
-        except TokenRejectedError as exc:
-            raise _unauthorized(str(exc), "invalid_token") from None
-        principal = Principal.of(rec)
-        if not role_allows(principal.role, role):
-            need = "an operator or admin token, or a collector token" if role == "collector" else \
-                f"a token with role {role} or higher" if role != "admin" else "an admin token"
-            raise HTTPException(status_code=403, detail=f"token {rec.name!r} has role {rec.role}; this route needs"
-                                f" {need}")
-        request.state.principal = principal
-        return principal
+        token = credentials.credentials if credentials is not None and credentials.scheme.lower() == "bearer" else ""
+        return await authorize(request, role, token)
 
     dependency.required_role = role  # type: ignore[attr-defined]
     return dependency

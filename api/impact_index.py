@@ -1,7 +1,8 @@
 """The warm impact index: built once, refreshed in the background when the store's write counter moves.
 
 Building a ``MemoryIndex`` reads every impact edge (seconds on 100k CIs), so impact requests never
-build it: they take the newest index. A thread polls ``store.write_counter()`` (one cheap read) and
+build it: they take the newest index. It keeps the stakeholder edges too (``MemoryIndex.load_stakeholders``),
+so an incident's stakeholders are not a store read. A thread polls ``store.write_counter()`` (one cheap read) and
 rebuilds when it changed; the API's own writes wake it at once (``poke``). An answer is therefore
 at most one rebuild behind a write made elsewhere, and names its ``index_writes``.
 """
@@ -55,7 +56,7 @@ class WarmImpactIndex:
             writes = self.store.write_counter()
             if not force and self._index is not None and writes == self._writes:
                 return False
-            index = MemoryIndex.from_store(self.store, self.schema)
+            index = MemoryIndex.from_store(self.store, self.schema, stakeholders=True)
             VectorIndex.of(index)  # the numpy arrays too, so no request pays for them
             self._index, self._writes = index, writes
         if self.on_refresh is not None:

@@ -24,6 +24,7 @@ class BodySizeLimit:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        has_body = False
         for name, value in scope.get("headers", ()):
             if name == b"content-length":
                 try:
@@ -33,6 +34,12 @@ class BodySizeLimit:
                 if too_big:
                     await self._refuse(scope, send)
                     return
+                has_body = True
+            elif name == b"transfer-encoding":
+                has_body = True
+        if not has_body:  # HTTP/1.1: without either header a request has no body (most GETs): nothing to count
+            await self.app(scope, receive, send)
+            return
         seen = 0
         started = refused = False
 

@@ -45,9 +45,11 @@ def check_batch_allowed(store: GraphStore, schema: Schema, principal: Principal,
     visibility.check_batch_allowed(store, schema, principal, batch)
 
 
-def find_ci(store: GraphStore, schema: Schema, principal: Principal, ref: str) -> CIState:
-    """A CI by id, name or any identity value, if the caller may see it; a hidden CI answers like a missing one."""
-    return visibility.find_visible_ci(store, schema, principal, ref)
+def find_ci(store: GraphStore, schema: Schema, principal: Principal, ref: str, brief: bool = False) -> CIState:
+    """A CI by id, name or any identity value, if the caller may see it; a hidden CI answers like a missing one.
+
+    ``brief``: without provenance and sightings (``get_cis_brief``), for answers that show neither."""
+    return visibility.find_visible_ci(store, schema, principal, ref, brief)
 
 
 def search_page(store: GraphStore, principal: Principal, query: SearchQuery) -> Page:
@@ -72,7 +74,8 @@ def redact_impact(store: GraphStore, principal: Principal, data: dict[str, Any],
 
 
 def require_all_partitions(principal: Principal, what: str) -> None:
-    """Answers that name CIs without saying which (SPOF lists, expiry) are for unlimited tokens only."""
+    """For answers that cannot be redacted (they name CIs without saying which): unlimited tokens only.
+    Impact answers no longer need it (``api.redaction``); kept for routes that do."""
     if principal.partitions is not None:
         raise HTTPException(403, f"token {principal.name!r} is limited to partitions; {what} needs a token that "
                                  "sees every partition")

@@ -9,6 +9,8 @@ from __future__ import annotations
 import html
 from typing import Any
 
+from impact.change import hidden_note
+
 FORMATS = {"json": "application/json", "markdown": "text/markdown; charset=utf-8", "html": "text/html; charset=utf-8"}
 
 
@@ -39,10 +41,18 @@ def _html_table(header: list[str], rows: list[list[Any]]) -> str:
     return f"<table><tr>{head}</tr>{body}</table>"
 
 
-def _page(title: str, parts: list[str]) -> str:
+def _page(title: str, parts: list[str], d: dict[str, Any] | None = None) -> str:
     e = html.escape
+    note = hidden_note(d or {})
+    tail = f"<p><em>{e(note)}</em></p>" if note else ""
     return (f"<!doctype html><html><head><meta charset='utf-8'><title>{e(title)}</title></head><body>"
-            f"<h1>{e(title)}</h1>{''.join(parts)}</body></html>\n")
+            f"<h1>{e(title)}</h1>{''.join(parts)}{tail}</body></html>\n")
+
+
+def _md_end(lines: list[str], d: dict[str, Any]) -> str:
+    """The Markdown text, with the note of what a partition-limited token does not see."""
+    note = hidden_note(d)
+    return "\n".join(lines + (["", f"_{note}_"] if note else [])) + "\n"
 
 
 def incident_markdown(d: dict[str, Any]) -> str:
@@ -56,7 +66,7 @@ def incident_markdown(d: dict[str, Any]) -> str:
     lines += ["", "## Stakeholders", ""]
     lines += _md_table(["who", "roles", "contact"], [[s["name"], ", ".join(s["roles"]),
                                                       " ".join(s["contact"].values())] for s in d["stakeholders"]])
-    return "\n".join(lines) + "\n"
+    return _md_end(lines, d)
 
 
 def incident_html(d: dict[str, Any]) -> str:
@@ -71,7 +81,7 @@ def incident_html(d: dict[str, Any]) -> str:
                     [[s["tier"], s["name"], s["state"], " → ".join(s["path"])] for s in d["services"]]),
         "<h2>Stakeholders</h2>",
         _html_table(["who", "roles", "contact"], [[s["name"], ", ".join(s["roles"]), " ".join(s["contact"].values())]
-                                                  for s in d["stakeholders"]])])
+                                                  for s in d["stakeholders"]])], d)
 
 
 def spof_rows(items: list[dict[str, Any]]) -> list[list[Any]]:
@@ -79,15 +89,16 @@ def spof_rows(items: list[dict[str, Any]]) -> list[list[Any]]:
              " → ".join(s["services"][0]["path"]) if s["services"] else ""] for s in items]
 
 
-def spof_markdown(items: list[dict[str, Any]], tier: int) -> str:
-    lines = [f"# Single points of failure for tier <= {tier} services", ""]
-    lines += _md_table(["CI", "class", "takes down", "why (first service)"], spof_rows(items))
-    return "\n".join(lines) + "\n"
+def spof_markdown(d: dict[str, Any]) -> str:
+    """``d``: the SPOF answer (``tier``, ``items`` and, for a limited token, ``hidden``)."""
+    lines = [f"# Single points of failure for tier <= {d['tier']} services", ""]
+    lines += _md_table(["CI", "class", "takes down", "why (first service)"], spof_rows(d["items"]))
+    return _md_end(lines, d)
 
 
-def spof_html(items: list[dict[str, Any]], tier: int) -> str:
-    return _page(f"Single points of failure for tier <= {tier} services",
-                 [_html_table(["CI", "class", "takes down", "why (first service)"], spof_rows(items))])
+def spof_html(d: dict[str, Any]) -> str:
+    return _page(f"Single points of failure for tier <= {d['tier']} services",
+                 [_html_table(["CI", "class", "takes down", "why (first service)"], spof_rows(d["items"]))], d)
 
 
 def expiry_markdown(d: dict[str, Any]) -> str:
@@ -96,7 +107,7 @@ def expiry_markdown(d: dict[str, Any]) -> str:
     lines += ["", "## Services hit", ""]
     lines += _md_table(["tier", "service", "state", "why"],
                        [[s["tier"], s["name"], s["state"], " → ".join(s["path"])] for s in d["services"]])
-    return "\n".join(lines) + "\n"
+    return _md_end(lines, d)
 
 
 def expiry_html(d: dict[str, Any]) -> str:
@@ -104,4 +115,4 @@ def expiry_html(d: dict[str, Any]) -> str:
         _html_table(["expires", "class", "CI"], [[i["expires"][:10], i["class"], i["name"]] for i in d["expiring"]]),
         "<h2>Services hit</h2>",
         _html_table(["tier", "service", "state", "why"],
-                    [[s["tier"], s["name"], s["state"], " → ".join(s["path"])] for s in d["services"]])])
+                    [[s["tier"], s["name"], s["state"], " → ".join(s["path"])] for s in d["services"]])], d)

@@ -39,15 +39,17 @@ def not_found(ref: str) -> NotFoundError:
     return NotFoundError(f"no CI matches {ref!r} (tried id, name and identity keys)")
 
 
-def find_visible_ci(store: GraphStore, schema: Schema, principal: Principal, ref: str) -> CIState:
+def find_visible_ci(store: GraphStore, schema: Schema, principal: Principal, ref: str,
+                    brief: bool = False) -> CIState:
     """A CI by id, display name or single-attribute identity value, among those the caller may see.
 
     Hidden CIs take no part: a name shared with a hidden CI is not ambiguous, and a hidden match
-    raises the very NotFoundError of a missing one."""
-    ci = store.get_ci(ref)
+    raises the very NotFoundError of a missing one. ``brief``: without provenance and sightings."""
+    get_cis = store.get_cis_brief if brief else store.get_cis
+    ci = get_cis([ref]).get(ref)
     if ci is not None and can_see(principal, ci):
         return ci
-    named = [c for c in store.get_cis(store.find_by_name(ref)).values() if can_see(principal, c)]
+    named = [c for c in get_cis(store.find_by_name(ref)).values() if can_see(principal, c)]
     if len(named) == 1:
         return named[0]
     if len(named) > 1:
@@ -56,7 +58,7 @@ def find_visible_ci(store: GraphStore, schema: Schema, principal: Principal, ref
     for k in single_value_keys(schema, ref):
         found = store.find_by_key(k)
         if found is not None:
-            hit = store.get_ci(found)
+            hit = get_cis([found]).get(found)
             if hit is not None and can_see(principal, hit):
                 return hit
     raise not_found(ref)

@@ -167,8 +167,21 @@ def change_dict(rep: ChangeReport) -> dict[str, Any]:
     }
 
 
+def hidden_note(d: dict[str, Any]) -> str:
+    """What an answer redacted for a partition-limited token left out (``hidden`` counts), or ""."""
+    hidden = d.get("hidden") or {}
+    if not hidden:
+        return ""
+    return ("Not shown (outside the partitions of this token; counted, not named): "
+            + ", ".join(f"{n} {what.replace('_', ' ')}" for what, n in sorted(hidden.items())))
+
+
 def change_markdown(rep: ChangeReport) -> str:
-    d = change_dict(rep)
+    return change_doc_markdown(change_dict(rep))
+
+
+def change_doc_markdown(d: dict[str, Any]) -> str:
+    """The Markdown report of a change answer (``change_dict``, possibly redacted)."""
     lines = [f"# Change impact: {', '.join(c['name'] for c in d['cis'])}", "",
              f"- Window: {d['start']} - {d['end']} ({d['type']})",
              f"- Risk: **{d['risk']}** (score {d['score']})", f"- CIs at risk: {d['affected_count']}", ""]
@@ -181,12 +194,18 @@ def change_markdown(rep: ChangeReport) -> str:
     lines += [f"- {a['name']} ({', '.join(a['for'])}): {', '.join(a['contact'].values())}" for a in d["approvers"]]
     lines += ["", "## Notify", ""]
     lines += [f"- {p['name']} ({', '.join(p['roles'])}): {', '.join(p['contact'].values())}" for p in d["notify"]]
+    if hidden_note(d):
+        lines += ["", f"_{hidden_note(d)}_"]
     return "\n".join(lines) + "\n"
 
 
 def change_html(rep: ChangeReport) -> str:
     """A self-contained HTML page of the same report (for mail or a change ticket attachment)."""
-    d = change_dict(rep)
+    return change_doc_html(change_dict(rep))
+
+
+def change_doc_html(d: dict[str, Any]) -> str:
+    """The HTML page of a change answer (``change_dict``, possibly redacted)."""
     e = html.escape
 
     def items(xs: list[str]) -> str:
@@ -203,4 +222,5 @@ def change_html(rep: ChangeReport) -> str:
             f"<th>why</th></tr>{rows}</table><h2>Approvers</h2>"
             + items([f"{a['name']} ({', '.join(a['for'])}): {', '.join(a['contact'].values())}"
                      for a in d["approvers"]])
+            + (f"<p><em>{e(hidden_note(d))}</em></p>" if hidden_note(d) else "")
             + "</body></html>\n")

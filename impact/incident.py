@@ -6,6 +6,7 @@ One function gathers what an incident manager asks first, so the CLI, the API an
 
 from __future__ import annotations
 
+import heapq
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -17,10 +18,11 @@ from cmdb.schema_store import store_schema
 from cmdb.store.base import Event, GraphStore, iso
 from impact.asof import index_as_of
 from impact.engine import AffectedService, BlastRadius, blast_radius
+from impact.index import MemoryIndex
 from impact.priority import Priority, PriorityMatrix
 from impact.records import Record, covers, overlaps, records_on
 from impact.source import ImpactSource, StoreSource
-from impact.stakeholders import Stakeholder, gather_stakeholders
+from impact.stakeholders import Stakeholder, first_stakeholders
 from impact.states import State
 
 RECENT_DEPTH = 2  # how far below each cause to look for recent changes
@@ -40,6 +42,7 @@ class IncidentReport:
     related_incidents: list[Record] = field(default_factory=list)
     change_records: list[Record] = field(default_factory=list)
     in_maintenance: dict[str, str] = field(default_factory=dict)  # CI id -> key of the change it is under
+    stakeholders_total: int | None = None  # all of them, when ``stakeholders`` keeps the first few
 
 
 def analyse_incident(
@@ -52,8 +55,13 @@ def analyse_incident(
     recent_days: int = 7,
     schema: Schema | None = None,
     source: ImpactSource | None = None,
+    max_stakeholders: int | None = None,
+    max_reasons: int | None = None,
 ) -> IncidentReport:
-    """Impact of ``refs`` (ids, names or identity values) failing in ``mode``, now or at ``as_of``."""
+    """Impact of ``refs`` (ids, names or identity values) failing in ``mode``, now or at ``as_of``.
+
+    ``max_stakeholders`` and ``max_reasons`` keep only the first stakeholders and reasons (counted in
+    full): the API's answers are cut that way, and building the rest is most of the work on a large estate."""
     schema = schema or store_schema(store)
     matrix = matrix or PriorityMatrix.load()
     causes = [resolve_ci(store, schema, r) for r in refs]
@@ -67,25 +75,31 @@ def analyse_incident(
     for c in causes:
         near |= set(dependencies(store, schema, c, RECENT_DEPTH))
     until = iso(end)
-    changes = store.events(sorted(near), since=since, until=until)
-    records = records_on(store, near)
+    changes = store.recent_events(near, since=since, until=until, limit=RECENT_LIMIT)  # newest first
+    records = records_on(store, near, affects=source.affects if isinstance(source, MemoryIndex) else None)
     related = [r for r in records if r.cls == "Incident" and r.state == "open"]
     change_records = [r for r in records if r.cls == "Change" and overlaps(since, until, r.start, r.end)]
     in_maintenance = {
         ci: r.key for r in change_records if r.state in ("approved", "in_progress") and covers(r.start, r.end, until)
         for ci in r.ci_ids if ci in radius.states
     }
-    return IncidentReport(causes, mode, as_of, radius, services, gather_stakeholders(store, radius),
-                          matrix.priority(services, urgency), changes[-RECENT_LIMIT:][::-1], related,
-                          change_records, in_maintenance)
+    stakeholders, stakeholders_total = first_stakeholders(store, radius, max_stakeholders, max_reasons)
+    return IncidentReport(causes, mode, as_of, radius, services, stakeholders,
+                          matrix.priority(services, urgency), changes, related,
+                          change_records, in_maintenance, stakeholders_total)
 
 
-def report_dict(rep: IncidentReport) -> dict[str, Any]:
-    """The JSON form of an incident analysis."""
+def report_dict(rep: IncidentReport, max_affected: int | None = None) -> dict[str, Any]:
+    """The JSON form of an incident analysis; ``max_affected`` keeps the worst affected CIs only."""
     info = rep.radius.describe()
     names = rep.radius.source.describe(rep.causes)
-    affected = sorted(rep.radius.affected.items(),
-                      key=lambda kv: (-kv[1], info[kv[0]].name if kv[0] in info else kv[0]))
+
+    def worst_first(kv: tuple[str, State]) -> tuple[int, str]:
+        return -kv[1], info[kv[0]].name if kv[0] in info else kv[0]
+
+    hit = rep.radius.affected.items()
+    affected = sorted(hit, key=worst_first) if max_affected is None else heapq.nsmallest(max_affected, hit,
+                                                                                          key=worst_first)
     return {
         "causes": [{"id": c, "name": names[c].name if c in names else c} for c in rep.causes],
         "mode": rep.mode.label,

@@ -10,7 +10,7 @@ and incidents, CIs in maintenance, freeze periods.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -102,11 +102,18 @@ def record_freeze(store: GraphStore, name: str, start: str, end: str, actor: str
     return _write(store, "FreezePeriod", {"name": name, "start": start, "end": end}, (), actor)
 
 
-def records_on(store: GraphStore, ci_ids: Iterable[str], cls: str | None = None) -> list[Record]:
-    """Incidents and changes with an AFFECTS edge to any of ``ci_ids``."""
+def records_on(store: GraphStore, ci_ids: Iterable[str], cls: str | None = None,
+               affects: Mapping[str, Sequence[str]] | None = None) -> list[Record]:
+    """Incidents and changes with an AFFECTS edge to any of ``ci_ids``; ``affects`` (CI -> record ids, the
+    warm index's) stands in for reading the edges from the store."""
     touched: dict[str, set[str]] = {}
-    for rel in store.neighbors(sorted(set(ci_ids)), ["AFFECTS"], "in"):
-        touched.setdefault(rel.src, set()).add(rel.dst)
+    if affects is not None:
+        for ci in set(ci_ids):
+            for rec_id in affects.get(ci, ()):
+                touched.setdefault(rec_id, set()).add(ci)
+    else:
+        for rel in store.neighbors(sorted(set(ci_ids)), ["AFFECTS"], "in"):
+            touched.setdefault(rel.src, set()).add(rel.dst)
     out = []
     for rid, rec in store.get_cis(touched).items():
         if rec.status == "retired" or (cls is not None and rec.cls != cls) or rec.cls not in ("Incident", "Change"):

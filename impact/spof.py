@@ -25,6 +25,7 @@ class SinglePointOfFailure:
     name: str
     cls: str
     services: tuple[tuple[str, int | None, tuple[str, ...]], ...]  # (service name, tier, explanation path)
+    path_ids: tuple[tuple[str, ...], ...] = ()  # each service's path as CI ids (for redaction)
 
     @property
     def worst_tier(self) -> int:
@@ -60,5 +61,6 @@ def single_points_of_failure(index: MemoryIndex, max_tier: int = 1, include_grou
         hit = [s for s in br.services() if s.id in targets and s.id != c and s.state == State.DOWN]
         if hit:
             info = index.describe([c])[c]
-            out.append(SinglePointOfFailure(c, info.name, info.cls, tuple((s.name, s.tier, s.path) for s in hit)))
+            out.append(SinglePointOfFailure(c, info.name, info.cls, tuple((s.name, s.tier, s.path) for s in hit),
+                                            tuple(s.path_ids for s in hit)))
     return sorted(out, key=lambda s: (s.worst_tier, -len(s.services), s.name, s.id))

@@ -242,6 +242,34 @@ class VectorBlastRadius(BlastRadius):
     def affected(self) -> dict[str, State]:
         return self.states  # only states > ok are ever recorded
 
+    def service_tiers(self) -> dict[str, int]:
+        """``BlastRadius.service_tiers`` on arrays: a reverse BFS per tier, best tier first, over every impact
+        edge among affected CIs (plain edges, and member -> group), as ``preds`` holds them."""
+        services = self.services()
+        tiers = sorted({s.tier for s in services if s.tier is not None})
+        if not tiers or self.outside:
+            return super().service_tiers()  # causes outside the index: the general walk
+        vx, state, aff = self.vx, self.state, self.affected_ids
+        e, counts = _gather(vx.p_indptr, aff)
+        src, dst = np.repeat(aff, counts), vx.p_dst[e]
+        ge, gcounts = _gather(vx.mg_indptr, aff)
+        src = np.concatenate([src, np.repeat(aff, gcounts)])
+        dst = np.concatenate([dst, vx.g_node[vx.mg_group[ge]]])
+        keep = state[dst] > 0
+        back_indptr, back_src = _csr(dst[keep], src[keep], vx.n)  # hurt CI -> the CIs that hurt it
+        tier_of = np.zeros(vx.n, np.int64)  # 0: not reached yet
+        for tier in tiers:
+            level = np.array([vx.pos[s.id] for s in services if s.tier == tier and s.id in vx.pos], np.int64)
+            level = level[tier_of[level] == 0]
+            while level.size:
+                tier_of[level] = tier
+                e, _ = _gather(back_indptr, level)
+                level = np.unique(back_src[e])
+                level = level[tier_of[level] == 0]
+        reached = np.flatnonzero(tier_of)
+        ids = vx.ids
+        return dict(zip([ids[i] for i in reached.tolist()], tier_of[reached].tolist(), strict=True))
+
     # -- explanations -----------------------------------------------------------------------------
     def _explaining_edges(self) -> tuple[Array, Array]:
         """(src, dst) node ids of the edges among affected CIs that carry at least dst's final state."""

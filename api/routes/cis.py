@@ -9,10 +9,11 @@ import json
 from dataclasses import asdict
 from typing import Annotated, Any, cast
 
-from fastapi import APIRouter, Depends, Header, Query, Response
+from fastapi import APIRouter, Depends, Header, Query, Request, Response
 from fastapi.responses import JSONResponse
 
-from api.auth import Principal, require
+from api.auth import Principal, authorize, require
+from api.lean import LeanRoute, lean
 from api.problems import ConflictError, PreconditionFailedError, responses
 from api.reads import (
     check_batch_allowed,
@@ -36,17 +37,24 @@ from cmdb.model import Schema
 from cmdb.retire import retire_ci
 from cmdb.store.base import BatchReader, ChangeSet, CIState, GraphStore, RelState, SearchQuery, sort_key
 
-router = APIRouter(prefix="/cis", tags=["CIs"], responses=responses(400, 401, 403, 422, 500, 503))
+router = APIRouter(prefix="/cis", tags=["CIs"], responses=responses(400, 401, 403, 422, 500, 503),
+                   route_class=LeanRoute)
 StateDep = Annotated[ApiState, Depends(api_state)]
 Viewer = Annotated[Principal, Depends(require("viewer"))]
 Operator = Annotated[Principal, Depends(require("operator"))]
 CI_FIELDS = ("id", "class", "name", "status", "attrs", "created_at", "updated_at")
 
 
-def etag_of(ci: CIState) -> str:
-    """A weak validator of what a client sees of a CI (not its sightings, which every run refreshes)."""
-    text = json.dumps([ci.id, ci.cls, ci.name, ci.status, ci.attrs, ci.updated_at], sort_keys=True, default=str)
-    return 'W/"' + hashlib.blake2b(text.encode(), digest_size=12).hexdigest() + '"'
+def etag_of(ci: CIState, body: bytes | None = None) -> str:
+    """A weak validator of what a client sees of a CI (not its sightings, which every run refreshes): a hash
+    of its full JSON answer (``body``, when the caller has already made it)."""
+    return 'W/"' + hashlib.blake2b(body or ci_json(ci), digest_size=12).hexdigest() + '"'
+
+
+def ci_json(ci: CIState, fields: list[str] | None = None) -> bytes:
+    """A CI's JSON answer, keys sorted (so the ETag of a CI is the same however it was read)."""
+    return json.dumps(ci_dict(ci, fields), ensure_ascii=False, separators=(",", ":"), sort_keys=True,
+                      default=str).encode()
 
 
 def ci_dict(ci: CIState, fields: list[str] | None = None) -> dict[str, Any]:
@@ -116,11 +124,24 @@ def list_cis(
                          "next_cursor": encode_key_cursor(sort_key(items[-1])) if more else None})
 
 
+async def _get_ci_lean(request: Request) -> Response:
+    """``GET /cis/{ref}`` without per-request dependency solving (``api.lean``): the same token check and read."""
+    who = await authorize(request, "viewer")
+    return await _answer_ci(request.app.state.api, who, request.path_params["ref"], request.query_params.get("fields"))
+
+
+async def _answer_ci(st: ApiState, who: Principal, ref: str, fields: str | None) -> Response:
+    wanted = parse_fields(fields)
+    ci = await read(st, find_ci, st.store, st.schema, who, ref, True)
+    body = ci_json(ci, wanted)
+    return Response(body, media_type="application/json", headers={"ETag": etag_of(ci, None if wanted else body)})
+
+
 @router.get("/{ref}", response_model=CIOut, summary="One CI by id, name or any identity value",
             responses=responses(404))
-async def get_ci(st: StateDep, who: Viewer, ref: str, fields: str | None = None) -> JSONResponse:
-    ci = await read(st, find_ci, st.store, st.schema, who, ref)
-    return JSONResponse(ci_dict(ci, parse_fields(fields)), headers={"ETag": etag_of(ci)})
+@lean(_get_ci_lean)
+async def get_ci(st: StateDep, who: Viewer, ref: str, fields: str | None = None) -> Response:
+    return await _answer_ci(st, who, ref, fields)
 
 
 class _Guarded:

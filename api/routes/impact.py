@@ -18,7 +18,8 @@ from fastapi.responses import JSONResponse, Response
 from api.answer_cache import AnswerCache
 from api.auth import Principal, require
 from api.problems import responses
-from api.reads import find_ci, redact_impact, require_all_partitions
+from api.reads import find_ci, redact_impact
+from api.redaction import change_doc, redact_expiry, redact_spof
 from api.renderings import (
     FORMATS,
     expiry_html,
@@ -33,10 +34,10 @@ from api.schemas import ChangeIn, IncidentIn
 from api.state import ApiState, api_state
 from cmdb.history import parse_time
 from cmdb.store.base import iso
-from impact.change import ChangeReport, analyse_change, change_dict, change_html, change_markdown
+from impact.change import ChangeReport, analyse_change, change_doc_html, change_doc_markdown
 from impact.engine import blast_radius
 from impact.expiry import expiring
-from impact.incident import analyse_incident, report_dict
+from impact.incident import IncidentReport, analyse_incident, report_dict
 from impact.priority import PriorityMatrix
 from impact.records import record_change, record_incident
 from impact.spof import single_points_of_failure
@@ -73,15 +74,15 @@ async def incident(st: StateDep, who: Annotated[Principal, Depends(require("view
         source = None if at else st.impact.current()
         causes = [find_ci(st.store, st.schema, who, ref).id for ref in body.cis]
         rep = analyse_incident(st.store, causes, State.parse(body.mode), body.urgency, _matrix(st), at, body.days,
-                               st.schema, source)
-        data = report_dict(rep)
+                               st.schema, source, body.max_stakeholders, body.max_reasons)
+        data = report_dict(rep, body.max_affected)
         if body.record:
             started = at or iso(datetime.now(UTC))
             data["recorded"] = record_incident(st.store, body.record, [*rep.causes, *(s.id for s in rep.services)],
                                                started, priority=rep.priority.priority, actor=who.name)
             st.impact.poke()
         data["index_writes"] = st.impact.writes if source is not None else None
-        return trimmed(data, body.max_affected, body.max_stakeholders, body.max_reasons)
+        return with_totals(data, rep)
 
     cacheable = not body.record and not body.as_of
     answer = await _cached(st, "incident", [body.model_dump(), _reach(who)], lambda: Rendered(compute()), cacheable,
@@ -93,20 +94,13 @@ async def incident(st: StateDep, who: Annotated[Principal, Depends(require("view
     return _answer(data, fmt, lambda: incident_markdown(data), lambda: incident_html(data))
 
 
-def trimmed(data: dict[str, Any], max_affected: int | None, max_stakeholders: int | None,
-            max_reasons: int | None) -> dict[str, Any]:
-    """An incident answer cut to size: a core switch of a 100k-CI estate affects 20k CIs (6.8 MB of JSON),
-    more than an alerting hook reads; the totals stay."""
-    data["affected_total"] = len(data["affected"])
-    data["stakeholders_total"] = len(data["stakeholders"])
-    if max_affected is not None:
-        data["affected"] = data["affected"][:max_affected]
-    if max_stakeholders is not None:
-        data["stakeholders"] = data["stakeholders"][:max_stakeholders]
-    for sh in data["stakeholders"]:
-        sh["reasons_total"] = len(sh["reasons"])
-        if max_reasons is not None:
-            sh["reasons"] = sh["reasons"][:max_reasons]
+def with_totals(data: dict[str, Any], rep: IncidentReport) -> dict[str, Any]:
+    """An incident answer cut to size says how much there was: a core switch of a 100k-CI estate affects 20k
+    CIs (6.8 MB of JSON), more than an alerting hook reads (``max_affected`` and friends cut it)."""
+    data["affected_total"] = len(rep.radius.affected)
+    data["stakeholders_total"] = len(rep.stakeholders) if rep.stakeholders_total is None else rep.stakeholders_total
+    for sh, kept in zip(data["stakeholders"], rep.stakeholders, strict=True):
+        sh["reasons_total"] = len(kept.reasons) if kept.reasons_total is None else kept.reasons_total
     return data
 
 
@@ -169,40 +163,40 @@ async def change(st: StateDep, who: Annotated[Principal, Depends(require("viewer
     if body.record:
         require_operator(who)
     fmt = negotiate(format, accept)
-    if fmt != "json":
-        require_all_partitions(who, "a Markdown or HTML change report")
 
-    def compute() -> tuple[dict[str, Any], ChangeReport]:
+    def compute() -> tuple[Any, ChangeReport]:
         start, end = parse_time(body.start), parse_time(body.end)
         cis = [find_ci(st.store, st.schema, who, ref).id for ref in body.cis]
         rep = analyse_change(st.store, cis, start, end, body.type, st.schema, st.impact.current(),
                              key=body.record)
-        data = change_dict(rep)
+        recorded = None
         if body.record:
-            data["recorded"] = record_change(st.store, body.record, rep.cis, rep.start, rep.end, body.type,
-                                             body.state, actor=who.name)
+            recorded = record_change(st.store, body.record, rep.cis, rep.start, rep.end, body.type,
+                                     body.state, actor=who.name)
             st.impact.poke()
-        return data, rep
+        return recorded, rep
 
-    data, rep = await _cached(st, "change", [body.model_dump(), _reach(who)], compute, not body.record, cache_control)
-    data = await _redacted(st, who, data, [list(s.path_ids) for s in rep.services])
-    return _answer(data, fmt, lambda: change_markdown(rep), lambda: change_html(rep))
+    recorded, rep = await _cached(st, "change", [body.model_dump(), _reach(who)], compute, not body.record,
+                                  cache_control)
+    data = await anyio.to_thread.run_sync(change_doc, st.store, who, rep)
+    if recorded is not None:
+        data["recorded"] = recorded
+    return _answer(data, fmt, lambda: change_doc_markdown(data), lambda: change_doc_html(data))
 
 
 @router.get("/spof", summary="CIs whose failure alone takes a service of a tier down", responses=RENDERED)
 async def spof(st: StateDep, who: Annotated[Principal, Depends(require("viewer"))],
                tier: Annotated[int, Query(ge=1, le=4)] = 1, include_groups: bool = False,
                format: Format = None, accept: AcceptHdr = None, cache_control: CacheHdr = None) -> Response:
-    require_all_partitions(who, "the list of single points of failure")
-
     def compute() -> list[dict[str, Any]]:
         found = single_points_of_failure(st.impact.current(), tier, include_groups)
         return [{"id": s.id, "name": s.name, "class": s.cls,
-                 "services": [{"name": n, "tier": t, "path": list(p)} for n, t, p in s.services]} for s in found]
+                 "services": [{"name": n, "tier": t, "path": list(p), "path_ids": list(ids)}
+                              for (n, t, p), ids in zip(s.services, s.path_ids, strict=True)]} for s in found]
 
     items = await _cached(st, "spof", [tier, include_groups], compute, True, cache_control)
-    data = {"tier": tier, "items": items}
-    return _answer(data, negotiate(format, accept), lambda: spof_markdown(items, tier), lambda: spof_html(items, tier))
+    data = {"tier": tier, **await anyio.to_thread.run_sync(redact_spof, st.store, who, items)}
+    return _answer(data, negotiate(format, accept), lambda: spof_markdown(data), lambda: spof_html(data))
 
 
 @router.get("/expiry", summary="What breaks when certificates and licences lapse", responses=RENDERED)
@@ -210,7 +204,6 @@ def expiry(st: StateDep, who: Annotated[Principal, Depends(require("viewer"))],
            at: Annotated[str | None, Query(description="Reference time (default now).")] = None,
            within_days: Annotated[int, Query(ge=0, le=3650)] = 0,
            format: Format = None, accept: AcceptHdr = None) -> Response:
-    require_all_partitions(who, "the expiry report")
     when = parse_time(at) if at else iso(datetime.now(UTC))
     lapsing = expiring(st.store, when, timedelta(days=within_days))
     index = st.impact.current()
@@ -218,8 +211,8 @@ def expiry(st: StateDep, who: Annotated[Principal, Depends(require("viewer"))],
     names = index.describe(lapsing)
     items = [{"id": c, "name": names[c].name if c in names else c, "class": names[c].cls if c in names else "",
               "expires": t} for c, t in sorted(lapsing.items(), key=lambda kv: kv[1])]
-    data = {"at": when, "within_days": within_days, "expiring": items,
-            "services": [{"name": s.name, "tier": s.tier, "state": s.state.label, "path": list(s.path)}
-                         for s in radius.services()]}
+    data = redact_expiry(st.store, who, {
+        "at": when, "within_days": within_days, "expiring": items,
+        "services": [{"name": s.name, "tier": s.tier, "state": s.state.label, "path": list(s.path),
+                      "path_ids": list(s.path_ids)} for s in radius.services()]})
     return _answer(data, negotiate(format, accept), lambda: expiry_markdown(data), lambda: expiry_html(data))
-

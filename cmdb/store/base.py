@@ -307,6 +307,12 @@ class GraphStore(TaskStore, SchemaExtensionStore, HealthStore, Protocol):
     ) -> list[Event]:
         """History in time order; with ``ci_ids``, events of those CIs and of their relationships."""
 
+    def recent_events(
+        self, ci_ids: Iterable[str], since: str | None = None, until: str | None = None, limit: int = 50
+    ) -> list[Event]:
+        """The newest ``limit`` events of ``events(ci_ids, since, until)``, newest first, without reading
+        the rest (an incident's recent changes among 20,000 affected CIs)."""
+
     def conflicts(self) -> list[Conflict]: ...
 
     def runs(self, source: str | None = None, limit: int = 100) -> list[RunRecord]: ...

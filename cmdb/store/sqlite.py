@@ -45,6 +45,7 @@ from cmdb.store.sqlite_access import (
 from cmdb.store.sqlite_counter import SqliteWriteCounter
 from cmdb.store.sqlite_health import SqliteHealth
 from cmdb.store.sqlite_idempotency import SqliteIdempotency
+from cmdb.store.sqlite_recent import SqliteRecentEvents
 from cmdb.store.sqlite_schema import SCHEMA_EXT_DDL, SCHEMA_EXT_TABLE, SqliteSchemaExtensions
 from cmdb.store.sqlite_tasks import TASK_TABLES, TASKS_DDL, SqliteTasksMixin
 from cmdb.store.sqlite_tokens import SqliteTokens
@@ -113,7 +114,7 @@ def _loads(text: str | None) -> Any:
 
 
 class SqliteStore(SqliteTasksMixin, SqliteTokens, SqliteIdempotency, SqliteWriteCounter,
-                  SqliteSchemaExtensions, SqliteHealth):
+                  SqliteSchemaExtensions, SqliteHealth, SqliteRecentEvents):
     """GraphStore on one SQLite file (or ``:memory:``)."""
 
     def __init__(self, path: str | Path) -> None:
