@@ -11,7 +11,6 @@ exit status 2; nothing is half written because every load is one batch, one tran
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
 from contextlib import AbstractContextManager
 from dataclasses import asdict
 from pathlib import Path
@@ -22,6 +21,7 @@ from rich.console import Console
 from rich.table import Table
 
 from cmdb.batch import Batch
+from cmdb.cli_conventions import options, run, store_url
 from cmdb.cli_output import emit_json, opened_store
 from cmdb.errors import BadInputError, CmdbError
 from cmdb.history import ci_as_of, history_near, parse_since, parse_time, resolve_ci
@@ -34,7 +34,7 @@ from cmdb.store.base import CIState, Event, GraphStore, RelState, SearchQuery
 SAMPLE_ESTATE = Path(__file__).parent / "sample" / "estate.yaml"
 
 app = typer.Typer(
-    no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
+    no_args_is_help=True, add_completion=True, pretty_exceptions_enable=False,
     help="An open-source CMDB: configuration items and their dependencies in one graph.",
 )
 ci_app = typer.Typer(no_args_is_help=True, help="Configuration items.")
@@ -44,7 +44,6 @@ app.add_typer(rel_app, name="rel")
 
 out = Console()
 err = Console(stderr=True)
-_state: dict[str, Any] = {"store_url": None}
 
 T = TypeVar("T")
 JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable JSON output.")]
@@ -57,11 +56,12 @@ def _main(
         typer.Option("--store", envvar="CMDB_STORE", help="Store URL: sqlite:///file.db or neo4j://user@host:7687."),
     ] = None,
 ) -> None:
-    _state["store_url"] = store
+    if store:
+        options.store = store
 
 
-def _store() -> AbstractContextManager[GraphStore]:
-    return opened_store(_state["store_url"])
+def _store(create: bool = False) -> AbstractContextManager[GraphStore]:
+    return opened_store(store_url(), create=create)
 
 
 def _ci_dict(c: CIState, full: bool = False) -> dict[str, Any]:
@@ -387,17 +387,10 @@ def migrate(
                   + (" (verified identical)" if verify else ""))
 
 
-def _guard(fn: Callable[[], T]) -> T:
-    try:
-        return fn()
-    except CmdbError as exc:
-        err.print(f"[red]error:[/] {exc}", highlight=False, soft_wrap=True)
-        raise SystemExit(2) from None
-
-
 def run_guarded(typer_app: typer.Typer) -> None:
-    """Runs ``typer_app`` with CmdbErrors printed as one line on stderr (exit status 2), never a traceback."""
-    _guard(lambda: typer_app(standalone_mode=True))
+    """Runs ``typer_app`` under the conventions (``cmdb.cli_conventions``): global options anywhere, errors as
+    one line (or JSON) on stderr with a meaningful exit status, never a traceback."""
+    run(typer_app)
 
 
 if __name__ == "__main__":  # the whole command (wings included) is assembled in product/cli.py

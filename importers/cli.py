@@ -19,7 +19,7 @@ from cmdb.cli_output import emit_json, opened_store
 from cmdb.errors import BadInputError
 from cmdb.model import default_schema
 from cmdb.reconcile import ReconcileConfig
-from importers.dryrun import ItemPlan
+from cmdb.dryrun import ItemPlan
 from importers.table_import import ImportReport, TableImport, import_batches
 
 out = Console()

@@ -37,7 +37,7 @@ from cmdb.ingest_pipeline import ingest_many
 from cmdb.model import Schema
 from cmdb.reconcile import ReconcileConfig
 from cmdb.store.base import GraphStore
-from importers.dryrun import BatchPlan, plan_batch
+from cmdb.dryrun import BatchPlan, plan_batch
 from importers.mapping import MappedRow, Mapping_, RowError
 from importers.tabular import file_format, read_rows
 
