@@ -30,7 +30,7 @@ notices = Console(stderr=True)
 
 
 @contextmanager
-def opened_store(url: str | None, *, create: bool = False) -> Iterator[GraphStore]:
+def opened_store(url: str | None, *, create: bool = False, announce: bool = True) -> Iterator[GraphStore]:
     """The store named by ``--store`` / ``CMDB_STORE`` (or the default), closed afterwards.
 
     A store file that does not exist is an error naming the path (a mistyped ``--store`` must not
@@ -46,8 +46,8 @@ def opened_store(url: str | None, *, create: bool = False) -> Iterator[GraphStor
                 "data into it)")
         created = True
     store = open_store(url)
-    if created and path is not None:
-        notices.print(f"created a new store at {path}", highlight=False, soft_wrap=True)
+    if created and announce and path is not None:
+        notices.print(f"created a new store at {path.resolve()}", highlight=False, soft_wrap=True)
     try:
         yield store
     finally:
@@ -84,6 +84,6 @@ def emit_json(data: Any) -> None:
     sys.stdout.flush()
 
 
-def emit_page(items: list[Any], total: int, next_cursor: str | None, **extra: Any) -> None:
+def emit_page(items: list[Any], total: int | None, next_cursor: str | None, **extra: Any) -> None:
     """A page of a longer listing: ``next`` is what ``--cursor`` takes to get the following page."""
     emit_json({"items": items, "total": total, "next": next_cursor, **extra})
