@@ -24,8 +24,8 @@ from cmdb.ci_lookup import all_matches
 from cmdb.cli_conventions import options, run, store_url
 from cmdb.cli_listing import decode_cursor, encode_cursor, folded_table, more_hint, print_table, typed_filters
 from cmdb.cli_load import SAMPLE_ESTATE, init_command, load_command
-from cmdb.cli_output import emit_json, emit_page, opened_store
-from cmdb.errors import BadInputError, CmdbError
+from cmdb.cli_output import emit_json, emit_page, opened_store, store_exists
+from cmdb.errors import BadInputError, CmdbError, StoreUnavailableError
 from cmdb.history import ci_as_of, history_near, parse_since, parse_time, resolve_ci
 from cmdb.model import default_schema
 from cmdb.store import open_store
@@ -344,7 +344,7 @@ def restore(
     """Load a dump into an empty store (the one named by --store)."""
     from cmdb.migrate import import_dump
 
-    with _store() as store:
+    with _store(create=True) as store:
         _report_records("restored", file, import_dump(store, file), as_json)
 
 
@@ -360,6 +360,8 @@ def migrate(
     from cmdb.migrate import compare_stores
     from cmdb.migrate import migrate as run_migration
 
+    if not store_exists(src):
+        raise StoreUnavailableError(f"--from {src}: there is no store there; check the path")
     source, target = open_store(src), open_store(dst)
     try:
         counts = run_migration(source, target, replace=replace)

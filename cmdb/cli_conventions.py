@@ -72,10 +72,10 @@ def exit_code_for(exc: BaseException) -> int:
     """The exit status for an error, from its place in ``cmdb.errors``."""
     if isinstance(exc, NotFoundError):
         return EXIT_NOT_FOUND
-    if isinstance(exc, StoreError):
-        return EXIT_STORE
     if isinstance(exc, BadInputError | SchemaError | ConfigError | UsageError):
         return EXIT_USAGE
+    if isinstance(exc, StoreError):
+        return EXIT_STORE
     return EXIT_PARTIAL
 
 

@@ -50,7 +50,7 @@ def tokens_create(
     from cmdb.store import default_store_url
 
     url = _store_url(ctx) or default_store_url()
-    with opened_store(url) as store:
+    with opened_store(url, create=True) as store:
         key = load_server_key(key_file_for(store.url))
         token, rec = create_token(store, key, name, role, partitions=_split(partitions), sources=_split(sources),
                                   scopes=_split(scopes), expires=lifetime, created_by=_whoami())
