@@ -108,5 +108,5 @@ def test_tasks_list_filters_and_transitions(estate: Path) -> None:
     assert bad.returncode == 2 and "--state 'closed'" in bad.stderr
     assert ids("--state", "resolved") == [t0.id]
     cmdb(estate, "tasks", "cancel", queued.id, "--note", "CI gone")
-    assert len(as_json(cmdb(estate, "tasks", "list", "--json"))) == 1
+    assert len(ids()) == 1
 
