@@ -69,8 +69,8 @@ def folded_table(*columns: str, title: str | None = None) -> Table:
 
 def print_table(console: Console, table: Table, wide: bool) -> None:
     """Print ``table``; ``wide`` lets every row run as long as it needs."""
-    if wide:
-        console.print(table, width=max(console.width, 400), crop=False, soft_wrap=True)
+    if wide:  # a console of its own: print(width=) cannot go past the terminal's width
+        Console(file=console.file, width=100_000, no_color=console.no_color, highlight=False).print(table)
     else:
         console.print(table)
 
