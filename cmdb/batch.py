@@ -106,10 +106,10 @@ class Batch:
         """Parse the native format; errors name ``origin`` and the item index."""
         if not isinstance(doc, Mapping):
             raise BadInputError(f"{origin}: a batch must be a mapping with source, cis and relationships")
+        check_limits(doc, origin)
         unknown = set(doc) - {"source", "scope", "complete", "run_id", "actor", "cis", "relationships"}
         if unknown:
             raise BadInputError(f"{origin}: unknown top-level key(s) {', '.join(sorted(unknown))}")
-        check_limits(doc, origin)
         header = _header(doc, origin)
         source = header["source"]
         assert source is not None

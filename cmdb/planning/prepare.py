@@ -17,9 +17,9 @@ from cmdb.planning.state import PlannerState, PreparedRel
 class Preparation(PlannerState):
     def prepare(self) -> None:
         schema, batch = self.schema, self.batch
+        refuse_control_characters(batch)
         if not batch.source or any(c.isspace() for c in batch.source):
             raise BadInputError(f"{batch.origin}: source {batch.source!r} must be a word like snmp or import:csv")
-        refuse_control_characters(batch)
         problems = Problems(batch.origin)
         items: list[tuple[CIRecord, dict[str, Any]]] = []
         item_keys: list[dict[str, str]] = []
