@@ -4,8 +4,10 @@ This module holds only the core's commands and the root ``--store`` option; the 
 (discovery, impact, ...) are added where the product is assembled, ``product/cli.py``, so the core
 package imports none of the wings built on it.
 
-Every listing has ``--json`` for scripts. Errors are CmdbErrors printed as one line on stderr with
-exit status 2; nothing is half written because every load is one batch, one transaction.
+Every command follows ``cmdb.cli_conventions`` (global options anywhere, ``--json`` in one envelope,
+errors as one line or JSON on stderr with a meaningful exit status); nothing is half written because
+every load is one batch, one transaction. ``init`` and ``load`` live in ``cmdb.cli_load``; listing
+helpers (typed filters, cursors, tables that never cut) in ``cmdb.cli_listing``.
 """
 
 from __future__ import annotations
@@ -206,7 +208,7 @@ def ci_show(
     out.print(f"[bold]{ci.name}[/] ({ci.cls}) {ci.id} status={ci.status} created {ci.created_at}")
     table = Table()
     for col in ("attribute", "value", "source", "alternatives"):
-        table.add_column(col)
+        table.add_column(col, overflow="fold")
     for attr, value in sorted(ci.attrs.items()):
         cands = ci.provenance.get(attr, {})
         winner = next((s for s, v in cands.items() if v.value == value), "")

@@ -77,7 +77,7 @@ def tokens_list(
         return
     table = Table()
     for col in ("name", "role", "partitions", "sources/scopes", "created", "expires", "last used", "revoked"):
-        table.add_column(col)
+        table.add_column(col, overflow="fold")
     for t in items:
         reach = ", ".join(t["sources"] or []) + (f" in {', '.join(t['scopes'])}" if t["scopes"] else "")
         table.add_row(str(t["name"]), str(t["role"]),

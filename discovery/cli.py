@@ -104,7 +104,7 @@ def print_run(record: DiscoveryRunRecord, as_json: bool) -> None:
         return
     table = Table()
     for col in ("target", "outcome", "profile", "items", "changes", "seconds", "detail"):
-        table.add_column(col)
+        table.add_column(col, overflow="fold")
     for o in shown:
         table.add_row(o["target"], o["outcome"], o.get("profile") or "", str(o["items"]), str(o.get("changes", "")),
                       f"{o['seconds']:.2f}", o.get("detail") or "")
@@ -128,9 +128,9 @@ def _runs(
         return
     table = Table()
     for col in ("run", "source", "scope", "complete", "ended", "changes"):
-        table.add_column(col)
+        table.add_column(col, overflow="fold")
     for r in items:
-        table.add_row(r.run_id, r.source, r.scope or "", "yes" if r.complete else "partial", r.ended_at[:19],
+        table.add_row(r.run_id, r.source, r.scope or "", "yes" if r.complete else "partial", r.ended_at,
                       ", ".join(f"{k} {v}" for k, v in r.stats.items() if v))
     out.print(table)
 
@@ -150,9 +150,9 @@ def runs_list(
         return
     table = Table()
     for col in ("run", "method", "by", "started", "ended", "targets", "outcomes"):
-        table.add_column(col)
+        table.add_column(col, overflow="fold")
     for r in items:
-        table.add_row(r.run_id, r.method, r.actor or "", r.started_at[:19], (r.ended_at or "running")[:19],
+        table.add_row(r.run_id, r.method, r.actor or "", r.started_at, r.ended_at or "running",
                       str(len(r.targets)) if len(r.targets) != 1 else r.targets[0],
                       ", ".join(f"{n} {k}" for k, n in sorted(r.counts().items())))
     out.print(table)

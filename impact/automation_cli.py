@@ -101,7 +101,7 @@ def outbox_list(
         return
     table = Table()
     for col in ("id", "state", "channel", "to", "subject", "attempts", "next / sent", "last error"):
-        table.add_column(col)
+        table.add_column(col, overflow="fold")
     for m in items:
         table.add_row(m.id, m.state, m.channel, m.recipient, m.subject, str(m.attempts),
                       (m.sent_at or m.next_attempt_at or "")[:19], m.last_error or "")
