@@ -63,10 +63,14 @@ def test_a_large_attribute_made_of_aliases_is_refused(tmp_path: Path) -> None:
     assert "relationships[0].attributes.blob" in str(err.value) and f"{MAX_ATTRIBUTE:,}" in str(err.value)
 
 
+def from_json(doc: object) -> Batch:
+    return Batch.from_bytes(json.dumps(doc).encode(), "<stdin>")
+
+
 def test_a_long_string_is_refused_by_name() -> None:
     with pytest.raises(BadInputError, match=r"cis\[0\].description is a string of 70,000 characters"):
-        Batch.from_dict({"source": "manual", "cis": [{**ITEM, "description": "d" * 70_000}]})
-    Batch.from_dict({"source": "manual", "cis": [{**ITEM, "description": "d" * MAX_STRING}]})
+        from_json({"source": "manual", "cis": [{**ITEM, "description": "d" * 70_000}]})
+    from_json({"source": "manual", "cis": [{**ITEM, "description": "d" * MAX_STRING}]})
 
 
 def test_deep_nesting_is_a_clear_error_at_any_depth(tmp_path: Path) -> None:
@@ -74,7 +78,7 @@ def test_deep_nesting_is_a_clear_error_at_any_depth(tmp_path: Path) -> None:
     for _ in range(MAX_DEPTH):
         deep = {"k": deep}
     with pytest.raises(BadInputError, match=r"cis\[0\].nested.k.k.*is nested more than"):
-        Batch.from_dict({"source": "manual", "cis": [{**ITEM, "nested": deep}]})
+        from_json({"source": "manual", "cis": [{**ITEM, "nested": deep}]})
     (tmp_path / "deep.json").write_text('{"source": "manual", "cis": [{"class": "Server", "x": '
                                         + "[" * 100_000 + "]" * 100_000 + "}]}")
     with pytest.raises(BadInputError, match=r"deep\.json: nested too deeply"):
