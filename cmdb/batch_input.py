@@ -15,8 +15,8 @@ Python parser. So:
 
 ``Batch.from_bytes`` (files, standard input) applies all of this; ``Batch.from_dict`` for documents
 built in-process does not walk them (the walk costs about 10% of an embedded ingest), and the API
-bounds its request bodies itself. The limits are far above anything a collector or importer writes (a CI's largest attribute in the
-sample estate and the recorded discovery data is under 2 KB).
+bounds its request bodies itself. The limits are far above anything a collector or importer writes
+(a CI's largest attribute in the sample estate and the recorded discovery data is under 2 KB).
 """
 
 from __future__ import annotations
