@@ -4,14 +4,15 @@ This module holds only the core's commands and the root ``--store`` option; the 
 (discovery, impact, ...) are added where the product is assembled, ``product/cli.py``, so the core
 package imports none of the wings built on it.
 
-Every listing has ``--json`` for scripts. Errors are CmdbErrors printed as one line on stderr with
-exit status 2; nothing is half written because every load is one batch, one transaction.
+Every command follows ``cmdb.cli_conventions`` (global options anywhere, ``--json`` in one envelope,
+errors as one line or JSON on stderr with a meaningful exit status); nothing is half written because
+every load is one batch, one transaction. ``init`` and ``load`` live in ``cmdb.cli_load``; listing
+helpers (typed filters, cursors, tables that never cut) in ``cmdb.cli_listing``.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
 from contextlib import AbstractContextManager
 from dataclasses import asdict
 from pathlib import Path
@@ -21,20 +22,21 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from cmdb.batch import Batch
-from cmdb.cli_output import emit_json, opened_store
-from cmdb.errors import BadInputError, CmdbError
+from cmdb.ci_lookup import all_matches
+from cmdb.cli_conventions import options, run, store_url
+from cmdb.cli_listing import decode_cursor, encode_cursor, folded_table, more_hint, print_table, typed_filters
+from cmdb.cli_load import SAMPLE_ESTATE, init_command, load_command
+from cmdb.cli_output import emit_json, emit_page, opened_store, store_exists
+from cmdb.errors import BadInputError, CmdbError, StoreUnavailableError
 from cmdb.history import ci_as_of, history_near, parse_since, parse_time, resolve_ci
-from cmdb.ingest_pipeline import ingest_many
-from cmdb.reconcile import ReconcileConfig
 from cmdb.schema_store import store_schema
 from cmdb.store import open_store
-from cmdb.store.base import CIState, Event, GraphStore, RelState, SearchQuery
+from cmdb.store.base import CIState, Event, GraphStore, RelState, SearchQuery, sort_key
 
-SAMPLE_ESTATE = Path(__file__).parent / "sample" / "estate.yaml"
+__all__ = ["SAMPLE_ESTATE", "app", "run_guarded"]
 
 app = typer.Typer(
-    no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
+    no_args_is_help=True, add_completion=True, pretty_exceptions_enable=False,
     help="An open-source CMDB: configuration items and their dependencies in one graph.",
 )
 ci_app = typer.Typer(no_args_is_help=True, help="Configuration items.")
@@ -44,7 +46,6 @@ app.add_typer(rel_app, name="rel")
 
 out = Console()
 err = Console(stderr=True)
-_state: dict[str, Any] = {"store_url": None}
 
 T = TypeVar("T")
 JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable JSON output.")]
@@ -57,11 +58,12 @@ def _main(
         typer.Option("--store", envvar="CMDB_STORE", help="Store URL: sqlite:///file.db or neo4j://user@host:7687."),
     ] = None,
 ) -> None:
-    _state["store_url"] = store
+    if store:
+        options.store = store
 
 
-def _store() -> AbstractContextManager[GraphStore]:
-    return opened_store(_state["store_url"])
+def _store(create: bool = False) -> AbstractContextManager[GraphStore]:
+    return opened_store(store_url(), create=create)
 
 
 def _ci_dict(c: CIState, full: bool = False) -> dict[str, Any]:
@@ -81,32 +83,8 @@ def _names(store: GraphStore, ids: set[str]) -> dict[str, str]:
     return {i: f"{c.name or i} ({c.cls})" for i, c in store.get_cis(ids).items()}
 
 
-@app.command()
-def load(
-    files: Annotated[list[Path] | None, typer.Argument(help="Batch files (JSON or YAML).")] = None,
-    sample: Annotated[bool, typer.Option("--sample", help="Load the bundled sample estate.")] = False,
-    as_json: JsonOpt = False,
-) -> None:
-    """Load batch files; each file is one atomic batch."""
-    paths = list(files or [])
-    if sample:
-        paths.insert(0, SAMPLE_ESTATE)
-    if not paths:
-        raise BadInputError("name one or more batch files, or --sample")
-    batches = [Batch.from_file(p) for p in paths]  # parse everything before writing anything
-    config = ReconcileConfig.load()
-    results = []
-    with _store() as store:
-        # Each file is still its own transaction, in order; on Neo4j the next is planned while one is written.
-        for path, res in zip(paths, ingest_many(store, batches, config=config), strict=False):
-            results.append({"file": str(path), "run_id": res.run_id, **res.summary()})
-    if as_json:
-        emit_json(results)
-        return
-    for r in results:
-        out.print(f"[bold]{r['file']}[/]: {r['created']} created, {r['updated']} updated, "
-                  f"{r['unchanged']} unchanged, {r['rels_created']} relationships created, "
-                  f"{r['events']} history events, {r['conflicts']} conflicts (run {r['run_id']})")
+app.command("init")(init_command)
+app.command("load")(load_command)
 
 
 @app.command()
@@ -134,14 +112,8 @@ def stats(as_json: JsonOpt = False) -> None:
     out.print("CIs by status: " + ", ".join(f"{k} {v}" for k, v in st["cis_by_status"].items()))
 
 
-def _print_cis(items: list[CIState], total: int) -> None:
-    table = Table()
-    for col in ("id", "class", "name", "status"):
-        table.add_column(col)
-    for c in items:
-        table.add_row(c.id, c.cls, c.name or "", c.status)
-    out.print(table)
-    out.print(f"{len(items)} of {total}")
+CursorOpt = Annotated[str | None, typer.Option("--cursor", help="Continue a listing: the `next` it gave.")]
+WideOpt = Annotated[bool, typer.Option("--wide", help="One line per row, however long (ids are never cut).")]
 
 
 @ci_app.command("list")
@@ -150,10 +122,12 @@ def ci_list(
     status: Annotated[str | None, typer.Option(help="active, stale or retired.")] = None,
     limit: int = 50,
     offset: int = 0,
+    cursor: CursorOpt = None,
+    wide: WideOpt = False,
     as_json: JsonOpt = False,
 ) -> None:
     """List CIs, optionally of one class (and its subclasses)."""
-    _search(None, cls, status, [], limit, offset, as_json)
+    _search(None, cls, status, [], limit, offset, cursor, wide, as_json)
 
 
 @ci_app.command("search")
@@ -161,35 +135,42 @@ def ci_search(
     text: Annotated[str | None, typer.Argument(help="Substring of the CI name.")] = None,
     cls: Annotated[str | None, typer.Option("--class")] = None,
     status: Annotated[str | None, typer.Option()] = None,
-    attr: Annotated[list[str] | None, typer.Option("--attr", help="attr=value filter; repeatable.")] = None,
+    attr: Annotated[list[str] | None, typer.Option(
+        "--attr", help="attr=value filter, compared as the attribute's type (cpu_count=8); repeatable.")] = None,
     limit: int = 50,
     offset: int = 0,
+    cursor: CursorOpt = None,
+    wide: WideOpt = False,
     as_json: JsonOpt = False,
 ) -> None:
     """Search CIs by name, class, status and attribute values."""
-    _search(text, cls, status, attr or [], limit, offset, as_json)
+    _search(text, cls, status, attr or [], limit, offset, cursor, wide, as_json)
 
 
 def _search(text: str | None, cls: str | None, status: str | None, attrs: list[str], limit: int, offset: int,
-            as_json: bool) -> None:
-    filters: dict[str, Any] = {}
-    for item in attrs:
-        name, sep, value = item.partition("=")
-        if not sep:
-            raise BadInputError(f"--attr {item!r}: expected attr=value")
-        filters[name] = value
+            cursor: str | None, wide: bool, as_json: bool) -> None:
     if status is not None and status not in ("active", "stale", "retired"):
         raise BadInputError(f"--status {status!r}: use active, stale or retired")
+    if limit < 1:
+        raise BadInputError(f"--limit must be at least 1, not {limit}")
+    after = tuple(decode_cursor(cursor, "ci")) if cursor else None
     with _store() as store:
         schema = store_schema(store)
-        query = SearchQuery(classes=schema.descendants(cls) if cls else None, status=status, text=text,
-                            attrs=filters, limit=limit, offset=offset)
+        classes = schema.descendants(cls) if cls else None
+        filters = typed_filters(schema, classes, attrs)
+        query = SearchQuery(classes=classes, status=status, text=text, attrs=filters, limit=limit,
+                            offset=0 if after else offset, after=after)
         page = store.search(query)
+    more = len(page.items) == limit and (after is not None or offset + limit < page.total)
+    next_cursor = encode_cursor("ci", list(sort_key(page.items[-1]))) if more and page.items else None
     if as_json:
-        emit_json({"total": page.total, "limit": limit, "offset": offset,
-                    "items": [_ci_dict(c) for c in page.items]})
-    else:
-        _print_cis(page.items, page.total)
+        emit_page([_ci_dict(c) for c in page.items], page.total, next_cursor, limit=limit)
+        return
+    table = folded_table("id", "class", "name", "status")
+    for c in page.items:
+        table.add_row(c.id, c.cls, c.name or "", c.status)
+    print_table(out, table, wide)
+    out.print(more_hint(len(page.items), page.total, next_cursor), highlight=False, soft_wrap=True)
 
 
 @ci_app.command("show")
@@ -218,13 +199,16 @@ def ci_show(
         assert ci is not None
         ci_rels = store.relationships(ci_id, include_retired=True)
         rel_names = _names(store, {r.src for r in ci_rels} | {r.dst for r in ci_rels})
+        others = {i: via for i, via in all_matches(store, schema, ref).items() if i != ci_id}
+        other_cis = store.get_cis(set(others))
+    also = [{"id": i, "class": c.cls, "name": c.name, "via": others[i]} for i, c in other_cis.items()]
     if as_json:
-        emit_json({**_ci_dict(ci, full=True), "relationships": [_rel_dict(r) for r in ci_rels]})
+        emit_json({**_ci_dict(ci, full=True), "relationships": [_rel_dict(r) for r in ci_rels], "also_matches": also})
         return
     out.print(f"[bold]{ci.name}[/] ({ci.cls}) {ci.id} status={ci.status} created {ci.created_at}")
     table = Table()
     for col in ("attribute", "value", "source", "alternatives"):
-        table.add_column(col)
+        table.add_column(col, overflow="fold")
     for attr, value in sorted(ci.attrs.items()):
         cands = ci.provenance.get(attr, {})
         winner = next((s for s, v in cands.items() if v.value == value), "")
@@ -235,6 +219,9 @@ def ci_show(
         out.print(f"  seen by {s.source} in {s.scope}: first {s.first_seen}, last {s.last_seen}, {s.status}")
     for rel in ci_rels:
         out.print(f"  {rel_names.get(rel.src, rel.src)} -{rel.type}-> {rel_names.get(rel.dst, rel.dst)} [{rel.status}]")
+    for a in also:
+        out.print(f"[bold]also matches[/] {ref!r} (by {a['via']}): {a['name']} ({a['class']}) {a['id']}; "
+                  f"`cmdb ci show {a['id']}`", highlight=False, soft_wrap=True)
 
 
 @rel_app.command("list")
@@ -244,27 +231,35 @@ def rel_list(
     direction: Annotated[str, typer.Option(help="out, in or both.")] = "both",
     limit: int = 200,
     offset: int = 0,
+    cursor: CursorOpt = None,
+    wide: WideOpt = False,
     as_json: JsonOpt = False,
 ) -> None:
     """List relationships."""
     if direction not in ("out", "in", "both"):
         raise BadInputError("--direction must be out, in or both")
+    if limit < 1:
+        raise BadInputError(f"--limit must be at least 1, not {limit}")
+    start = int(decode_cursor(cursor, "rel")) if cursor else offset
     with _store() as store:
         schema = store_schema(store)
         if type is not None:
             schema.rel_type(type)
         ci_id = resolve_ci(store, schema, ci) if ci else None
-        rels = store.relationships(ci_id, type, direction, limit=limit, offset=offset)  # type: ignore[arg-type]
+        # One more than asked: whether there is a next page, without counting them all.
+        rels = store.relationships(ci_id, type, direction, limit=limit + 1, offset=start)  # type: ignore[arg-type]
         names = _names(store, {r.src for r in rels} | {r.dst for r in rels})
+    next_cursor = encode_cursor("rel", start + limit) if len(rels) > limit else None
+    rels = rels[:limit]
     if as_json:
-        emit_json([_rel_dict(r) for r in rels])
+        # total: known on the last page; null while more pages remain (counting them all would read them all)
+        emit_page([_rel_dict(r) for r in rels], None if next_cursor else start + len(rels), next_cursor)
         return
-    table = Table()
-    for col in ("from", "type", "to", "status"):
-        table.add_column(col)
+    table = folded_table("from", "type", "to", "status", "id")
     for r in rels:
-        table.add_row(names.get(r.src, r.src), r.type, names.get(r.dst, r.dst), r.status)
-    out.print(table)
+        table.add_row(names.get(r.src, r.src), r.type, names.get(r.dst, r.dst), r.status, r.id)
+    print_table(out, table, wide)
+    out.print(more_hint(len(rels), None, next_cursor), highlight=False, soft_wrap=True)
 
 
 @app.command()
@@ -283,11 +278,9 @@ def history(
     if as_json:
         emit_json([asdict(e) for e in events])
         return
-    table = Table()
-    for col in ("at", "CI", "change", "old", "new", "source"):
-        table.add_column(col)
+    table = folded_table("at", "CI", "change", "old", "new", "source")
     for e in events:
-        table.add_row(e.at[:19], names.get(e.ci_id or "", e.ci_id or ""), _describe(e, names),
+        table.add_row(e.at, names.get(e.ci_id or "", e.ci_id or ""), _describe(e, names),
                       _short(e.old), _short(e.new), e.actor or e.source)
     out.print(table)
     out.print(f"{len(events)} changes")
@@ -319,11 +312,9 @@ def conflicts(as_json: JsonOpt = False) -> None:
     if not items:
         out.print("no identity conflicts")
         return
-    table = Table()
-    for col in ("at", "source", "item", "matches", "keys"):
-        table.add_column(col)
+    table = folded_table("at", "source", "item", "matches", "keys")
     for c in items:
-        table.add_row(c.at[:19], c.source, c.item, ", ".join(names.get(i, i) for i in c.ci_ids),
+        table.add_row(c.at, c.source, c.item, ", ".join(names.get(i, i) for i in c.ci_ids),
                       "\n".join(f"{k} -> {names.get(v, v)}" for k, v in c.keys.items()))
     out.print(table)
 
@@ -355,7 +346,7 @@ def restore(
     """Load a dump into an empty store (the one named by --store)."""
     from cmdb.migrate import import_dump
 
-    with _store() as store:
+    with _store(create=True) as store:
         _report_records("restored", file, import_dump(store, file), as_json)
 
 
@@ -371,6 +362,8 @@ def migrate(
     from cmdb.migrate import compare_stores
     from cmdb.migrate import migrate as run_migration
 
+    if not store_exists(src):
+        raise StoreUnavailableError(f"--from {src}: there is no store there; check the path")
     source, target = open_store(src), open_store(dst)
     try:
         counts = run_migration(source, target, replace=replace)
@@ -387,17 +380,10 @@ def migrate(
                   + (" (verified identical)" if verify else ""))
 
 
-def _guard(fn: Callable[[], T]) -> T:
-    try:
-        return fn()
-    except CmdbError as exc:
-        err.print(f"[red]error:[/] {exc}", highlight=False, soft_wrap=True)
-        raise SystemExit(2) from None
-
-
 def run_guarded(typer_app: typer.Typer) -> None:
-    """Runs ``typer_app`` with CmdbErrors printed as one line on stderr (exit status 2), never a traceback."""
-    _guard(lambda: typer_app(standalone_mode=True))
+    """Runs ``typer_app`` under the conventions (``cmdb.cli_conventions``): global options anywhere, errors as
+    one line (or JSON) on stderr with a meaningful exit status, never a traceback."""
+    run(typer_app)
 
 
 if __name__ == "__main__":  # the whole command (wings included) is assembled in product/cli.py

@@ -7,7 +7,11 @@
     ├── NotFoundError          a CI, relationship or run asked for does not exist
     ├── ConfigError            a configuration file, store URL or secret reference is unusable
     └── StoreError             the store failed (I/O, server unreachable); the batch was rolled back
-        └── StoreUnavailableError  the store could not be reached at all
+        ├── StoreUnavailableError  the store could not be reached at all (or its file does not exist)
+        └── StoreNotEmptyError     a restore or migration into a store that holds data (also a BadInputError)
+
+The command line maps these to exit statuses (``cmdb.cli_conventions.exit_code_for``): NotFoundError 3,
+BadInputError / SchemaError / ConfigError 2, StoreError 4, anything else 1.
 """
 
 from __future__ import annotations
@@ -43,3 +47,8 @@ class StoreError(CmdbError):
 
 class StoreUnavailableError(StoreError):
     """The store could not be reached."""
+
+
+class StoreNotEmptyError(StoreError, BadInputError):
+    """A restore or migration was pointed at a store that already holds data: the command, not the store,
+    is wrong."""

@@ -17,7 +17,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from cmdb.errors import BadInputError, ConfigError, StoreError
+from cmdb.errors import BadInputError, ConfigError, StoreError, StoreNotEmptyError
 from cmdb.store.base import GraphStore, iso
 
 DUMP_FORMAT = "cmdb-dump"
@@ -107,7 +107,8 @@ def migrate(src: GraphStore, dst: GraphStore, replace: bool = False) -> dict[str
     """
     if not is_empty(dst):
         if not replace:
-            raise StoreError(f"{dst.url} is not empty; migrate into an empty store or ask to replace its contents")
+            raise StoreNotEmptyError(
+                f"{dst.url} is not empty; migrate into an empty store or ask to replace its contents")
         clear = getattr(dst, "clear", None)
         if clear is None:
             raise ConfigError(f"{dst.url} cannot be cleared in place; migrate into a new, empty store instead")

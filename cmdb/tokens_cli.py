@@ -50,7 +50,7 @@ def tokens_create(
     from cmdb.store import default_store_url
 
     url = _store_url(ctx) or default_store_url()
-    with opened_store(url) as store:
+    with opened_store(url, create=True) as store:
         key = load_server_key(key_file_for(store.url))
         token, rec = create_token(store, key, name, role, partitions=_split(partitions), sources=_split(sources),
                                   scopes=_split(scopes), expires=lifetime, created_by=_whoami())
@@ -77,7 +77,7 @@ def tokens_list(
         return
     table = Table()
     for col in ("name", "role", "partitions", "sources/scopes", "created", "expires", "last used", "revoked"):
-        table.add_column(col)
+        table.add_column(col, overflow="fold")
     for t in items:
         reach = ", ".join(t["sources"] or []) + (f" in {', '.join(t['scopes'])}" if t["scopes"] else "")
         table.add_row(str(t["name"]), str(t["role"]),

@@ -22,6 +22,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from cmdb.cli_conventions import PartialFailure
 from cmdb.cli_output import emit_json, opened_store
 from cmdb.errors import NotFoundError
 from cmdb.reconcile import ReconcileConfig
@@ -37,8 +38,9 @@ RecordOpt = Annotated[Path | None, typer.Option(
     "--record", help="Write every target's raw reading to DIR/<method>/<target>.json (for golden tests).")]
 
 
-def store_of(ctx: typer.Context) -> AbstractContextManager[GraphStore]:
-    return opened_store(ctx.find_root().params.get("store"))
+def store_of(ctx: typer.Context, create: bool = False) -> AbstractContextManager[GraphStore]:
+    """The command line's store; a discovery run creates it (and says where), a read needs it to exist."""
+    return opened_store(ctx.find_root().params.get("store"), create=create)
 
 
 def execute(
@@ -59,7 +61,7 @@ def execute(
     push_url = ctx.params.get("push")
     pusher = BatchPusher.from_options(push_url, ctx.params.get("token_file")) if push_url else None
     try:
-        with store_of(ctx) as store:
+        with store_of(ctx, create=True) as store:
             record = asyncio.run(run_discovery(
                 collector, targets, store, concurrency=concurrency, target_timeout=target_timeout, options=options,
                 show_progress=not as_json and sys.stderr.isatty(), config=ReconcileConfig.load(), record_dir=record_dir,
@@ -69,7 +71,22 @@ def execute(
         if pusher is not None:
             pusher.close()
     print_run(record, as_json)
+    failed = failed_outcomes(record)
+    if failed:  # the run is recorded and printed; exit status 1 tells cron and CI that targets failed
+        raise PartialFailure(f"{sum(failed.values())} of {len(record.outcomes)} targets failed ("
+                             + ", ".join(f"{n} {k}" for k, n in sorted(failed.items()))
+                             + f"); `cmdb runs show {record.run_id}` has the details")
     return record
+
+
+NOTHING_THERE = {"scan": frozenset({"timeout", "unreachable", "refused"})}
+"""Outcomes that are an answer, not a failure, for a method: a sweep of a subnet meets silent addresses."""
+
+
+def failed_outcomes(record: DiscoveryRunRecord) -> dict[str, int]:
+    """Outcome -> count of the targets that failed (exit status 1 when any did)."""
+    fine = {"ok", *NOTHING_THERE.get(record.method, ())}
+    return {k: n for k, n in record.counts().items() if k not in fine}
 
 
 def print_run(record: DiscoveryRunRecord, as_json: bool) -> None:
@@ -87,7 +104,7 @@ def print_run(record: DiscoveryRunRecord, as_json: bool) -> None:
         return
     table = Table()
     for col in ("target", "outcome", "profile", "items", "changes", "seconds", "detail"):
-        table.add_column(col)
+        table.add_column(col, overflow="fold")
     for o in shown:
         table.add_row(o["target"], o["outcome"], o.get("profile") or "", str(o["items"]), str(o.get("changes", "")),
                       f"{o['seconds']:.2f}", o.get("detail") or "")
@@ -111,9 +128,9 @@ def _runs(
         return
     table = Table()
     for col in ("run", "source", "scope", "complete", "ended", "changes"):
-        table.add_column(col)
+        table.add_column(col, overflow="fold")
     for r in items:
-        table.add_row(r.run_id, r.source, r.scope or "", "yes" if r.complete else "partial", r.ended_at[:19],
+        table.add_row(r.run_id, r.source, r.scope or "", "yes" if r.complete else "partial", r.ended_at,
                       ", ".join(f"{k} {v}" for k, v in r.stats.items() if v))
     out.print(table)
 
@@ -133,9 +150,9 @@ def runs_list(
         return
     table = Table()
     for col in ("run", "method", "by", "started", "ended", "targets", "outcomes"):
-        table.add_column(col)
+        table.add_column(col, overflow="fold")
     for r in items:
-        table.add_row(r.run_id, r.method, r.actor or "", r.started_at[:19], (r.ended_at or "running")[:19],
+        table.add_row(r.run_id, r.method, r.actor or "", r.started_at, r.ended_at or "running",
                       str(len(r.targets)) if len(r.targets) != 1 else r.targets[0],
                       ", ".join(f"{n} {k}" for k, n in sorted(r.counts().items())))
     out.print(table)

@@ -39,8 +39,8 @@ def register(app: typer.Typer) -> None:
     app.command("scheduler")(scheduler)
 
 
-def _store(ctx: typer.Context) -> AbstractContextManager[GraphStore]:
-    return opened_store(ctx.find_root().params.get("store"))
+def _store(ctx: typer.Context, create: bool = False) -> AbstractContextManager[GraphStore]:
+    return opened_store(ctx.find_root().params.get("store"), create=create)
 
 
 def _now(at: str | None) -> datetime:
@@ -101,7 +101,7 @@ def outbox_list(
         return
     table = Table()
     for col in ("id", "state", "channel", "to", "subject", "attempts", "next / sent", "last error"):
-        table.add_column(col)
+        table.add_column(col, overflow="fold")
     for m in items:
         table.add_row(m.id, m.state, m.channel, m.recipient, m.subject, str(m.attempts),
                       (m.sent_at or m.next_attempt_at or "")[:19], m.last_error or "")
@@ -193,7 +193,7 @@ def scheduler(
 
     check_jobs(cfg)
     url = ctx.find_root().params.get("store") or os.environ.get("CMDB_STORE") or default_store_url()
-    with _store(ctx) as store:
+    with _store(ctx, create=True) as store:  # its discovery jobs may be the first to write
         sched = Scheduler(store, url, cfg)
         if once:
             sched.run_once()

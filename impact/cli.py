@@ -96,13 +96,13 @@ def incident(
               f"{len(data['services'])} services")
     table = Table(title="Affected services")
     for col in ("tier", "service", "state", "why"):
-        table.add_column(col)
+        table.add_column(col, overflow="fold")
     for s in data["services"]:
         table.add_row(str(s["tier"]), s["name"], _styled(s["state"]), " -> ".join(s["path"]))
     out.print(table)
     people = Table(title="Stakeholders")
     for col in ("tier", "who", "roles", "because of", "contact"):
-        people.add_column(col)
+        people.add_column(col, overflow="fold")
     for sh in data["stakeholders"]:
         reasons = sorted({r["ci"] for r in sh["reasons"]})
         more = f" (+{len(reasons) - 3})" if len(reasons) > 3 else ""
@@ -140,7 +140,7 @@ def spof(
         return
     table = Table(title=f"Single points of failure for tier <= {tier} services")
     for col in ("CI", "class", "takes down", "why (first service)"):
-        table.add_column(col)
+        table.add_column(col, overflow="fold")
     for s in found:
         table.add_row(s.name, s.cls, ", ".join(f"{n} (tier {t})" for n, t, _p in s.services),
                       " -> ".join(s.services[0][2]))
@@ -189,7 +189,7 @@ def change(
         out.print(f"  [red]conflict[/]: {c}")
     table = Table(title="Services at risk (worst case)")
     for col in ("tier", "service", "worst case", "why"):
-        table.add_column(col)
+        table.add_column(col, overflow="fold")
     for s in data["services"]:
         table.add_row(str(s["tier"]), s["name"], _styled(s["worst_case"]), " -> ".join(s["path"]))
     out.print(table)
@@ -295,7 +295,7 @@ def expiry(
         out.print(f"{i['expires'][:10]}  {i['class']} {i['name']}")
     table = Table(title=f"Services hit by what lapses by {when[:10]} + {within_days} days")
     for col in ("tier", "service", "state", "why"):
-        table.add_column(col)
+        table.add_column(col, overflow="fold")
     for s in services:
         table.add_row(str(s.tier), s.name, _styled(s.state.label), " -> ".join(s.path))
     out.print(table)

@@ -94,7 +94,7 @@ def discovery_job(store: GraphStore, store_url: str, config: AutomationConfig, j
                   now: datetime) -> dict[str, Any]:
     argv = discovery_argv(job.kind, store_url, job)
     proc = subprocess.run(argv, capture_output=True, text=True, check=False)
-    if proc.returncode != 0:
+    if proc.returncode not in (0, 1):  # 1: the run was made and recorded, some targets failed
         last = (proc.stderr.strip().splitlines() or ["no error output"])[-1]
         raise JobFailedError(f"{' '.join(DISCOVERY_COMMANDS[job.kind])} exited {proc.returncode}: {last}")
     try:

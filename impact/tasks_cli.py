@@ -108,8 +108,10 @@ def list_tasks(
         emit_json([task_dict(t) for t in tasks])
         return
     table = Table("id", "kind", "CI", "state", "priority", "threshold", "due", "assignee", "reason")
+    for column in table.columns:
+        column.overflow = "fold"  # ids and times wrap, never cut
     for t in tasks:
-        table.add_row(t.id, t.kind, t.ci_name or t.ci_id, t.state, t.priority, t.threshold or "-", t.due[:16],
+        table.add_row(t.id, t.kind, t.ci_name or t.ci_id, t.state, t.priority, t.threshold or "-", t.due,
                       _assignee(t), t.assignee.reason)
     out.print(table)
     out.print(f"{len(tasks)} task(s)")
@@ -131,8 +133,10 @@ def _print_task(t: Task) -> None:
         out.print("services at risk: " + ", ".join(f"{s.get('name')} (tier {s.get('tier')})"
                                                    for s in t.services_at_risk), highlight=False)
     table = Table("at", "actor", "from", "to", "note")
+    for column in table.columns:
+        column.overflow = "fold"
     for tr in t.transitions:
-        table.add_row(tr.at[:19], tr.actor, tr.from_state or "-", tr.to_state, tr.note)
+        table.add_row(tr.at, tr.actor, tr.from_state or "-", tr.to_state, tr.note)
     out.print(table)
 
 

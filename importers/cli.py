@@ -16,11 +16,11 @@ from rich.console import Console
 
 from cmdb.batch import Batch
 from cmdb.cli_output import emit_json, opened_store
+from cmdb.dryrun import ItemPlan
 from cmdb.errors import BadInputError
 from cmdb.model import default_schema
 from cmdb.reconcile import ReconcileConfig
 from cmdb.schema_store import store_schema
-from importers.dryrun import ItemPlan
 from importers.table_import import ImportReport, TableImport, import_batches
 
 out = Console()
@@ -101,7 +101,7 @@ def import_command(
         from importers.mapping import load_mapping
 
         spec = load_mapping(mapping, schema)
-        with opened_store(store_url) as store, _progress(show) as progress:
+        with opened_store(store_url, create=not dry_run) as store, _progress(show) as progress:
             job = TableImport(store, paths[0], spec, config=config, progress=progress)
             report = job.run(dry_run=dry_run, rejects=skip_invalid)
         print_report(report, dry_run, skip_invalid, as_json)
@@ -110,7 +110,7 @@ def import_command(
         raise BadInputError(f"--mapping and --skip-invalid are for tabular files, not --format {kind}")
     labelled, source, origin = _native_batches(kind, paths, url, user, secret, tables or [], snow_map)
     report = ImportReport(origin, source)
-    with opened_store(store_url) as store, _progress(show) as progress:
+    with opened_store(store_url, create=not dry_run) as store, _progress(show) as progress:
         import_batches(store, labelled, report, schema=schema, config=config, dry_run=dry_run, progress=progress)
     print_report(report, dry_run, None, as_json)
 

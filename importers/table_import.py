@@ -32,12 +32,12 @@ from pathlib import Path
 from typing import IO, Any
 
 from cmdb.batch import Batch, CIRecord, RelRecord
+from cmdb.dryrun import BatchPlan, plan_batch
 from cmdb.errors import BadInputError
 from cmdb.ingest_pipeline import ingest_many
 from cmdb.model import Schema
 from cmdb.reconcile import ReconcileConfig
 from cmdb.store.base import GraphStore
-from importers.dryrun import BatchPlan, plan_batch
 from importers.mapping import MappedRow, Mapping_, RowError
 from importers.tabular import file_format, read_rows
 

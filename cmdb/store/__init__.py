@@ -20,6 +20,18 @@ def default_store_url() -> str:
     return os.environ.get("CMDB_STORE") or f"sqlite:///{Path(user_data_dir('cmdb')) / 'cmdb.db'}"
 
 
+def sqlite_file(url: str) -> Path | None:
+    """The file a SQLite store URL names; None for an in-memory or a server store."""
+    if url.startswith("sqlite://"):
+        path = url[len("sqlite://"):]
+        if path in ("", "/", "/:memory:", ":memory:"):
+            return None
+        return Path(path[1:] if path.startswith("/") else path)
+    if "://" not in url and url != ":memory:":
+        return Path(url)
+    return None
+
+
 def open_store(url: str | None = None) -> GraphStore:
     """Open the store named by ``url`` (default: ``CMDB_STORE`` or a file in the user's data dir)."""
     url = url or default_store_url()

@@ -16,7 +16,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from cmdb.errors import BadInputError, CmdbError, StoreError
+from cmdb.errors import BadInputError, CmdbError, StoreError, StoreNotEmptyError
 from cmdb.store.base import (
     AttrValue,
     BatchReader,
@@ -425,7 +425,7 @@ class SqliteStore(SqliteTasksMixin, SqliteTokens, SqliteIdempotency, SqliteWrite
     def restore(self, records: Iterable[tuple[str, dict[str, Any]]]) -> None:
         with self._lock:
             if int(self._db.execute("SELECT count(*) FROM ci").fetchone()[0]):
-                raise StoreError(f"{self.path} is not empty; restore needs an empty store")
+                raise StoreNotEmptyError(f"{self.path} is not empty; restore needs an empty store")
             self._db.execute("BEGIN IMMEDIATE")
             try:
                 for table, row in records:

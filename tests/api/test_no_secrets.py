@@ -103,7 +103,7 @@ def test_the_cli_never_prints_a_hash_and_the_key_file_is_0600(world: dict[str, A
     runner = CliRunner()
     res = runner.invoke(cli_app, ["--store", store.url, "tokens", "list", "--json"])
     assert res.exit_code == 0, res.output
-    listed = json.loads(res.stdout)
+    listed = json.loads(res.stdout)["items"]
     assert {t["name"] for t in listed} >= {"admin-bot", "gone"}
     for t in store.tokens():
         assert t.token_hash not in res.output

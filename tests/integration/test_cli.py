@@ -59,15 +59,16 @@ def test_load_show_search_history_stats(loaded: Path) -> None:
     (loaded / "ssh.yaml").write_text("source: ssh\ncis:\n  - {class: Server, serial_number: SRV-1, os: RHEL 9}\n")
     cmdb(loaded, "load", str(loaded / "ssh.yaml"))
     near = as_json(cmdb(loaded, "history", "Checkout", "--since", "1h", "--depth", "3", "--json"))
-    assert [(e["kind"], e["attr"], e["new"]) for e in near if e["kind"] == "ci.attr"] == [("ci.attr", "os", "RHEL 9")]
-    assert as_json(cmdb(loaded, "history", "Checkout", "--json"))[0]["kind"] == "ci.created"
+    changes = [(e["kind"], e["attr"], e["new"]) for e in near["items"] if e["kind"] == "ci.attr"]
+    assert changes == [("ci.attr", "os", "RHEL 9")]
+    assert as_json(cmdb(loaded, "history", "Checkout", "--json"))["items"][0]["kind"] == "ci.created"
     rels = as_json(cmdb(loaded, "rel", "list", "--ci", "orders-api", "--direction", "out", "--json"))
-    assert [r["type"] for r in rels] == ["DEPENDS_ON"]
+    assert [r["type"] for r in rels["items"]] == ["DEPENDS_ON"]
     stats = as_json(cmdb(loaded, "stats", "--json"))
     assert stats["cis"] == 4 and stats["relationships"] == 3 and stats["runs"] == 2
     runs = as_json(cmdb(loaded, "runs", "--json"))
-    assert {r["source"] for r in runs} == {"import:csv", "ssh"}
-    assert as_json(cmdb(loaded, "conflicts", "--json")) == []
+    assert {r["source"] for r in runs["items"]} == {"import:csv", "ssh"}
+    assert as_json(cmdb(loaded, "conflicts", "--json"))["items"] == []
     assert "Server" in cmdb(loaded, "stats").stdout
 
 
@@ -81,7 +82,7 @@ def test_as_of_shows_the_past(loaded: Path) -> None:
     later = as_json(cmdb(loaded, "ci", "show", "db-01", "--as-of", "2100-01-01T00:00", "--json"))
     assert later["attrs"]["os"] == "RHEL 9"
     early = cmdb(loaded, "ci", "show", "db-01", "--as-of", "2000-01-01T00:00", ok=False)
-    assert early.returncode == 2 and "did not exist" in early.stderr
+    assert early.returncode == 3 and "did not exist" in early.stderr
 
 
 def test_errors_are_one_clear_line_and_write_nothing(loaded: Path) -> None:
@@ -98,7 +99,7 @@ def test_errors_are_one_clear_line_and_write_nothing(loaded: Path) -> None:
     proc = cmdb(loaded, "load", str(loaded / "broken.yaml"), ok=False)
     assert proc.returncode == 2 and "broken.yaml:" in proc.stderr and "not valid YAML" in proc.stderr
     proc = cmdb(loaded, "ci", "show", "no-such-thing", ok=False)
-    assert proc.returncode == 2 and "no CI matches 'no-such-thing'" in proc.stderr
+    assert proc.returncode == 3 and "no CI matches 'no-such-thing'" in proc.stderr
     proc = cmdb(loaded, "--store", "mysql://x", "stats", ok=False)
     assert proc.returncode == 2 and "unknown store URL" in proc.stderr
 

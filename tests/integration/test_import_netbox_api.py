@@ -52,7 +52,7 @@ def test_pynetbox_pull_pages_and_reimports_nothing(tmp_path: Path) -> None:
         del os.environ["CMDB_TEST_NETBOX_TOKEN"]
     assert (first["created"], first["rels_created"], first["conflicts"]) == (25, 31, 0)
     assert (again["created"], again["updated"], again["events"]) == (0, 0, 0)
-    rels = json.loads(cmdb(tmp_path, "rel", "list", "--type", "CONNECTED_TO", "--json").stdout)
+    rels = json.loads(cmdb(tmp_path, "rel", "list", "--type", "CONNECTED_TO", "--json").stdout)["items"]
     assert len(rels) == 2
 
 

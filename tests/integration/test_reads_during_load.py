@@ -187,7 +187,7 @@ def test_a_write_that_waits_too_long_fails_clearly_and_writes_nothing(tmp_path: 
     finally:
         holder.execute("ROLLBACK")
         holder.close()
-    assert impatient.returncode == 2 and "CMDB_WRITE_TIMEOUT" in err and "nothing was written" in err, err
+    assert impatient.returncode == 4 and "CMDB_WRITE_TIMEOUT" in err and "nothing was written" in err, err
     assert "Traceback" not in err
     store = open_store(url)
     try:

@@ -48,12 +48,12 @@ def test_licences_table_json_and_check(estate: Path) -> None:
     table = cmdb(estate, "licences").stdout
     assert "office-e3" in table and "1 over" in table and "2027-12-31" in table
     dry = as_json(cmdb(estate, "licences", "--check", "--dry-run", "--at", AT, "--json"))
-    assert dry["compliance"]["raised"] == 1 and as_json(cmdb(estate, "tasks", "list", "--json")) == []
+    assert dry["compliance"]["raised"] == 1 and as_json(cmdb(estate, "tasks", "list", "--json"))["items"] == []
     done = as_json(cmdb(estate, "licences", "--check", "--at", AT, "--json"))
     assert done["compliance"]["raised"] == 1
     again = as_json(cmdb(estate, "licences", "--check", "--at", AT, "--json"))
     assert again["compliance"]["raised"] == 0 and again["compliance"]["unchanged"] == 1
-    [task] = as_json(cmdb(estate, "tasks", "list", "--mine", "ann@example.com", "--json"))
+    [task] = as_json(cmdb(estate, "tasks", "list", "--mine", "ann@example.com", "--json"))["items"]
     assert task["kind"] == "licence_compliance" and task["assignee"]["reason"] == "owner of office-e3"
 
 
@@ -74,13 +74,16 @@ def test_tasks_list_filters_and_transitions(estate: Path) -> None:
     finally:
         store.close()
 
-    listed = as_json(cmdb(estate, "tasks", "list", "--json"))
+    listed = as_json(cmdb(estate, "tasks", "list", "--json"))["items"]
     assert [t["kind"] for t in listed] == ["certificate_expiry", "licence_compliance", "certificate_expiry"]
-    assert [t["id"] for t in as_json(cmdb(estate, "tasks", "list", "--team", "Ops", "--json"))] == [t0.id]
-    assert [t["id"] for t in as_json(cmdb(estate, "tasks", "list", "--team", "ops-queue", "--json"))] == [queued.id]
-    overdue = as_json(cmdb(estate, "tasks", "list", "--overdue", "--at", "2027-03-10T00:00:00Z", "--json"))
+    def ids(*args: str) -> list[str]:
+        return [t["id"] for t in as_json(cmdb(estate, "tasks", "list", *args, "--json"))["items"]]
+
+    assert ids("--team", "Ops") == [t0.id]
+    assert ids("--team", "ops-queue") == [queued.id]
+    overdue = as_json(cmdb(estate, "tasks", "list", "--overdue", "--at", "2027-03-10T00:00:00Z", "--json"))["items"]
     assert [t["id"] for t in overdue] == [t0.id]
-    assert as_json(cmdb(estate, "tasks", "list", "--overdue", "--at", AT, "--json")) == []
+    assert as_json(cmdb(estate, "tasks", "list", "--overdue", "--at", AT, "--json"))["items"] == []
     table = cmdb(estate, "tasks", "list").stdout
     assert t0.id in table and "3 task(s)" in table
 
@@ -100,10 +103,10 @@ def test_tasks_list_filters_and_transitions(estate: Path) -> None:
     assert refused.returncode == 2 and "is resolved; it cannot become cancelled" in refused.stderr
     assert "Traceback" not in refused.stderr
     missing = cmdb(estate, "tasks", "show", "task-nope", ok=False)
-    assert missing.returncode == 2 and "no task task-nope" in missing.stderr
+    assert missing.returncode == 3 and "no task task-nope" in missing.stderr
     bad = cmdb(estate, "tasks", "list", "--state", "closed", ok=False)
     assert bad.returncode == 2 and "--state 'closed'" in bad.stderr
-    assert [t["id"] for t in as_json(cmdb(estate, "tasks", "list", "--state", "resolved", "--json"))] == [t0.id]
+    assert ids("--state", "resolved") == [t0.id]
     cmdb(estate, "tasks", "cancel", queued.id, "--note", "CI gone")
-    assert len(as_json(cmdb(estate, "tasks", "list", "--json"))) == 1
+    assert len(ids()) == 1
 

@@ -150,7 +150,7 @@ def test_cli_incident_as_of_now_matches_live(sample_db: Path) -> None:
 def test_cli_spof(sample_db: Path) -> None:
     text = cli(sample_db, "impact", "spof", "--tier", "1")
     assert "fraud-fra-01" in text and "shop.example.com" in text
-    data = json.loads(cli(sample_db, "impact", "spof", "--tier", "2", "--json"))
+    data = json.loads(cli(sample_db, "impact", "spof", "--tier", "2", "--json"))["items"]
     assert "erp-ams-01" in {s["name"] for s in data}  # the single ERP box, Order Fulfilment (tier 2)
 
 

@@ -10,7 +10,7 @@ from typing import Any
 import neo4j
 from neo4j import exceptions as nx
 
-from cmdb.errors import BadInputError, StoreError
+from cmdb.errors import BadInputError, StoreError, StoreNotEmptyError
 from cmdb.store.base import Sighting
 from cmdb.store.neo4j.codecs import (
     SEP,
@@ -96,7 +96,7 @@ class Neo4jRestore(Neo4jConnection):
         ``write_batch`` refuses to write into it until it is cleared.
         """
         if not self.is_empty():
-            raise StoreError(f"{self.url} is not empty; restore needs an empty store (clear it first)")
+            raise StoreNotEmptyError(f"{self.url} is not empty; restore needs an empty store (clear it first)")
         self._write(f"MERGE (m:CmdbMeta {{name: 'store'}}) SET m.restoring = true, m.seq = 0, {BUMP_WRITES}")
         try:
             _Restorer(self).load(self._restore_extra(records))

@@ -53,7 +53,8 @@ def test_an_account_that_cannot_be_reached_is_an_outcome(tmp_path: Path, moto_se
     store = f"sqlite:///{tmp_path / 'cli.db'}"
     proc = cmdb(store, "discover", "aws", "--profile", "no-such-profile", "--profile", "estate", "--regions",
                 "us-east-1", "--services", "s3", "--endpoint-url", moto_server.url, "--json")
-    assert proc.returncode == 0, proc.stderr
+    assert proc.returncode == 1, proc.stderr  # the run was made and recorded; a target failed
+    assert "1 of 2 targets failed (1 denied)" in proc.stderr
     run = json.loads(proc.stdout)
     assert [(o["target"], o["outcome"]) for o in run["outcomes"]] == [
         ("aws:no-such-profile:*:*", "denied"), (f"aws:{ACCOUNT}:global:s3", "ok")]

@@ -37,7 +37,7 @@ def test_discover_devices_command(netdev_lab: Lab, tmp_path: Path) -> None:
     shown = json.loads(cmdb(store, "ci", "show", "FOC2231X0AB", "--json").stdout)  # sw1, found by its serial
     assert (shown["class"], shown["attrs"]["hostname"], shown["attrs"]["ssh_profile"]) == ("Switch", "sw1", "P")
     runs = json.loads(cmdb(store, "runs", "list", "--method", "netdev", "--json").stdout)
-    assert [r["run_id"] for r in runs] == [record["run_id"]]
+    assert [r["run_id"] for r in runs["items"]] == [record["run_id"]]
 
     # The second run knows the keys now: without trust on first use it still gets in.
     again = cmdb(store, "discover", "devices", leaf1, "--credentials", str(creds), "--profile", "P",

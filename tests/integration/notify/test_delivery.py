@@ -152,14 +152,14 @@ def test_dead_letters_listed_and_retried_from_the_cli(tmp_path: Path, webhook: W
         s.close()
     webhook.stop()
     assert cmdb(db, conf, "outbox", "deliver").returncode == 0
-    dead = json.loads(cmdb(db, conf, "outbox", "list", "--state", "dead", "--json").stdout)
+    dead = json.loads(cmdb(db, conf, "outbox", "list", "--state", "dead", "--json").stdout)["items"]
     assert len(dead) == 1 and dead[0]["attempts"] == 1 and webhook.url in dead[0]["last_error"]
     webhook.start()
     assert cmdb(db, conf, "outbox", "retry", dead[0]["id"]).returncode == 0
     out = cmdb(db, conf, "outbox", "deliver", "--json")
     assert json.loads(out.stdout)["sent"] == 1
     assert [r.headers["idempotency-key"] for r in webhook.take()] == ["CHG1:hook"]
-    assert cmdb(db, conf, "outbox", "retry", "msg-nope").returncode == 2
+    assert cmdb(db, conf, "outbox", "retry", "msg-nope").returncode == 3  # not found
 
 
 def test_user_templates_replace_the_shipped_ones(store: SqliteStore, tmp_path: Path) -> None:

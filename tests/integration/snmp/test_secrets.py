@@ -57,11 +57,11 @@ def test_secrets_stay_secret(profiles: Profiles, snmpd: SnmpdAgent, lab: Snmpsim
         [*base, "discover", "snmp", snmpd.host, "127.0.1.1", "127.0.1.9", "--credentials", str(profiles.path),
          *[arg for name in ALL_PROFILES for arg in ("--profile", name)], "--timeout", "0.3", "--retries", "0"],
         capture_output=True, text=True, env=env, timeout=60, check=False)
-    assert discover.returncode == 0, discover.stderr
+    assert discover.returncode == 1, discover.stderr  # targets failed: the run is recorded, the status says so
     assert "refused" in discover.stdout
     listed = subprocess.run([*base, "runs", "list", "--json"], capture_output=True, text=True, env=env, timeout=60,
                             check=True)
-    run_id = json.loads(listed.stdout)[0]["run_id"]
+    run_id = json.loads(listed.stdout)["items"][0]["run_id"]
     shown = subprocess.run([*base, "runs", "show", run_id], capture_output=True, text=True, env=env, timeout=60,
                            check=True)
 

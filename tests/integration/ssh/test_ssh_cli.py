@@ -36,12 +36,13 @@ def test_discover_ssh_from_the_command_line(ssh_lab: Lab, tmp_path: Path) -> Non
     host = json.loads(cmdb("--store", db, "ci", "show", "db1", "--json").stdout)
     assert host["attrs"]["ssh_profile"] == "lab-root" and host["attrs"]["management_ip"] == ssh_lab.db.address
     runs = json.loads(cmdb("--store", db, "runs", "list", "--method", "ssh", "--json").stdout)
-    assert [r["run_id"] for r in runs] == [record["run_id"]]
+    assert [r["run_id"] for r in runs["items"]] == [record["run_id"]]
 
     # the next run needs no TOFU: the key is known now; an unknown host is refused without it
     again = cmdb("--store", db, "discover", "ssh", ssh_lab.db.address, ssh_lab.app.address, "--credentials",
                  str(creds), "--known-hosts", str(known), "--json")
-    assert again.returncode == 0, again.stderr
+    assert again.returncode == 1, again.stderr  # a target failed (its host key is unknown): exit status 1
+    assert "1 of 2 targets failed (1 host_key_unknown)" in again.stderr
     outcomes = {o["target"]: o["outcome"] for o in json.loads(again.stdout)["outcomes"]}
     assert outcomes == {ssh_lab.db.address: "ok", ssh_lab.app.address: "host_key_unknown"}
 
