@@ -125,7 +125,7 @@ def _json(text: Any) -> Any:
 def _normal(store: GraphStore) -> dict[str, Any]:
     """A store's content keyed by identity, JSON columns decoded, event order kept and seq dropped."""
     out: dict[str, Any] = {"ci": {}, "ci_key": {}, "sighting": {}, "rel": {}, "event": [], "conflict": {},
-                           "run": {}, "discovery_run": {}, "task": {}, "outbox": {}, "lease": {}}
+                           "run": {}, "discovery_run": {}, "task": {}, "outbox": {}, "lease": {}, "rel_prov": {}}
     events: list[tuple[Any, ...]] = []
     for kind, row in store.dump():
         if kind == "ci":
@@ -152,6 +152,8 @@ def _normal(store: GraphStore) -> dict[str, Any]:
             out[kind][row["id"]] = {**row, "data": _json(row["data"])}
         elif kind == "lease":
             out["lease"][row["name"]] = row
+        elif kind == "rel_prov":
+            out["rel_prov"][row["rel_id"]] = _json(row["provenance"])
     out["event"] = [e[3] for e in sorted(events, key=lambda e: e[:3])]
     return out
 
@@ -170,7 +172,8 @@ def compare_stores(a: GraphStore, b: GraphStore) -> list[str]:
     """
     na, nb = _normal(a), _normal(b)
     diffs: list[str] = []
-    for kind in ("ci", "ci_key", "sighting", "rel", "conflict", "run", "discovery_run", "task", "outbox", "lease"):
+    for kind in ("ci", "ci_key", "sighting", "rel", "rel_prov", "conflict", "run", "discovery_run", "task", "outbox",
+                 "lease"):
         da, db = na[kind], nb[kind]
         found: list[str] = []
         for key in sorted(set(da) | set(db), key=str):

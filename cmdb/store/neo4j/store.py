@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 from cmdb.store.neo4j.counter import Neo4jWriteCounter
 from cmdb.store.neo4j.idempotency import Neo4jIdempotency
 from cmdb.store.neo4j.queries import Neo4jQueries
-from cmdb.store.neo4j.restore import Neo4jRestore
+from cmdb.store.neo4j.rel_provenance import Neo4jRelProvenance
 from cmdb.store.neo4j.tasks import Neo4jTasks
 from cmdb.store.neo4j.tokens import Neo4jTokens
 from cmdb.store.neo4j.writer import Neo4jWriter
@@ -22,7 +22,7 @@ if TYPE_CHECKING:
 
 
 class Neo4jStore(Neo4jTasks, Neo4jTokens, Neo4jIdempotency, Neo4jWriteCounter, Neo4jQueries, Neo4jWriter,
-                 Neo4jRestore):
+                 Neo4jRelProvenance):
     """GraphStore on a Neo4j 5 server, through the official driver."""
 
     def pipeline(self) -> Neo4jPipeline[Any]:
