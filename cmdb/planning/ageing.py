@@ -173,6 +173,10 @@ class Ageing(PlannerState):
 
     def only_this_source(self, state: CIState, keys: set[str]) -> bool:
         """Whether no other source's values (nor the CI's values without this source) yield ``keys``."""
+        return keys.isdisjoint(self.keys_without(state))
+
+    def keys_without(self, state: CIState) -> set[str]:
+        """The keys the CI's values yield without this source's."""
         src = self.batch.source
         ancestors = self.schema.ci_class(state.cls).ancestors
         others: dict[str, Any] = {}
@@ -182,7 +186,7 @@ class Ageing(PlannerState):
                 win = resolve(rest, ancestors, attr, state.sightings, self.horizon, self.config)
                 if win is not None:
                     others[attr] = win.value
-        return keys.isdisjoint(self.all_keys(state.cls, state.provenance, others, without=src))
+        return self.all_keys(state.cls, state.provenance, others, without=src)
 
     def forget_key_values(self, state: CIState, keys: set[str], cs: ChangeSet) -> CIState:
         """This source's values that yielded ``keys`` (now another box's) out of the CI's provenance."""
@@ -243,6 +247,26 @@ class Ageing(PlannerState):
         if retired:
             self.close_conflicts(cs, retired)
 
+    def retire_keys_of_retired(self, cs: ChangeSet, states: list[CIState]) -> None:
+        """Lifecycle retired these CIs for this source (missed by its complete runs): the keys only
+        its values yielded no longer identify them, so a re-used hostname or address is a new CI."""
+        src = self.batch.source
+        wanted: dict[tuple[str, str], None] = {}
+        for state in states:
+            mine = source_keys(self.schema, state.cls, state.provenance, src)
+            for k in sorted(mine - self.keys_without(state)) if mine else ():
+                wanted[(k, state.id)] = None
+        if not wanted:
+            return
+        owner = {k: c for k, (c, _) in self.age_reader.resolve_keys({k for k, _ in wanted}).items()}
+        already = set(cs.keys_retired)
+        retired = [(k, c) for k, c in wanted if owner.get(k) == c and (k, c) not in already]
+        for k, c in retired:
+            self.event(cs, "ci.key.retired", ci_id=c, attr=key_name(k), old=k)
+        cs.keys_retired.extend(retired)
+        if retired:
+            self.close_conflicts(cs, retired)
+
     def close_conflicts(self, cs: ChangeSet, retired: list[tuple[str, str]]) -> None:
         """Close recorded conflicts whose keys now point at one of their CIs at most."""
         gone = set(retired)
@@ -252,7 +276,7 @@ class Ageing(PlannerState):
         added = dict(cs.keys)
         keys = {k for c in conflicts for k in c.keys}
         stored = {k: c for k, (c, _) in self.age_reader.resolve_keys(keys).items()}
-        recorded_now = {c.id for c in cs.conflicts}
+        recorded_now = {c.id for c in cs.conflicts} | set(cs.conflicts_closed)
         for conflict in conflicts:
             if conflict.id in recorded_now:
                 continue
