@@ -17,6 +17,9 @@ takes those keys with it: the earlier CI keeps no claim on them. "Elsewhere" mea
 other source also gave, or through a stronger key (the class's identity keys are listed strongest
 first: a serial outranks a management IP). A recorded conflict whose keys no longer point at two of
 its CIs is closed. Each step is a history event.
+
+A CI that a source merely stops seeing keeps its keys: lifecycle makes it stale, then retired, and
+the box seen again is the same CI back to life (``test_stale_then_retired_after_k_complete_runs``).
 """
 
 from __future__ import annotations
@@ -243,26 +246,6 @@ class Ageing(PlannerState):
             if (sure or owner.get(key) == ci_id) and not (key in added and key_map.get(key) == ci_id):
                 retired.append((key, ci_id))
                 self.event(cs, "ci.key.retired", ci_id=ci_id, attr=key_name(key), old=key)
-        cs.keys_retired.extend(retired)
-        if retired:
-            self.close_conflicts(cs, retired)
-
-    def retire_keys_of_retired(self, cs: ChangeSet, states: list[CIState]) -> None:
-        """Lifecycle retired these CIs for this source (missed by its complete runs): the keys only
-        its values yielded no longer identify them, so a re-used hostname or address is a new CI."""
-        src = self.batch.source
-        wanted: dict[tuple[str, str], None] = {}
-        for state in states:
-            mine = source_keys(self.schema, state.cls, state.provenance, src)
-            for k in sorted(mine - self.keys_without(state)) if mine else ():
-                wanted[(k, state.id)] = None
-        if not wanted:
-            return
-        owner = {k: c for k, (c, _) in self.age_reader.resolve_keys({k for k, _ in wanted}).items()}
-        already = set(cs.keys_retired)
-        retired = [(k, c) for k, c in wanted if owner.get(k) == c and (k, c) not in already]
-        for k, c in retired:
-            self.event(cs, "ci.key.retired", ci_id=c, attr=key_name(k), old=k)
         cs.keys_retired.extend(retired)
         if retired:
             self.close_conflicts(cs, retired)

@@ -1,11 +1,9 @@
 """Lifecycle: a complete run ages what its source saw before in the covered scopes and not now
-(stale, then retired); discovery never deletes, but a CI retired for a source loses the identity keys
-only that source's values gave it (``cmdb.planning.ageing``)."""
+(stale, then retired); discovery never deletes."""
 
 from __future__ import annotations
 
-from cmdb.planning.ageing import Ageing
-from cmdb.planning.state import IngestResult, derive_status
+from cmdb.planning.state import IngestResult, PlannerState, derive_status
 from cmdb.scopes import scope_covers
 from cmdb.store.base import (
     BatchReader,
@@ -17,7 +15,7 @@ from cmdb.store.base import (
 )
 
 
-class Lifecycle(Ageing):
+class Lifecycle(PlannerState):
     def age_unseen(self, reader: BatchReader, cs: ChangeSet, seen_ci: set[str], seen_rel: set[str],
                     result: IngestResult) -> None:
         """A complete run ages what its source saw before in the covered scopes and not now."""
@@ -41,13 +39,10 @@ class Lifecycle(Ageing):
                 if status != s.status:
                     flips.setdefault(item_id, []).append(aged)
         if flips_ci:
-            gone: list[CIState] = []  # retired for this source: its keys go (cmdb.planning.ageing)
             for ci_id, state in sorted(reader.load_cis(flips_ci).items()):  # store-independent event order
                 sightings = dict(state.sightings)
                 for s in flips_ci[ci_id]:
                     sightings[(s.source, s.scope)] = s
-                if all(s.status == "retired" for s in sightings.values() if s.source == batch.source):
-                    gone.append(state)
                 status = derive_status(sightings.values())
                 if status != state.status:
                     self.event(cs, "ci.status", ci_id=ci_id, attr="status", old=state.status, new=status)
@@ -57,7 +52,6 @@ class Lifecycle(Ageing):
                         result.stale += 1
                     elif status == "retired":
                         result.retired += 1
-            self.retire_keys_of_retired(cs, gone)
         if flips_rel:
             for rel_id, rel in sorted(reader.load_rels_by_id(flips_rel).items()):
                 sightings = dict(rel.sightings)

@@ -14,7 +14,6 @@ from typing import Any
 from cmdb.batch import Batch
 from cmdb.ingest import IngestResult, ingest
 from cmdb.migrate import compare_stores, migrate
-from cmdb.reconcile import ReconcileConfig
 from cmdb.store.base import BatchReader, ChangeSet, GraphStore, RunRecord, iso
 from cmdb.store.sqlite import SqliteStore
 
@@ -23,8 +22,8 @@ NET = "10.0.0.0/24"
 A, B = "10.0.0.5", "10.0.0.6"
 
 
-def load(store: GraphStore, doc: dict[str, Any], at: int = 0, config: ReconcileConfig | None = None) -> IngestResult:
-    return ingest(store, Batch.from_dict(doc), now=T0 + timedelta(hours=at), config=config)
+def load(store: GraphStore, doc: dict[str, Any], at: int = 0) -> IngestResult:
+    return ingest(store, Batch.from_dict(doc), now=T0 + timedelta(hours=at))
 
 
 def snmp(*hosts: dict[str, Any], complete: bool = True, scope: str = NET) -> dict[str, Any]:
@@ -126,24 +125,6 @@ def test_an_item_that_takes_a_vanished_boxs_ip_takes_the_key_and_the_value(store
     assert store.find_by_key(key("management_ip", A)) == two
     first = store.get_ci(one)
     assert first is not None and "management_ip" not in first.attrs
-
-
-def test_a_box_retired_by_its_source_gives_up_its_keys(store: GraphStore) -> None:
-    cfg = ReconcileConfig(stale_after_runs=1, retire_after_runs=2)
-    load(store, snmp({"serial_number": "S1", "management_ip": A}, {"serial_number": "S9", "management_ip": B}),
-         config=cfg)
-    gone = only_ci(store, "S1")
-    load(store, snmp({"serial_number": "S9", "management_ip": B}), at=1, config=cfg)  # S1 missed once: stale
-    assert store.find_by_key(key("management_ip", A)) == gone
-    load(store, snmp({"serial_number": "S9", "management_ip": B}), at=2, config=cfg)  # twice: retired
-    state = store.get_ci(gone)
-    assert state is not None and state.status == "retired"
-    assert store.find_by_key(key("management_ip", A)) is None
-    assert store.find_by_key(key("serial_number", "S1")) is None
-    res = load(store, snmp({"serial_number": "S9", "management_ip": B}, {"hostname": "new", "management_ip": A}),
-               at=3, config=cfg)
-    assert res.created == 1 and res.conflicts == []
-    assert store.find_by_key(key("management_ip", A)) not in (None, gone)
 
 
 # -- attributes --------------------------------------------------------------------------------------
