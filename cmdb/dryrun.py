@@ -19,7 +19,7 @@ from cmdb.identity import ItemGroup
 from cmdb.model import Schema
 from cmdb.planning import Planner
 from cmdb.reconcile import ReconcileConfig
-from cmdb.store.base import BatchReader, ChangeSet, CIState, GraphStore, RelState, Sighting
+from cmdb.store.base import BatchReader, ChangeSet, CIState, Conflict, GraphStore, RelState, Sighting
 
 
 class _PlanOnly(CmdbError):
@@ -62,6 +62,12 @@ class _RecordingReader:
 
     def load_rels_by_id(self, ids: Iterable[str]) -> dict[str, RelState]:
         return self.inner.load_rels_by_id(ids)
+
+    def run_scopes(self, run_ids: Iterable[str]) -> dict[str, str | None]:
+        return self.inner.run_scopes(run_ids)
+
+    def open_conflicts(self, keys: Iterable[str]) -> list[Conflict]:
+        return self.inner.open_conflicts(keys)
 
 
 @dataclass

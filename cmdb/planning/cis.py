@@ -8,7 +8,8 @@ from typing import Any
 
 from cmdb.errors import CmdbError
 from cmdb.identity import ItemGroup
-from cmdb.planning.state import CLASS_ATTR, IngestResult, PlannerState, derive_status, new_ci_id
+from cmdb.planning.ageing import Ageing
+from cmdb.planning.state import CLASS_ATTR, IngestResult, derive_status, new_ci_id
 from cmdb.reconcile import is_fresh, resolve
 from cmdb.store.base import (
     AttrValue,
@@ -20,7 +21,7 @@ from cmdb.store.base import (
 )
 
 
-class CIPlanning(PlannerState):
+class CIPlanning(Ageing):
     def conflict(self, group: ItemGroup, key_map: dict[str, str], matched: list[str]) -> Conflict:
         keys = {k: key_map[k] for k in sorted(group.keys) if k in key_map}
         digest = hashlib.sha1(
@@ -64,6 +65,7 @@ class CIPlanning(PlannerState):
             if mine is None or mine.value != value:
                 prov[attr][src] = AttrValue(src, value, run, at)
                 prov_changed = True
+        prov_changed |= self.drop_source_values(state.id, prov, group, cs)  # cmdb.planning.ageing
         key = (src, self.scope)
         sightings = dict(state.sightings)
         sightings[key] = self.sighting(sightings.get(key))
@@ -80,6 +82,7 @@ class CIPlanning(PlannerState):
             if win is not None:
                 attrs[attr] = win.value
                 winners[attr] = win.source
+        self.note_unreported_keys(state, prov, new_cls, attrs, group)
         status = derive_status(sightings.values())
         changed = False
         if new_cls != state.cls:

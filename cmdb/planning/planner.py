@@ -30,6 +30,8 @@ class Planner(Preparation, CIPlanning, RelPlanning, Retirements, Lifecycle):
         for group in self.groups:
             group_keys.update(group.keys)
         key_map, states = reader.match_keys(group_keys) if group_keys else ({}, {})
+        self.start_ageing(reader)
+        self.release_moved_keys(cs, key_map, states)  # cmdb.planning.ageing
         ref_keys: set[str] = set()
         for rel in self.rels:
             ref_keys.update(rel.src_keys or ())
@@ -68,6 +70,7 @@ class Planner(Preparation, CIPlanning, RelPlanning, Retirements, Lifecycle):
             cid = group_ci[gi]
             if cid is not None:
                 result.ci_ids[ref] = cid
+        self.retire_keys(cs, key_map)
         result.conflicts = cs.conflicts
 
         for ci_id, cls in ref_classes.items():

@@ -1,12 +1,13 @@
 """Relationship planning: ends resolved to CIs, classes checked against the type, relationships
-created or reconciled (a stronger source still seeing one keeps its values)."""
+created or reconciled (attributes per source: ``cmdb.planning.rel_attrs``)."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from cmdb.batch import Ref
-from cmdb.planning.state import IngestResult, PlannerState, PreparedRel, derive_status
+from cmdb.planning.rel_attrs import RelAttrPlanning
+from cmdb.planning.state import IngestResult, PreparedRel, derive_status
 from cmdb.store.base import (
     BatchReader,
     ChangeSet,
@@ -18,24 +19,7 @@ from cmdb.store.base import (
 )
 
 
-class RelPlanning(PlannerState):
-    def rel_attrs_to_write(self, old: RelState, attrs: dict[str, Any]) -> dict[str, Any]:
-        """The batch's relationship attributes minus values a stronger source, still seeing the
-        relationship, said otherwise: two collectors that disagree must not flip a value every run."""
-        source = self.batch.source
-        others = {s.source for s in old.sightings.values()
-                  if s.source != source and s.status == "active" and s.last_seen >= self.horizon}
-        if not others:
-            return attrs
-        out: dict[str, Any] = {}
-        for attr, value in attrs.items():
-            if attr in old.attrs and old.attrs[attr] != value:
-                mine = self.config.rank(source, (old.type,), attr)
-                if any(self.config.rank(o, (old.type,), attr) < mine for o in others):
-                    continue
-            out[attr] = value
-        return out
-
+class RelPlanning(RelAttrPlanning):
     def endpoint(self, rel: PreparedRel, side: str, key_map: dict[str, str],
                   group_ci: list[str | None]) -> str | None:
         end: Ref = rel.rec.src if side == "src" else rel.rec.dst
@@ -101,7 +85,9 @@ class RelPlanning(PlannerState):
             if old is None:
                 tname, src, dst = triple
                 rel_id = rel_id_for(tname, src, dst)
-                cs.rels_new.append(RelState(rel_id, tname, src, dst, attrs, "active", at, at, {fresh_key: fresh}))
+                attrs, prov = self.new_rel_attrs(attrs)  # cmdb.planning.rel_attrs
+                cs.rels_new.append(RelState(rel_id, tname, src, dst, attrs, "active", at, at, {fresh_key: fresh},
+                                            prov))
                 cs.sightings.append(SightingWrite("rel", rel_id, fresh))
                 cs.events.append(Event(at, "rel.created", source, run_id, src, rel_id, dst, tname, None, attrs, actor))
                 result.rels_created += 1
@@ -112,9 +98,9 @@ class RelPlanning(PlannerState):
             sightings = dict(old.sightings)
             sightings[key] = self.sighting(sightings.get(key))
             cs.sightings.append(SightingWrite("rel", old.id, sightings[key]))
-            merged = {**old.attrs, **self.rel_attrs_to_write(old, attrs)}
+            merged, prov = self.reconcile_rel_attrs(old, attrs, sightings, cs)  # cmdb.planning.rel_attrs
             status = derive_status(sightings.values())
-            changed = False
+            changed = prov is not None
             for attr in sorted(set(merged) | set(old.attrs)):
                 if merged.get(attr) != old.attrs.get(attr):
                     self.event(cs, "rel.attr", rel_id=old.id, ci_id=old.src, peer_id=old.dst, attr=attr,
@@ -126,6 +112,6 @@ class RelPlanning(PlannerState):
                 changed = True
             if changed:
                 cs.rels_changed.append(RelState(old.id, old.type, old.src, old.dst, merged, status,
-                                                old.created_at, self.at))
+                                                old.created_at, self.at, {}, prov))
                 result.rels_updated += 1
         return seen

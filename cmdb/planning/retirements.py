@@ -20,7 +20,7 @@ from cmdb.store.base import BatchReader, ChangeSet, Sighting, SightingWrite
 
 
 class Retirements(PlannerState):
-    def retire_keys(self, ref: IdentityRef, where: str) -> dict[str, str]:
+    def ref_keys_of(self, ref: IdentityRef, where: str) -> dict[str, str]:
         """Identity keys of one reference in the ``retire`` section (validated, pure)."""
         try:
             attrs = self.schema.validate(ref.cls, dict(ref.attrs))
@@ -33,7 +33,7 @@ class Retirements(PlannerState):
         return keys
 
     def _resolve(self, found: dict[str, tuple[str, str]], ref: IdentityRef, where: str) -> str:
-        ids = sorted({found[k][0] for k in self.retire_keys(ref, where) if k in found})
+        ids = sorted({found[k][0] for k in self.ref_keys_of(ref, where) if k in found})
         if not ids:
             raise NotFoundError(f"{self.batch.origin}: {where}: {ref.describe()} matches no CI; nothing of this"
                                 " batch was written")
@@ -61,11 +61,11 @@ class Retirements(PlannerState):
             return
         keys: set[str] = set()
         for i, ref in enumerate(batch.retire_cis):
-            keys.update(self.retire_keys(ref, f"retire.cis[{i}]"))
+            keys.update(self.ref_keys_of(ref, f"retire.cis[{i}]"))
         for wanted in batch.retire_rels:
             for end in (wanted.src, wanted.dst):
                 assert isinstance(end, IdentityRef)
-                keys.update(self.retire_keys(end, f"retire.{wanted.describe()}"))
+                keys.update(self.ref_keys_of(end, f"retire.{wanted.describe()}"))
         found = reader.resolve_keys(keys)
         ci_ids = [self._resolve(found, ref, f"retire.cis[{i}]") for i, ref in enumerate(batch.retire_cis)]
         triples = []

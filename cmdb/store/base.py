@@ -91,6 +91,9 @@ class RelState:
     created_at: str
     updated_at: str
     sightings: dict[tuple[str, str], Sighting] = field(default_factory=dict)
+    provenance: dict[str, dict[str, AttrValue]] | None = None
+    """Each source's value of each attribute (``cmdb.planning.rel_attrs``); None when not read (a
+    store writing a change with None leaves the stored provenance as it is)."""
 
 
 @dataclass
@@ -191,6 +194,11 @@ class ChangeSet:
     rels_changed: list[RelState] = field(default_factory=list)
     events: list[Event] = field(default_factory=list)
     conflicts: list[Conflict] = field(default_factory=list)
+    keys_retired: list[tuple[str, str]] = field(default_factory=list)
+    """(key, CI id) pairs that no longer identify that CI (``cmdb.planning.ageing``); removed before
+    ``keys`` are added, so a key can move to another CI in one batch."""
+    conflicts_closed: list[str] = field(default_factory=list)
+    """Ids of recorded conflicts whose cause this batch retired."""
 
 
 @dataclass
@@ -259,6 +267,13 @@ class BatchReader(Protocol):
         """(ci_id, sighting) and (rel_id, sighting) pairs of ``source`` in ``scopes``."""
 
     def load_rels_by_id(self, ids: Iterable[str]) -> dict[str, RelState]: ...
+
+    def run_scopes(self, run_ids: Iterable[str]) -> dict[str, str | None]:
+        """The scope of each run in the ledger (runs not found are left out): which complete run
+        covers the run that set a value (``cmdb.planning.ageing``)."""
+
+    def open_conflicts(self, keys: Iterable[str]) -> list[Conflict]:
+        """Recorded conflicts that name any of ``keys``."""
 
 
 class GraphStore(TaskStore, SchemaExtensionStore, HealthStore, Protocol):

@@ -42,6 +42,14 @@ from cmdb.store.sqlite_access import (
     write_lock,
     write_timeout,
 )
+from cmdb.store.sqlite_ageing import (
+    AGEING_DDL,
+    AGEING_TABLES,
+    SqliteAgeingReader,
+    apply_ageing,
+    apply_retired_keys,
+    attach_rel_provenance,
+)
 from cmdb.store.sqlite_counter import SqliteWriteCounter
 from cmdb.store.sqlite_health import SqliteHealth
 from cmdb.store.sqlite_idempotency import SqliteIdempotency
@@ -93,7 +101,7 @@ CREATE INDEX IF NOT EXISTS discovery_run_started ON discovery_run(started_at);
 """
 
 TABLES = (SCHEMA_EXT_TABLE, "ci", "ci_key", "sighting", "rel", "event", "conflict", "run", "discovery_run",
-          *TASK_TABLES)
+          *TASK_TABLES, *AGEING_TABLES)
 
 
 _dumps = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode
@@ -128,7 +136,7 @@ class SqliteStore(SqliteTasksMixin, SqliteTokens, SqliteIdempotency, SqliteWrite
         try:
             # Opening is read-only unless the file is new (``sqlite_access``): never waits for a loader.
             self._db = connect(self.path, busy_ms=int(write_timeout() * 1000))
-            ensure_schema(self._db, DDL + TASKS_DDL + SCHEMA_EXT_DDL, SCHEMA_VERSION)
+            ensure_schema(self._db, DDL + TASKS_DDL + SCHEMA_EXT_DDL + AGEING_DDL, SCHEMA_VERSION)
         except sqlite3.OperationalError as exc:
             if "locked" in str(exc) or "busy" in str(exc):
                 raise busy_error(self.path, write_timeout(), "creating the store") from exc
@@ -171,6 +179,7 @@ class SqliteStore(SqliteTasksMixin, SqliteTokens, SqliteIdempotency, SqliteWrite
               dump_provenance(c.provenance), c.id)
              for c in cs.cis_changed],
         )
+        apply_retired_keys(db, cs)
         db.executemany("INSERT INTO ci_key(key, ci_id) VALUES(?,?)", cs.keys)
         db.executemany(
             "INSERT OR REPLACE INTO sighting VALUES(?,?,?,?,?,?,?,?,?)",
@@ -199,6 +208,7 @@ class SqliteStore(SqliteTasksMixin, SqliteTokens, SqliteIdempotency, SqliteWrite
             [(c.id, c.at, c.source, c.run_id, c.item, c.item_class, _dumps(c.keys), _dumps(c.ci_ids),
               _dumps(c.attrs)) for c in cs.conflicts],
         )
+        apply_ageing(db, cs)
         r = cs.run
         db.execute(
             "INSERT OR REPLACE INTO run VALUES(?,?,?,?,?,?,?,?)",
@@ -462,7 +472,7 @@ class SqliteStore(SqliteTasksMixin, SqliteTokens, SqliteIdempotency, SqliteWrite
             self._db.close()
 
 
-class _Reader:
+class _Reader(SqliteAgeingReader):
     """BatchReader over the open write transaction."""
 
     def __init__(self, db: sqlite3.Connection) -> None:
@@ -496,6 +506,7 @@ class _Reader:
         cur.row_factory = sqlite3.Row
         rels = _rels_from_rows(cur.fetchall())
         _attach_rel_sightings(self.db, rels)
+        attach_rel_provenance(self.db, rels)
         return {r.id: r for r in rels}
 
     def scopes(self, source: str) -> list[str]:

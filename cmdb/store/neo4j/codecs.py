@@ -172,8 +172,13 @@ def ci_state(ci: dict[str, Any]) -> CIState:
 
 
 def rel_state(r: dict[str, Any], src: str, dst: str) -> RelState:
+    """Provenance is read only where the map asks for it (``prov``, in the SQLite form)."""
+    prov = r.get("prov")
+    provenance = (None if "prov" not in r else {} if not prov else
+                  {a: {s: AttrValue(s, v[0], v[1], v[2]) for s, v in srcs.items()}
+                   for a, srcs in load_json(prov).items()})
     return RelState(r["id"], r["type"], src, dst, load_attrs(r["attrs"]), r["status"], r["created_at"],
-                    r["updated_at"], parse_sightings(r.get("sg")))
+                    r["updated_at"], parse_sightings(r.get("sg")), provenance)
 
 
 

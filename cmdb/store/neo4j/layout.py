@@ -70,7 +70,7 @@ SEP = "\x1f"
 REL_TYPE = "coalesce(r.type, type(r))"
 REL_MAP = (f"r {{.id, type: {REL_TYPE}, attrs: coalesce(r.attrs, '{{}}'), .status, .created_at,"
             " updated_at: coalesce(r.updated_at, r.created_at)}")
-REL_MAP_SG = REL_MAP[:-1] + ", .sg}"
+REL_MAP_SG = REL_MAP[:-1] + ", .sg, .prov}"  # what a plan reads: sightings and provenance too
 LOAD_CIS = f"UNWIND $ids AS id MATCH (c:CI {{id: id}}) RETURN {CI_MAP} AS ci"
 LOCK_META = (
     "MERGE (m:CmdbMeta {name: 'store'}) ON CREATE SET m.seq = 0, m.schema_version = $version"

@@ -39,7 +39,7 @@ import neo4j
 
 import cmdb
 from cmdb.errors import CmdbError, StoreError
-from cmdb.store.base import BatchReader, ChangeSet, CIState, RelState, Sighting, rel_id_for
+from cmdb.store.base import BatchReader, ChangeSet, CIState, Conflict, RelState, Sighting, rel_id_for
 from cmdb.store.neo4j.reader import TxReader
 from cmdb.store.neo4j.writer import Neo4jWriter, WriteProgram
 
@@ -58,7 +58,7 @@ class Touched:
 
     @classmethod
     def written_by(cls, cs: ChangeSet) -> Touched:
-        t = cls({k for k, _ in cs.keys}, {c.id for c in (*cs.cis_new, *cs.cis_changed)},
+        t = cls({k for k, _ in (*cs.keys, *cs.keys_retired)}, {c.id for c in (*cs.cis_new, *cs.cis_changed)},
                 {r.id for r in (*cs.rels_new, *cs.rels_changed)})
         for w in cs.sightings:
             (t.cis if w.kind == "ci" else t.rels).add(w.item_id)
@@ -118,6 +118,10 @@ class RecordingReader(TxReader):
     ) -> tuple[list[tuple[str, Sighting]], list[tuple[str, Sighting]]]:
         self.read.lifecycle = True
         return super().sightings_in(source, scopes)
+
+    def open_conflicts(self, keys: Iterable[str]) -> list[Conflict]:
+        self.read.lifecycle = True  # conflicts are not among what ``Touched`` tracks: replan after any write
+        return super().open_conflicts(keys)
 
 
 def _writer_main(conn: multiprocessing.connection.Connection) -> None:

@@ -75,8 +75,8 @@ class Neo4jQueries(Neo4jConnection):
         match = "MATCH (c:CI)"
         seeds = self._key_seeds(query.attrs)
         if seeds:
-            # Candidates through the identity-key index (a superset: keys are normalised and never
-            # retired); the token filter above keeps only exact matches.
+            # Candidates through the identity-key index (keys are normalised, and retired only when no
+            # value of their CI yields them); the token filter above keeps only exact matches.
             match = "MATCH (k:CIKey) WHERE k.key IN $seeds WITH DISTINCT k.ci_id AS cid MATCH (c:CI {id: cid})"
             params["seeds"] = seeds
         total = int(self._read(f"{match} WHERE {clause} RETURN count(c) AS n", **params)[0]["n"])

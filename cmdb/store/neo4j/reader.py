@@ -7,8 +7,8 @@ from typing import Any
 
 import neo4j
 
-from cmdb.store.base import CIState, RelState, Sighting, rel_id_for
-from cmdb.store.neo4j.codecs import ci_state, dump_json, parse_sightings, rel_state
+from cmdb.store.base import CIState, Conflict, RelState, Sighting, rel_id_for
+from cmdb.store.neo4j.codecs import ci_state, dump_json, load_json, parse_sightings, rel_state
 from cmdb.store.neo4j.layout import CI_MAP_TX, OTHER_REL, REL_MAP_SG, REL_TYPE
 
 
@@ -135,3 +135,17 @@ class TxReader:
                                if s.source == source and s.scope in wanted)
         return sorted(ci_out, key=lambda p: (p[0], p[1].scope)), sorted(rel_out, key=lambda p: (p[0], p[1].scope))
 
+
+    def run_scopes(self, run_ids: Iterable[str]) -> dict[str, str | None]:
+        rec = self.tx.run("UNWIND $ids AS id MATCH (x:Run {run_id: id}) RETURN collect([x.run_id, x.scope]) AS found",
+                          ids=list(run_ids)).single(strict=True)
+        return {run_id: scope for run_id, scope in rec["found"]}
+
+    def open_conflicts(self, keys: Iterable[str]) -> list[Conflict]:
+        # Conflicts are few and their keys a JSON map: read them all, keep those naming a key.
+        wanted = set(keys)
+        rows = self.tx.run("MATCH (c:Conflict) RETURN collect(c {.*}) AS cs").single(strict=True)["cs"]
+        out = [Conflict(id=c["id"], at=c["at"], source=c["source"], run_id=c["run_id"], item=c["item"],
+                        item_class=c["item_class"], keys=load_json(c["keys"]), ci_ids=load_json(c["ci_ids"]),
+                        attrs=load_json(c["attrs"])) for c in rows]
+        return sorted((c for c in out if not wanted.isdisjoint(c.keys)), key=lambda c: (c.at, c.id))

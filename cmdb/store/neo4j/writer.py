@@ -19,6 +19,7 @@ from cmdb.store.neo4j.codecs import (
     dump_json,
     pack_text,
     prov_blob,
+    prov_json,
     sight_entry,
     sight_key,
 )
@@ -62,6 +63,8 @@ class WriteProgram:
     event_refs: dict[str, list[int]] = field(default_factory=dict)
     conflicts: list[dict[str, Any]] = field(default_factory=list)
     run: dict[str, Any] = field(default_factory=dict)
+    keys_retired: list[list[str]] = field(default_factory=list)
+    conflicts_closed: list[str] = field(default_factory=list)
 
 
 
@@ -221,14 +224,16 @@ class Neo4jWriter(Neo4jConnection):
                 [r.src, r.dst, r.id, r.type if self._rel_label(r.type) == OTHER_REL else None,
                  dumps(r.attrs) if r.attrs else None, r.status, r.created_at,
                  r.updated_at if r.updated_at != r.created_at else None, sorted(sg.values()) or None,
-                 ev.pop(("rel", r.id), None)]
+                 ev.pop(("rel", r.id), None), prov_json(r.provenance) if r.provenance else None]
             )
         prog.rels_new = list(rels_new.items())
         rels_changed: dict[str, list[dict[str, Any]]] = {}
         for r in _last_wins(cs.rels_changed, lambda r: r.id):
             rels_changed.setdefault(self._rel_label(r.type), []).append(
                 {"id": r.id, "attrs": dumps(r.attrs), "status": r.status, "updated_at": r.updated_at,
-                 "ev": ev.pop(("rel", r.id), [])}
+                 "ev": ev.pop(("rel", r.id), []),
+                 # None keeps the stored provenance (a lifecycle change does not read it); "" clears it
+                 "prov": None if r.provenance is None else prov_json(r.provenance) if r.provenance else ""}
             )
         prog.rels_changed = list(rels_changed.items())
 
@@ -253,6 +258,8 @@ class Neo4jWriter(Neo4jConnection):
             if kind == "ci":
                 prog.event_refs.setdefault(item_id, []).extend(ns)
         prog.conflicts = [conflict_row(c) for c in cs.conflicts]
+        prog.keys_retired = [list(k) for k in cs.keys_retired]
+        prog.conflicts_closed = list(cs.conflicts_closed)
         ledger = cs.run
         prog.run = {"run_id": ledger.run_id, "source": ledger.source, "scope": ledger.scope,
                     "complete": bool(ledger.complete), "started_at": ledger.started_at, "ended_at": ledger.ended_at,
@@ -284,11 +291,15 @@ class Neo4jWriter(Neo4jConnection):
                 f" WITH c, row, old WHERE old <> row.class{relabel}" + (f" SET c{label}" if label else ""),
                 rows=rows,
             )
+        if prog.keys_retired:  # before new keys: one batch may move a key to another CI
+            run("UNWIND $rows AS row MATCH (k:CIKey {key: row[0]}) WHERE k.ci_id = row[1] DELETE k",
+                rows=prog.keys_retired)
         if prog.keys:
             run("UNWIND $rows AS row CREATE (:CIKey {key: row[0], ci_id: row[1]})", rows=prog.keys)
 
         create = (" CREATE (a)-[r:{rtype} {{id: row[2], type: row[3], attrs: row[4], status: row[5],"
-                  " created_at: row[6], updated_at: row[7], sg: row[8], ev: row[9]}}]->(b) RETURN count(r) AS n")
+                  " created_at: row[6], updated_at: row[7], sg: row[8], ev: row[9], prov: row[10]}}]->(b)"
+                  " RETURN count(r) AS n")
         for rtype, new_rows in prog.rels_new:
             # Ends this transaction created or read are found by element id, a direct record read;
             # any other end through the CI id index.
@@ -308,6 +319,7 @@ class Neo4jWriter(Neo4jConnection):
         for rtype, rows in prog.rels_changed:
             run(f"UNWIND $rows AS row MATCH ()-[r:{rtype} {{id: row.id}}]->() USING INDEX SEEK r:{rtype}(id)"
                 " SET r.attrs = row.attrs, r.status = row.status, r.updated_at = row.updated_at,"
+                " r.prov = CASE WHEN row.prov IS NULL THEN r.prov WHEN row.prov = '' THEN null ELSE row.prov END,"
                 " r.ev = CASE WHEN size(row.ev) > 0 THEN coalesce(r.ev, []) + row.ev ELSE r.ev END", rows=rows)
 
         # Sightings of items that already existed: replace this (source, scope)'s entry, note new members.
@@ -345,6 +357,8 @@ class Neo4jWriter(Neo4jConnection):
             run("MATCH (m:CmdbMeta {name: 'store'}) SET m.seq = $seq", seq=prog.seq + prog.events)
         if prog.conflicts:
             run("UNWIND $rows AS row MERGE (c:Conflict {id: row.id}) SET c = row", rows=prog.conflicts)
+        if prog.conflicts_closed:
+            run("MATCH (c:Conflict) WHERE c.id IN $ids DELETE c", ids=prog.conflicts_closed)
         run("MERGE (x:Run {run_id: $row.run_id}) SET x = $row", row=prog.run)
         self._after_batch_write(tx, prog)
 
