@@ -19,6 +19,8 @@ from cmdb.store.base import (
 
 
 class RelPlanning(PlannerState):
+    moved_rels: dict[tuple[str, str, str], RelState]  # set by ``merging.MergePlanning.reset_merges``
+
     def rel_attrs_to_write(self, old: RelState, attrs: dict[str, Any]) -> dict[str, Any]:
         """The batch's relationship attributes minus values a stronger source, still seeing the
         relationship, said otherwise: two collectors that disagree must not flip a value every run."""
@@ -91,6 +93,8 @@ class RelPlanning(PlannerState):
         new = self.new_ids
         known = [t for t in wanted if t[1] not in new and t[2] not in new]
         existing = reader.load_rels(known) if known else {}
+        if self.moved_rels:  # re-created on a kept CI by a merge of this plan (cmdb.planning.merging)
+            existing = {**existing, **self.moved_rels}
         seen: set[str] = set()
         # One sighting object for every relationship this batch creates (records are never mutated).
         fresh = self.sighting(None)

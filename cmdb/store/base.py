@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal, Protocol
 
+from cmdb.store.merges import CIMerge, MergeStore
 from cmdb.store.tasks import TaskStore
 
 Direction = Literal["out", "in", "both"]
@@ -122,6 +123,9 @@ class Conflict:
     keys: dict[str, str]
     ci_ids: list[str]
     attrs: dict[str, Any] = field(default_factory=dict)
+    resolution: str | None = None  # None while open; "merged" or "keep_separate" (cmdb.store.merges)
+    resolved_at: str | None = None
+    resolved_by: str | None = None
 
 
 @dataclass
@@ -189,6 +193,7 @@ class ChangeSet:
     rels_changed: list[RelState] = field(default_factory=list)
     events: list[Event] = field(default_factory=list)
     conflicts: list[Conflict] = field(default_factory=list)
+    merges: list[CIMerge] = field(default_factory=list)  # applied last (cmdb.store.merges)
 
 
 @dataclass
@@ -258,8 +263,14 @@ class BatchReader(Protocol):
 
     def load_rels_by_id(self, ids: Iterable[str]) -> dict[str, RelState]: ...
 
+    def rels_touching(self, ci_ids: Iterable[str]) -> list[RelState]:
+        """Every relationship (any status, with sightings) with an end in ``ci_ids``: what a merge moves."""
 
-class GraphStore(TaskStore, Protocol):
+    def kept_separate(self, ci_ids: Iterable[str]) -> list[list[str]]:
+        """The CI lists of conflicts resolved as kept separate that name any of ``ci_ids``."""
+
+
+class GraphStore(TaskStore, MergeStore, Protocol):
     """What every store implements; see the module docstring for the write path."""
 
     url: str

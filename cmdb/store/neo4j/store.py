@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from cmdb.store.neo4j.counter import Neo4jWriteCounter
 from cmdb.store.neo4j.idempotency import Neo4jIdempotency
+from cmdb.store.neo4j.merges import Neo4jMerges
 from cmdb.store.neo4j.queries import Neo4jQueries
 from cmdb.store.neo4j.restore import Neo4jRestore
 from cmdb.store.neo4j.tasks import Neo4jTasks
@@ -21,8 +22,8 @@ if TYPE_CHECKING:
     from cmdb.store.neo4j.pipeline import Neo4jPipeline
 
 
-class Neo4jStore(Neo4jTasks, Neo4jTokens, Neo4jIdempotency, Neo4jWriteCounter, Neo4jQueries, Neo4jWriter,
-                 Neo4jRestore):
+class Neo4jStore(Neo4jTasks, Neo4jTokens, Neo4jIdempotency, Neo4jWriteCounter, Neo4jMerges, Neo4jQueries,
+                 Neo4jWriter, Neo4jRestore):
     """GraphStore on a Neo4j 5 server, through the official driver."""
 
     def pipeline(self) -> Neo4jPipeline[Any]:

@@ -13,6 +13,7 @@ from neo4j import exceptions as nx
 
 from cmdb.errors import CmdbError, StoreError
 from cmdb.store.base import BatchReader, ChangeSet
+from cmdb.store.merges import CIMerge
 from cmdb.store.neo4j.codecs import (
     attr_tokens,
     conflict_row,
@@ -62,6 +63,7 @@ class WriteProgram:
     event_refs: dict[str, list[int]] = field(default_factory=dict)
     conflicts: list[dict[str, Any]] = field(default_factory=list)
     run: dict[str, Any] = field(default_factory=dict)
+    merges: list[CIMerge] = field(default_factory=list)  # applied last (``merges.Neo4jMerges``)
 
 
 
@@ -253,6 +255,7 @@ class Neo4jWriter(Neo4jConnection):
             if kind == "ci":
                 prog.event_refs.setdefault(item_id, []).extend(ns)
         prog.conflicts = [conflict_row(c) for c in cs.conflicts]
+        prog.merges = list(cs.merges)
         ledger = cs.run
         prog.run = {"run_id": ledger.run_id, "source": ledger.source, "scope": ledger.scope,
                     "complete": bool(ledger.complete), "started_at": ledger.started_at, "ended_at": ledger.ended_at,
@@ -344,7 +347,7 @@ class Neo4jWriter(Neo4jConnection):
                 self._index_events(run, prog.event_refs)
             run("MATCH (m:CmdbMeta {name: 'store'}) SET m.seq = $seq", seq=prog.seq + prog.events)
         if prog.conflicts:
-            run("UNWIND $rows AS row MERGE (c:Conflict {id: row.id}) SET c = row", rows=prog.conflicts)
+            run("UNWIND $rows AS row MERGE (c:Conflict {id: row.id}) SET c += row", rows=prog.conflicts)
         run("MERGE (x:Run {run_id: $row.run_id}) SET x = $row", row=prog.run)
         self._after_batch_write(tx, prog)
 
