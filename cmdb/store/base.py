@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal, Protocol
 
-from cmdb.store.merges import CIMerge, MergeStore
+from cmdb.store.merges import CIMerge, ConflictResolution
 from cmdb.store.tasks import TaskStore
 
 Direction = Literal["out", "in", "both"]
@@ -270,7 +270,7 @@ class BatchReader(Protocol):
         """The CI lists of conflicts resolved as kept separate that name any of ``ci_ids``."""
 
 
-class GraphStore(TaskStore, MergeStore, Protocol):
+class GraphStore(TaskStore, Protocol):
     """What every store implements; see the module docstring for the write path."""
 
     url: str
@@ -317,6 +317,19 @@ class GraphStore(TaskStore, MergeStore, Protocol):
         """History in time order; with ``ci_ids``, events of those CIs and of their relationships."""
 
     def conflicts(self) -> list[Conflict]: ...
+
+    # -- merges and conflict resolutions (cmdb.store.merges) --------------------------------------
+    def conflict(self, conflict_id: str) -> Conflict | None:
+        """One conflict with its resolution, if any."""
+
+    def resolve_conflict(self, resolution: ConflictResolution) -> None:
+        """Record how a conflict was resolved; NotFoundError when no conflict has that id."""
+
+    def resolve_alias(self, ci_id: str) -> str | None:
+        """The CI a merged-away id now is, or None when ``ci_id`` is no alias (``get_ci`` follows it)."""
+
+    def aliases_of(self, ci_id: str) -> list[str]:
+        """Ids of the CIs merged into ``ci_id``, sorted."""
 
     def runs(self, source: str | None = None, limit: int = 100) -> list[RunRecord]: ...
 

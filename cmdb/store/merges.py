@@ -15,10 +15,7 @@ merged automatically nor reported again (``BatchReader.kept_separate``).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Literal, Protocol
-
-if TYPE_CHECKING:
-    from cmdb.store.base import Conflict
+from typing import Literal
 
 Resolution = Literal["merged", "keep_separate"]
 RESOLUTIONS: tuple[str, ...] = ("merged", "keep_separate")
@@ -43,19 +40,3 @@ class ConflictResolution:
     at: str
     actor: str | None
     ci_ids: list[str]
-
-
-class MergeStore(Protocol):
-    """Aliases of merged CIs and conflict resolutions."""
-
-    def resolve_alias(self, ci_id: str) -> str | None:
-        """The CI a merged-away id now is (followed to the end), or None when ``ci_id`` is no alias."""
-
-    def aliases_of(self, ci_id: str) -> list[str]:
-        """Ids of the CIs merged into ``ci_id``, sorted."""
-
-    def resolve_conflict(self, resolution: ConflictResolution) -> None:
-        """Record how a conflict was resolved; NotFoundError when no conflict has that id."""
-
-    def conflict(self, conflict_id: str) -> Conflict | None:
-        """One conflict with its resolution, if any."""

@@ -17,7 +17,7 @@ if TYPE_CHECKING:
 
 MERGE_TABLES = ("ci_alias", "conflict_resolution")
 MERGE_DDL = """
-CREATE TABLE IF NOT EXISTS ci_alias(alias TEXT PRIMARY KEY, ci_id TEXT NOT NULL, name_lc TEXT) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS ci_alias(alias TEXT PRIMARY KEY, ci_id TEXT NOT NULL, name_lc TEXT);
 CREATE INDEX IF NOT EXISTS ci_alias_ci ON ci_alias(ci_id);
 CREATE INDEX IF NOT EXISTS ci_alias_name ON ci_alias(name_lc);
 CREATE TABLE IF NOT EXISTS conflict_resolution(
