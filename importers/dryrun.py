@@ -63,6 +63,12 @@ class _RecordingReader:
     def load_rels_by_id(self, ids: Iterable[str]) -> dict[str, RelState]:
         return self.inner.load_rels_by_id(ids)
 
+    def rels_touching(self, ci_ids: Iterable[str]) -> list[RelState]:
+        return self.inner.rels_touching(ci_ids)
+
+    def kept_separate(self, ci_ids: Iterable[str]) -> list[list[str]]:
+        return self.inner.kept_separate(ci_ids)
+
 
 @dataclass
 class AttrChange:

@@ -13,7 +13,8 @@ Run it as ``cmdb ...`` (the console script) or ``python -m product.cli ...``.
 from __future__ import annotations
 
 from api.cli import register as register_serve
-from cmdb.cli import app, run_guarded
+from cmdb.cli import app, ci_app, conflicts_app, run_guarded
+from cmdb.merge_cli import register as register_merge
 from cmdb.tokens_cli import tokens_app
 from discovery.aws import cli as aws_cli
 from discovery.cli import discover_app, runs_app
@@ -38,6 +39,7 @@ register_automation(app)  # expiry, outbox, incidents, scheduler
 register_import(app)  # cmdb import
 register_serve(app)  # cmdb serve: the HTTP API
 app.add_typer(tokens_app, name="tokens")
+register_merge(ci_app, conflicts_app)  # cmdb ci merge, cmdb conflicts resolve
 
 
 def main() -> None:
