@@ -22,8 +22,8 @@ from tests.api.conftest import make_token_factory
 ITEMS = [
     {"source": "import", "cis": [{"class": "Server", "hostname": "db-{n}", "ip_addresses": ["10.0.{n}.9"],
                                   "serial_number": "S-ONE-{n}", "partition": "{p}"}]},
-    {"source": "snmp", "cis": [{"class": "Server", "serial_number": "S-TWO-{n}", "mac_addresses": ["02:00:00:00:0{n}:09"],
-                                "partition": "{p}"}]},
+    {"source": "snmp", "cis": [{"class": "Server", "serial_number": "S-TWO-{n}",
+                                "mac_addresses": ["02:00:00:00:0{n}:09"], "partition": "{p}"}]},
     {"source": "ssh", "cis": [{"class": "Server", "hostname": "db-{n}", "ip_addresses": ["10.0.{n}.9"],
                                "mac_addresses": ["02:00:00:00:0{n}:09"]}]},
 ]
@@ -73,7 +73,8 @@ def test_merge_and_keep_separate(env: dict[str, Any]) -> None:
     assert body["conflict"]["resolution"] == "merged" and body["merge"]["kept"] == first.ci_ids[1]
     assert body["conflict"]["resolved_by"].endswith("operator")
     assert store.get_ci(first.ci_ids[0]).id == first.ci_ids[1]
-    assert [e.actor for e in store.events([first.ci_ids[1]]) if e.kind == "ci.merged"] == [body["conflict"]["resolved_by"]]
+    actors = [e.actor for e in store.events([first.ci_ids[1]]) if e.kind == "ci.merged"]
+    assert actors == [body["conflict"]["resolved_by"]]
     again = c.post(f"/api/v1/conflicts/{first.id}/resolve", json={"action": "merge"}, headers=auth(env))
     assert again.status_code == 409 and again.headers["content-type"].startswith("application/problem+json")
 

@@ -117,7 +117,8 @@ def test_key_conflict_is_recorded_and_both_cis_untouched(store: GraphStore) -> N
     load(store, {"source": "snmp", "cis": [
         {"ref": "a", "class": "Server", "hostname": "a", "serial_number": "S-A"},
         # A serial of its own: the item's keys tie two boxes whose serials contradict (no merge).
-        {"ref": "b", "class": "Server", "hostname": "b", "serial_number": "S-B", "mac_addresses": ["02:00:00:00:00:0b"]},
+        {"ref": "b", "class": "Server", "hostname": "b", "serial_number": "S-B",
+         "mac_addresses": ["02:00:00:00:00:0b"]},
     ]})
     before = {c.id: c for c in store.search(SearchQuery()).items}
     events_before = len(store.events())
