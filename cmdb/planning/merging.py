@@ -77,12 +77,50 @@ class MergePlanning(ClaimPlanning):
         self.merged_into: dict[str, str] = {}
         self.moved_rels: dict[tuple[str, str, str], RelState] = {}
         self.looked_up: set[str] = set()
+        # CI id -> (the attributes, class, identity keys) computed for them: a CI an item did not change
+        # keeps the very attribute dict, so its keys are not computed twice.
+        self.known_keys: dict[str, tuple[dict[str, Any], str, dict[str, str]]] = {}
+        self.key_attr_cache: dict[str, frozenset[str]] = getattr(self, "key_attr_cache", {})
+
+    def only_this_source(self, state: CIState) -> bool:
+        """Seen by this batch's source alone: its reconciled attributes are that source's latest item's,
+        whose keys were registered with that item, so there is nothing new to register or look up."""
+        source = self.batch.source
+        return all(s == source for s, _ in state.sightings)
+
+    def key_attrs(self, cls: str) -> frozenset[str]:
+        """Attributes of ``cls`` that take part in an identity key."""
+        found = self.key_attr_cache.get(cls)
+        if found is None:
+            found = self.key_attr_cache[cls] = frozenset(a for k in self.schema.ci_class(cls).identity for a in k)
+        return found
 
     def live(self, ci_id: str) -> str:
         """The CI ``ci_id`` is after this plan's merges."""
         while ci_id in self.merged_into:
             ci_id = self.merged_into[ci_id]
         return ci_id
+
+    def prefetch_reconciled(self, reader: BatchReader, key_map: dict[str, str], states: dict[str, CIState]) -> None:
+        """One look-up, before the items are placed, of the keys the matched CIs' reconciled attributes
+        will have (old values, or the item's), so ``register_reconciled`` rarely asks the store again."""
+        wanted: set[str] = set()
+        for group in self.groups:
+            ids = {key_map[k] for k in group.keys if k in key_map}
+            state = states.get(next(iter(ids))) if len(ids) == 1 else None
+            if state is None or self.only_this_source(state):
+                continue
+            keys = identity_keys(self.schema, state.cls, state.attrs)
+            self.known_keys[state.id] = (state.attrs, state.cls, keys)
+            wanted.update(keys)
+            attrs = state.attrs
+            if any(attrs.get(a) != v for a, v in group.attrs.items() if a in self.key_attrs(state.cls)):
+                wanted.update(identity_keys(self.schema, state.cls, {**attrs, **group.attrs}))
+        wanted.difference_update(key_map)
+        if wanted:
+            self.looked_up.update(wanted)
+            for k, (ci_id, _cls) in reader.resolve_keys(wanted).items():
+                key_map[k] = ci_id
 
     # -- placing one item -------------------------------------------------------------------------
     def match_group(self, reader: BatchReader, cs: ChangeSet, group: ItemGroup, key_map: dict[str, str],
@@ -147,7 +185,13 @@ class MergePlanning(ClaimPlanning):
         one (merge) or contradict (conflict). Returns the CI the item ended up in."""
         for _ in range(8):  # each round can only merge; a handful is plenty
             state = states[ci_id]
-            keys = identity_keys(self.schema, state.cls, state.attrs)
+            if self.only_this_source(state):
+                return ci_id
+            known = self.known_keys.get(ci_id)
+            if known is not None and known[0] is state.attrs and known[1] == state.cls:
+                keys = known[2]
+            else:
+                keys = identity_keys(self.schema, state.cls, state.attrs)
             unknown = [k for k in keys if k not in key_map and k not in self.looked_up]
             if unknown:
                 self.looked_up.update(unknown)

@@ -46,6 +46,7 @@ class Planner(Preparation, CIPlanning, RelPlanning, Lifecycle, MergePlanning):
         group_ci: list[str | None] = []
         group_cls: dict[str, str] = {}
         seen_ci: set[str] = set()
+        self.prefetch_reconciled(reader, key_map, states)
         for group in self.groups:
             # Matched, merged, updated or created, keys of its reconciled attributes registered
             # (cmdb.planning.merging); None when it was recorded as a conflict.
