@@ -13,6 +13,7 @@ import pytest
 from cmdb.batch import Batch
 from cmdb.errors import BadInputError, NotFoundError
 from cmdb.ingest import IngestResult, ingest
+from cmdb.ingest_pipeline import ingest_many
 from cmdb.merge import merge_cis, resolve_conflict
 from cmdb.store.base import GraphStore, SearchQuery
 from cmdb.store.merges import ConflictResolution
@@ -237,3 +238,16 @@ def test_two_items_of_one_batch_disagreeing_on_one_ci_are_reported(store: GraphS
     assert res.created == 1 and len(res.conflicts) == 1
     (c,) = store.conflicts()
     assert c.attrs == {"os": ["Debian 12", "Debian 11"]} and "cis[0]" in c.item and "cis[1]" in c.item
+
+
+def test_merges_through_the_pipelined_loader(store: GraphStore) -> None:
+    """``cmdb load`` of many files plans a batch while the previous one is written (Neo4j): a batch
+    that merges is written with its merge, and the batch planned meanwhile is planned again."""
+    order = ("import", "aws", "ssh", "snmp", "scan")
+    batches = [Batch.from_dict(FIVE[name]) for name in order] * 2
+    results = list(ingest_many(store, batches, pipeline=True, now=T0))
+    assert all(r.conflicts == [] for r in results)
+    hosts = store.search(SearchQuery(classes=["CloudInstance", "Server", "VirtualMachine", "Host"])).items
+    assert len(hosts) == 1 and hosts[0].cls == "CloudInstance"
+    assert len(store.relationships()) == 2
+    assert len([e for e in store.events() if e.kind == "ci.merged"]) == 1
