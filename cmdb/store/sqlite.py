@@ -409,6 +409,8 @@ class SqliteStore(SqliteTasksMixin, SqliteTokens, SqliteIdempotency, SqliteWrite
         counts = {
             t: int(self._rows(f"SELECT count(*) n FROM {t}")[0]["n"]) for t in ("event", "conflict", "run")
         }
+        counts["conflict"] -= int(self._rows("SELECT count(*) n FROM conflict_resolution x"
+                                             " WHERE EXISTS (SELECT 1 FROM conflict c WHERE c.id = x.id)")[0]["n"])
         return {
             "cis": sum(by_class.values()),
             "relationships": sum(rel_types.values()),

@@ -251,3 +251,10 @@ def test_merges_through_the_pipelined_loader(store: GraphStore) -> None:
     assert len(hosts) == 1 and hosts[0].cls == "CloudInstance"
     assert len(store.relationships()) == 2
     assert len([e for e in store.events() if e.kind == "ci.merged"]) == 1
+
+
+def test_stats_count_open_conflicts_only(store: GraphStore) -> None:
+    cid = conflicted(store)
+    assert store.stats()["conflicts"] == 1
+    resolve_conflict(store, cid, "keep_separate", actor="dana")
+    assert store.stats()["conflicts"] == 0 and len(store.conflicts()) == 1

@@ -284,7 +284,7 @@ class Neo4jQueries(Neo4jConnection):
         }
         counts = self._read(
             "RETURN COLLECT { MATCH (p:EventPack) RETURN sum(p.k) }[0] AS event,"
-            " COUNT { MATCH (c:Conflict) } AS conflict,"
+            " COUNT { MATCH (c:Conflict) WHERE NOT EXISTS { MATCH (:ConflictResolution {id: c.id}) } } AS conflict,"
             " COUNT { MATCH (x:Run) } AS run"
         )[0]
         return {
