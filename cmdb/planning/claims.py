@@ -36,11 +36,19 @@ def family(schema: Schema, cls: str) -> str | None:
     return None
 
 
+def specific(schema: Schema, cls: str) -> bool:
+    """Below its family's root: a Server or a Switch says what a box is; a scan's Host only that it is one."""
+    fam = family(schema, cls)
+    return fam is not None and fam != cls
+
+
 def cross_family(schema: Schema, a: str, b: str) -> bool:
+    """Two specific classes of different families: claims that contradict (a generic Host never does)."""
     if a == b or a not in schema.classes or b not in schema.classes:
         return False
-    fa, fb = family(schema, a), family(schema, b)
-    return fa is not None and fb is not None and fa != fb
+    if not (specific(schema, a) and specific(schema, b)):
+        return False
+    return family(schema, a) != family(schema, b)
 
 
 def contradicting_attrs(schema: Schema, cls: str, a: Mapping[str, Any], b: Mapping[str, Any],
@@ -74,17 +82,28 @@ class ClaimPlanning(PlannerState):
                        prov: dict[str, dict[str, AttrValue]], sightings: dict[tuple[str, str], Sighting]) -> str:
         """``new_cls`` unless it leaves the CI's family: then the best claim within the family, and a
         recorded conflict naming the CI, the claimed class and the source."""
-        if not cross_family(self.schema, state.cls, new_cls) and not cross_family(self.schema, state.cls, group.cls):
-            return new_cls
+        schema = self.schema
+        clash = cross_family(schema, state.cls, new_cls) or cross_family(schema, state.cls, group.cls)
+        if not clash:
+            fs, fn = family(schema, state.cls), family(schema, new_cls)
+            if fs is None or fn is None or fs == fn:
+                return new_cls
+            # A generic claim of another family: the specific side says which family the box is in.
+            anchor = state.cls if specific(schema, state.cls) or not specific(schema, new_cls) else new_cls
+        else:
+            anchor = state.cls
+        fam = family(schema, anchor)
         claims = {s: v for s, v in (prov.get(CLASS_ATTR) or {}).items()
-                  if not cross_family(self.schema, state.cls, str(v.value)) and str(v.value) in self.schema.classes}
-        best = state.cls
+                  if str(v.value) in schema.classes and family(schema, str(v.value)) == fam}
+        best = anchor
         win = resolve(claims, (), CLASS_ATTR, sightings, self.horizon, self.config) if claims else None
         if win is not None:
             best = str(win.value)
             for source, claim in claims.items():
                 if self.schema.is_a(str(claim.value), best) and is_fresh(source, sightings, self.horizon):
                     best = str(claim.value)
+        if not clash:
+            return best
         other = group.cls if cross_family(self.schema, state.cls, group.cls) else new_cls
         cs.conflicts.append(Conflict(
             id=conflict_id("class", state.id, other), at=self.at, source=self.batch.source,

@@ -15,7 +15,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from cmdb.identity import ItemGroup, identity_keys
-from cmdb.planning.claims import ClaimPlanning, conflict_id, contradicting_attrs, cross_family
+from cmdb.planning.claims import ClaimPlanning, conflict_id, contradicting_attrs, cross_family, family, specific
 from cmdb.planning.state import CLASS_ATTR, IngestResult, derive_status
 from cmdb.reconcile import resolve
 from cmdb.store.base import (
@@ -255,6 +255,9 @@ class MergePlanning(ClaimPlanning):
         cls = self.resolve_class(keep, prov, sightings)
         if cross_family(self.schema, keep.cls, cls):
             cls = keep.cls
+        elif not specific(self.schema, cls):  # a generic claim never takes a box out of a specific family
+            cls = next((c for c in (keep.cls, dup.cls) if specific(self.schema, c)
+                        and family(self.schema, c) != family(self.schema, cls)), cls)
         ci_class = self.schema.ci_class(cls)
         attrs: dict[str, Any] = {}
         for attr, candidates in prov.items():

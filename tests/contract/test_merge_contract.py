@@ -258,3 +258,16 @@ def test_stats_count_open_conflicts_only(store: GraphStore) -> None:
     assert store.stats()["conflicts"] == 1
     resolve_conflict(store, cid, "keep_separate", actor="dana")
     assert store.stats()["conflicts"] == 0 and len(store.conflicts()) == 1
+
+
+def test_a_scans_generic_host_never_clashes_with_a_switch(store: GraphStore) -> None:
+    switch = {"source": "snmp", "cis": [{"class": "Switch", "hostname": "sw-9", "ip_addresses": ["10.9.9.9"],
+                                         "serial_number": "FOC9", "role": "access"}]}
+    scan = {"source": "scan", "cis": [{"class": "Host", "hostname": "sw-9", "ip_addresses": ["10.9.9.9"]}]}
+    for first, second in ((switch, scan), (scan, switch)):
+        store.clear()
+        load(store, first)
+        load(store, second, T0 + timedelta(minutes=1))
+        (ci,) = store.search(SearchQuery()).items
+        assert ci.cls == "Switch" and ci.attrs["role"] == "access"
+        assert store.conflicts() == []
