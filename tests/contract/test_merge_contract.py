@@ -271,3 +271,19 @@ def test_a_scans_generic_host_never_clashes_with_a_switch(store: GraphStore) -> 
         (ci,) = store.search(SearchQuery()).items
         assert ci.cls == "Switch" and ci.attrs["role"] == "access"
         assert store.conflicts() == []
+
+
+def test_aliases_and_resolutions_survive_a_dump_and_restore(store: GraphStore) -> None:
+    srv, cloud = two_boxes(store)
+    merge_cis(store, srv, cloud, actor="erin", now=T0 + timedelta(hours=1))
+    for i, name in enumerate(("import", "snmp", "ssh")):
+        load(store, CONTRADICTING[name], T0 + timedelta(hours=2, minutes=i))
+    (open_one,) = [c for c in store.conflicts() if c.resolution is None]
+    resolve_conflict(store, open_one.id, "keep_separate", actor="erin")
+    dumped = list(store.dump())
+    assert {kind for kind, _ in dumped} >= {"ci_alias", "conflict_resolution"}
+    store.clear()
+    store.restore(iter(dumped))
+    assert store.resolve_alias(cloud) == srv and store.get_ci(cloud).id == srv  # type: ignore[union-attr]
+    assert store.conflict(open_one.id).resolution == "keep_separate"  # type: ignore[union-attr]
+    assert "ci.merged" in {e.kind for e in store.events([srv])}
