@@ -138,9 +138,8 @@ class MergePlanning(ClaimPlanning):
             shared = {group.keys[k] for k in group.keys if key_map.get(k) is not None
                       and self.live(key_map[k]) == ci_id}
             bad = contradicting_attrs(self.schema, state.cls, group.attrs, state.attrs, shared)
-            if bad:
+            if bad:  # recorded, and written: both values stay in provenance, precedence picks one
                 self.record(cs, group, [ci_id], group.keys, key_map, bad, reader)
-                return None
             states[ci_id] = self.update_ci(cs, state, group, result)
         else:
             ci_id = self.create_ci(cs, group, result)
@@ -229,20 +228,26 @@ class MergePlanning(ClaimPlanning):
         return ci_id
 
     def separated(self, reader: BatchReader, ids: list[str]) -> bool:
-        """Were these CIs declared separate (``cmdb conflicts resolve --keep-separate``)?"""
-        return any(len(set(ids) & set(kept)) >= 2 for kept in reader.kept_separate(ids))
+        """Were these CIs declared separate (``cmdb conflicts resolve --keep-separate``)? For one CI:
+        was a conflict about it (a contradicting value, a class claim) settled so?"""
+        wanted = set(ids)
+        need = min(2, len(wanted))
+        return any(len(wanted & set(kept)) >= need for kept in reader.kept_separate(wanted))
+
+    def drop_settled(self, reader: BatchReader, cs: ChangeSet) -> None:
+        if cs.conflicts:
+            cs.conflicts = [c for c in cs.conflicts if not self.separated(reader, c.ci_ids)]
 
     def record(self, cs: ChangeSet, group: ItemGroup, ci_ids: list[str], keys: dict[str, str],
                key_map: dict[str, str], bad: list[str], reader: BatchReader) -> None:
         """An identity conflict naming the CIs, the keys that tie them and the values that disagree;
         not raised again once the CIs were declared separate."""
-        if self.separated(reader, ci_ids) and len(ci_ids) > 1:
-            return
         named = {k: self.live(key_map[k]) for k in sorted(keys) if k in key_map}
         cs.conflicts.append(Conflict(
             id=conflict_id(self.batch.source, group.cls, *sorted(named), *ci_ids), at=self.at,
             source=self.batch.source, run_id=self.batch.run_id,
-            item=f"{group.describe()}: {', '.join(bad)} disagree{'s' if len(bad) == 1 else ''}",
+            item=f"{group.describe()}: {', '.join(bad)} disagree{'s' if len(bad) == 1 else ''}"
+                 + ("; written, every value kept in provenance" if len(ci_ids) == 1 else "; not written"),
             item_class=group.cls, keys=named, ci_ids=list(ci_ids), attrs=group.attrs,
         ))
 

@@ -67,6 +67,7 @@ class Planner(Preparation, CIPlanning, RelPlanning, Lifecycle, MergePlanning):
             cid = group_ci[gi]
             if cid is not None:
                 result.ci_ids[ref] = cid
+        self.drop_settled(reader, cs)  # conflicts about CIs declared separate are not raised again
         result.conflicts = cs.conflicts
 
         for ci_id, cls in ref_classes.items():

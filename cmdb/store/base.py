@@ -112,7 +112,8 @@ class Event:
 
 @dataclass
 class Conflict:
-    """A batch item whose identity keys point at two or more distinct CIs; it was not written."""
+    """An identity conflict: a batch item whose keys tie CIs whose identity values disagree (not written),
+    or whose value or class claim contradicts the one CI it matched (written; ``item`` says which)."""
 
     id: str
     at: str

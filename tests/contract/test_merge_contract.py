@@ -287,3 +287,28 @@ def test_aliases_and_resolutions_survive_a_dump_and_restore(store: GraphStore) -
     assert store.resolve_alias(cloud) == srv and store.get_ci(cloud).id == srv  # type: ignore[union-attr]
     assert store.conflict(open_one.id).resolution == "keep_separate"  # type: ignore[union-attr]
     assert "ci.merged" in {e.kind for e in store.events([srv])}
+
+
+def test_a_one_ci_conflict_settled_as_separate_is_not_raised_again(store: GraphStore) -> None:
+    vm = {"source": "ssh", "cis": [{"class": "VirtualMachine", "hostname": "vm-4",
+                                    "mac_addresses": ["02:00:00:00:04:04"]}]}
+    switch = {"source": "manual", "cis": [{"class": "Switch", "hostname": "vm-4",
+                                           "mac_addresses": ["02:00:00:00:04:04"]}]}
+    load(store, vm)
+    (conflict,) = load(store, switch, T0 + timedelta(minutes=1)).conflicts
+    with pytest.raises(BadInputError, match="nothing to merge"):
+        resolve_conflict(store, conflict.id, "merge")
+    resolve_conflict(store, conflict.id, "keep_separate", actor="fay")
+    assert load(store, switch, T0 + timedelta(minutes=2)).conflicts == []
+    assert store.stats()["conflicts"] == 0
+
+
+def test_an_item_contradicting_its_one_ci_is_written_and_reported(store: GraphStore) -> None:
+    load(store, CONTRADICTING["snmp"])
+    load(store, CONTRADICTING["ssh"], T0 + timedelta(minutes=1))
+    res = load(store, CONTRADICTING["import"], T0 + timedelta(minutes=2))
+    (conflict,) = res.conflicts
+    (ci,) = store.search(SearchQuery()).items
+    assert conflict.ci_ids == [ci.id] and "serial_number" in conflict.item and "written" in conflict.item
+    assert ci.attrs["serial_number"] == "S-TWO"  # snmp outranks the import
+    assert ci.provenance["serial_number"]["import"].value == "S-ONE"
