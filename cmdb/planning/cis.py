@@ -3,7 +3,6 @@ an identity conflict."""
 
 from __future__ import annotations
 
-import hashlib
 from typing import Any
 
 from cmdb.errors import CmdbError
@@ -15,23 +14,12 @@ from cmdb.store.base import (
     AttrValue,
     ChangeSet,
     CIState,
-    Conflict,
     Sighting,
     SightingWrite,
 )
 
 
 class CIPlanning(ClaimPlanning):
-    def conflict(self, group: ItemGroup, key_map: dict[str, str], matched: list[str]) -> Conflict:
-        keys = {k: key_map[k] for k in sorted(group.keys) if k in key_map}
-        digest = hashlib.sha1(
-            "|".join([self.batch.source, group.cls, *sorted(keys), *matched]).encode()
-        ).hexdigest()[:16]
-        return Conflict(
-            id=f"conflict-{digest}", at=self.at, source=self.batch.source, run_id=self.batch.run_id,
-            item=group.describe(), item_class=group.cls, keys=keys, ci_ids=matched, attrs=group.attrs,
-        )
-
     def create_ci(self, cs: ChangeSet, group: ItemGroup, result: IngestResult) -> str:
         schema = self.schema
         attrs = schema.with_defaults(group.cls, group.attrs)
