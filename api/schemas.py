@@ -81,6 +81,19 @@ class ConflictOut(BaseModel):
     keys: dict[str, str]
     ci_ids: list[str]
     attrs: dict[str, Any]
+    resolution: str | None = None  # None while open; merged or keep_separate
+    resolved_at: str | None = None
+    resolved_by: str | None = None
+
+
+class ConflictResolve(BaseModel):
+    """How to resolve an identity conflict (``POST /conflicts/{id}/resolve``)."""
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"action": "merge"},
+                                                                              {"action": "keep_separate"}]})
+    action: Literal["merge", "keep_separate"]
+    keep: str | None = None  # with merge: the CI id to keep (default: the conflict's first CI)
+    dry_run: bool = False
 
 
 class BatchSummary(BaseModel):

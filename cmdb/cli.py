@@ -41,8 +41,10 @@ app = typer.Typer(
 )
 ci_app = typer.Typer(no_args_is_help=True, help="Configuration items.")
 rel_app = typer.Typer(no_args_is_help=True, help="Relationships.")
+conflicts_app = typer.Typer(invoke_without_command=True, help="Identity conflicts; `resolve` settles one.")
 app.add_typer(ci_app, name="ci")
 app.add_typer(rel_app, name="rel")
+app.add_typer(conflicts_app, name="conflicts")
 
 out = Console()
 err = Console(stderr=True)
@@ -300,9 +302,12 @@ def _short(v: Any) -> str:
     return text if len(text) <= 60 else text[:57] + "..."
 
 
-@app.command()
-def conflicts(as_json: JsonOpt = False) -> None:
-    """Identity conflicts: batch items whose keys point at two or more CIs (never merged)."""
+@conflicts_app.callback()
+def conflicts(ctx: typer.Context, as_json: JsonOpt = False) -> None:
+    """Identity conflicts: items whose keys tie CIs whose identity values disagree, claims of a class of
+    another family; open until resolved (`cmdb conflicts resolve ID --merge|--keep-separate`)."""
+    if ctx.invoked_subcommand is not None:
+        return
     with _store() as store:
         items = store.conflicts()
         names = _names(store, {i for c in items for i in c.ci_ids})
@@ -312,10 +317,10 @@ def conflicts(as_json: JsonOpt = False) -> None:
     if not items:
         out.print("no identity conflicts")
         return
-    table = folded_table("at", "source", "item", "matches", "keys")
+    table = folded_table("id", "at", "source", "item", "matches", "keys", "status")
     for c in items:
-        table.add_row(c.at, c.source, c.item, ", ".join(names.get(i, i) for i in c.ci_ids),
-                      "\n".join(f"{k} -> {names.get(v, v)}" for k, v in c.keys.items()))
+        table.add_row(c.id, c.at, c.source, c.item, ", ".join(names.get(i, i) for i in c.ci_ids),
+                      "\n".join(f"{k} -> {names.get(v, v)}" for k, v in c.keys.items()), c.resolution or "open")
     out.print(table)
 
 

@@ -69,6 +69,12 @@ class _RecordingReader:
     def open_conflicts(self, keys: Iterable[str]) -> list[Conflict]:
         return self.inner.open_conflicts(keys)
 
+    def rels_touching(self, ci_ids: Iterable[str]) -> list[RelState]:
+        return self.inner.rels_touching(ci_ids)
+
+    def kept_separate(self, ci_ids: Iterable[str]) -> list[list[str]]:
+        return self.inner.kept_separate(ci_ids)
+
 
 @dataclass
 class AttrChange:

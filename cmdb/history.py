@@ -57,17 +57,18 @@ def parse_time(text: str, now: datetime | None = None) -> str:
 
 def resolve_ci(store: GraphStore, schema: Schema, ref: str) -> str:
     """A CI id from an id, a display name, or any single-attribute identity value (serial, FQDN, ...)."""
-    if store.get_ci(ref) is not None:
-        return ref
+    found = store.get_ci(ref)
+    if found is not None:
+        return found.id  # a merged-away id answers with the CI it was merged into
     by_name = store.find_by_name(ref)
     if len(by_name) == 1:
         return by_name[0]
     if len(by_name) > 1:
         raise BadInputError(f"{ref!r} names {len(by_name)} CIs ({', '.join(by_name[:5])}); use a CI id")
     for k in single_value_keys(schema, ref):
-        found = store.find_by_key(k)
-        if found:
-            return found
+        by_key = store.find_by_key(k)
+        if by_key:
+            return by_key
     raise NotFoundError(f"no CI matches {ref!r} (tried id, name and identity keys); see `cmdb ci search`")
 
 

@@ -53,6 +53,8 @@ class ItemGroup:
     cls: str
     attrs: dict[str, Any]
     keys: dict[str, str] = field(default_factory=dict)
+    # attribute -> the different values items of this group gave (cmdb.planning.claims reports them)
+    disagreements: dict[str, list[Any]] = field(default_factory=dict)
 
     def describe(self) -> str:
         return ", ".join(i.describe() for i in self.items)
@@ -98,6 +100,10 @@ def merge_batch_items(
             if isinstance(old, list) and isinstance(value, list):
                 group.attrs[name] = sorted(set(old) | set(value))
             else:
+                if old is not None and value is not None and old != value:
+                    seen = group.disagreements.setdefault(name, [old])
+                    if value not in seen:
+                        seen.append(value)
                 group.attrs[name] = value
         group.keys.update(item_keys[i])
     # Keys may grow with merged list attributes (hostname + each IP): recompute for merged groups.

@@ -15,12 +15,13 @@ import typer
 from rich.console import Console
 
 from cmdb.batch import Batch
-from cmdb.cli_output import emit_json, opened_store
+from cmdb.cli_output import emit_json, opened_store, store_exists
 from cmdb.dryrun import ItemPlan
 from cmdb.errors import BadInputError
 from cmdb.model import default_schema
 from cmdb.reconcile import ReconcileConfig
 from cmdb.schema_store import store_schema
+from cmdb.store import default_store_url
 from importers.table_import import ImportReport, TableImport, import_batches
 
 out = Console()
@@ -91,8 +92,10 @@ def import_command(
     config = ReconcileConfig.load()
     show = not as_json and sys.stderr.isatty()
     store_url = ctx.find_root().params.get("store")
-    with opened_store(store_url) as opened:  # mappings may name classes of the store's schema extensions
-        schema = store_schema(opened)
+    schema = default_schema()  # a store the import is about to create has only the core schema
+    if store_exists(store_url or default_store_url()):
+        with opened_store(store_url) as opened:  # mappings may name classes of the store's schema extensions
+            schema = store_schema(opened)
     if kind == "table":
         if mapping is None:
             raise BadInputError("a tabular file needs --mapping MAP.yaml (see importers/mapping.py for the format)")

@@ -13,10 +13,11 @@ Run it as ``cmdb ...`` (the console script) or ``python -m product.cli ...``.
 from __future__ import annotations
 
 from api.cli import register as register_serve
-from cmdb.cli import app, ci_app, rel_app, run_guarded
+from cmdb.cli import app, ci_app, conflicts_app, rel_app, run_guarded
 from cmdb.cli_manual import register as register_manual
 from cmdb.config_cli import config_app
 from cmdb.health_cli import health_command
+from cmdb.merge_cli import register as register_merge
 from cmdb.schema_cli import schema_app
 from cmdb.tokens_cli import tokens_app
 from discovery.aws import cli as aws_cli
@@ -48,6 +49,7 @@ app.add_typer(schema_app, name="schema")
 app.add_typer(config_app, name="config")
 register_config_sections()  # the wings' sections of the configuration file, for cmdb config check/show
 app.command("health")(health_command)
+register_merge(ci_app, conflicts_app)  # cmdb ci merge, cmdb conflicts resolve
 
 
 def main() -> None:

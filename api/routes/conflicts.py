@@ -1,7 +1,6 @@
-"""``/conflicts``: batch items whose identity keys point at two or more CIs (recorded, never merged).
-
-Resolving needs the store to close a conflict, which it cannot yet; the list and each conflict
-are served, and fixing the data (a manual PATCH of the right CI, then a re-run) clears the cause.
+"""``/conflicts``: identity conflicts (items tying CIs whose identity values disagree, class claims of
+another family), recorded and never merged silently; ``POST /conflicts/{id}/resolve`` settles one by
+merging its CIs or keeping them separate (``cmdb.merge``), as ``cmdb conflicts resolve`` does.
 """
 
 from __future__ import annotations
@@ -12,15 +11,18 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Query
 
 from api.auth import Principal, require
-from api.problems import responses
+from api.problems import ConflictError, responses
 from api.reads import decode_cursor, encode_cursor
-from api.schemas import ConflictOut
+from api.schemas import ConflictOut, ConflictResolve
 from api.state import ApiState, api_state
+from api.visibility import can_see
 from cmdb.errors import NotFoundError
+from cmdb.merge import resolve_conflict
 
 router = APIRouter(prefix="/conflicts", tags=["Identity conflicts"], responses=responses(400, 401, 403, 422, 500))
 StateDep = Annotated[ApiState, Depends(api_state)]
 Viewer = Annotated[Principal, Depends(require("viewer"))]
+Operator = Annotated[Principal, Depends(require("operator"))]
 
 
 @router.get("", summary="Open identity conflicts, oldest first")
@@ -40,3 +42,35 @@ def get_conflict(st: StateDep, who: Viewer, conflict_id: str) -> dict[str, Any]:
         if c.id == conflict_id:
             return asdict(c)
     raise NotFoundError(f"no identity conflict {conflict_id!r}; GET /api/v1/conflicts lists them")
+
+
+@router.post("/{conflict_id}/resolve", summary="Resolve a conflict: merge its CIs, or keep them separate for good",
+             responses=responses(404, 409))
+def resolve(st: StateDep, who: Operator, conflict_id: str, body: ConflictResolve) -> dict[str, Any]:
+    """``merge`` folds the conflict's CIs into ``keep`` (default: its first CI) in one transaction:
+    relationships move, provenance and identity keys combine, both histories stay, the duplicate's id
+    and name then answer with the kept CI. ``keep_separate`` records that they are different: they
+    are neither merged nor reported again for this. A conflict naming a CI the token may not see is
+    answered as missing."""
+    missing = NotFoundError(f"no identity conflict {conflict_id!r}; GET /api/v1/conflicts lists them")
+    conflict = st.store.conflict(conflict_id)
+    if conflict is None:
+        raise missing
+    for ci_id in conflict.ci_ids:
+        ci = st.store.get_ci(ci_id)
+        if ci is not None and not can_see(who, ci):
+            raise missing
+    if conflict.resolution is not None:
+        raise ConflictError(f"conflict {conflict_id} was already resolved ({conflict.resolution} at "
+                            f"{conflict.resolved_at} by {conflict.resolved_by})")
+    keep = None
+    if body.keep is not None:
+        kept = st.store.get_ci(body.keep)
+        if kept is None or not can_see(who, kept):
+            raise NotFoundError(f"no CI matches {body.keep!r} (tried id)")
+        keep = kept.id
+    resolution, report = resolve_conflict(st.store, conflict_id, body.action, keep=keep, actor=who.name,
+                                          dry_run=body.dry_run, schema=st.schema)
+    done = st.store.conflict(conflict_id) or conflict
+    return {"conflict": ConflictOut(**asdict(done)).model_dump(), "resolution": asdict(resolution),
+            "dry_run": body.dry_run, "merge": asdict(report) if report is not None else None}

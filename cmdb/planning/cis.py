@@ -3,35 +3,24 @@ an identity conflict."""
 
 from __future__ import annotations
 
-import hashlib
 from typing import Any
 
 from cmdb.errors import CmdbError
 from cmdb.identity import ItemGroup
 from cmdb.planning.ageing import Ageing
+from cmdb.planning.claims import ClaimPlanning
 from cmdb.planning.state import CLASS_ATTR, IngestResult, derive_status, new_ci_id
 from cmdb.reconcile import is_fresh, resolve
 from cmdb.store.base import (
     AttrValue,
     ChangeSet,
     CIState,
-    Conflict,
     Sighting,
     SightingWrite,
 )
 
 
-class CIPlanning(Ageing):
-    def conflict(self, group: ItemGroup, key_map: dict[str, str], matched: list[str]) -> Conflict:
-        keys = {k: key_map[k] for k in sorted(group.keys) if k in key_map}
-        digest = hashlib.sha1(
-            "|".join([self.batch.source, group.cls, *sorted(keys), *matched]).encode()
-        ).hexdigest()[:16]
-        return Conflict(
-            id=f"conflict-{digest}", at=self.at, source=self.batch.source, run_id=self.batch.run_id,
-            item=group.describe(), item_class=group.cls, keys=keys, ci_ids=matched, attrs=group.attrs,
-        )
-
+class CIPlanning(Ageing, ClaimPlanning):
     def create_ci(self, cs: ChangeSet, group: ItemGroup, result: IngestResult) -> str:
         schema = self.schema
         attrs = schema.with_defaults(group.cls, group.attrs)
@@ -71,12 +60,13 @@ class CIPlanning(Ageing):
         sightings[key] = self.sighting(sightings.get(key))
         cs.sightings.append(SightingWrite("ci", state.id, sightings[key]))
 
-        new_cls = self.resolve_class(state, prov, sightings)
-        ancestors = self.schema.ci_class(new_cls).ancestors
+        new_cls = self.family_checked(cs, state, self.resolve_class(state, prov, sightings), group, prov, sightings)
+        ci_class = self.schema.ci_class(new_cls)
+        ancestors, defined = ci_class.ancestors, ci_class.attributes
         attrs: dict[str, Any] = {}
         winners: dict[str, str] = {}
         for attr, candidates in prov.items():
-            if attr == CLASS_ATTR:
+            if attr == CLASS_ATTR or attr not in defined:  # another class's values stay in provenance only
                 continue
             win = resolve(candidates, ancestors, attr, sightings, self.horizon, self.config)
             if win is not None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from cmdb.planning.cis import CIPlanning
 from cmdb.planning.lifecycle import Lifecycle
+from cmdb.planning.merging import MergePlanning
 from cmdb.planning.prepare import Preparation
 from cmdb.planning.rels import RelPlanning
 from cmdb.planning.retirements import Retirements
@@ -15,7 +16,7 @@ from cmdb.store.base import (
 )
 
 
-class Planner(Preparation, CIPlanning, RelPlanning, Retirements, Lifecycle):
+class Planner(Preparation, CIPlanning, RelPlanning, Retirements, Lifecycle, MergePlanning):
     """Turns a batch into a ChangeSet; ``prepare`` is pure, ``plan`` runs inside the transaction."""
 
     def plan(self, reader: BatchReader) -> ChangeSet:
@@ -23,6 +24,7 @@ class Planner(Preparation, CIPlanning, RelPlanning, Retirements, Lifecycle):
         batch, at = self.batch, self.at
         result = self.result = IngestResult(run_id=batch.run_id)
         self.new_ids = set()
+        self.reset_merges()
         cs = ChangeSet(
             run=RunRecord(batch.run_id, batch.source, batch.scope, batch.complete, at, at, batch.actor)
         )
@@ -46,31 +48,29 @@ class Planner(Preparation, CIPlanning, RelPlanning, Retirements, Lifecycle):
         group_ci: list[str | None] = []
         group_cls: dict[str, str] = {}
         seen_ci: set[str] = set()
+        self.prefetch_reconciled(reader, key_map, states)
         for group in self.groups:
-            matched = sorted({key_map[k] for k in group.keys if k in key_map})
-            if len(matched) > 1:
-                cs.conflicts.append(self.conflict(group, key_map, matched))
-                group_ci.append(None)
-                continue
-            if matched:
-                ci_id = matched[0]
-                # Written back: two groups of one batch may describe the same CI through different keys.
-                states[ci_id] = self.update_ci(cs, states[ci_id], group, result)
-                group_cls[ci_id] = states[ci_id].cls
-            else:
-                ci_id = self.create_ci(cs, group, result)
-                group_cls[ci_id] = group.cls
-            for key in group.keys:
-                if key not in key_map:
-                    key_map[key] = ci_id
-                    cs.keys.append((key, ci_id))
-            seen_ci.add(ci_id)
-            group_ci.append(ci_id)
+            # Matched, merged, updated or created, keys of its reconciled attributes registered
+            # (cmdb.planning.merging); None when it was recorded as a conflict.
+            found = self.match_group(reader, cs, group, key_map, states, result)
+            if found is not None:
+                self.report_disagreements(cs, group, found)
+                seen_ci.add(found)
+            group_ci.append(found)
+        if self.merged_into:  # an earlier item's CI may have been merged into a later one's
+            group_ci = [None if c is None else self.live(c) for c in group_ci]
+            seen_ci = {self.live(c) for c in seen_ci}
+            for k, c in key_map.items():
+                key_map[k] = self.live(c)
+        for cid in group_ci:
+            if cid is not None:
+                group_cls[cid] = states[cid].cls
         for ref, gi in self.ref_group.items():
             cid = group_ci[gi]
             if cid is not None:
                 result.ci_ids[ref] = cid
         self.retire_keys(cs, key_map)
+        self.drop_settled(reader, cs)  # conflicts about CIs declared separate are not raised again
         result.conflicts = cs.conflicts
 
         for ci_id, cls in ref_classes.items():

@@ -20,6 +20,8 @@ from cmdb.store.base import (
 
 
 class RelPlanning(RelAttrPlanning):
+    moved_rels: dict[tuple[str, str, str], RelState]  # set by ``merging.MergePlanning.reset_merges``
+
     def endpoint(self, rel: PreparedRel, side: str, key_map: dict[str, str],
                   group_ci: list[str | None]) -> str | None:
         end: Ref = rel.rec.src if side == "src" else rel.rec.dst
@@ -75,6 +77,8 @@ class RelPlanning(RelAttrPlanning):
         new = self.new_ids
         known = [t for t in wanted if t[1] not in new and t[2] not in new]
         existing = reader.load_rels(known) if known else {}
+        if self.moved_rels:  # re-created on a kept CI by a merge of this plan (cmdb.planning.merging)
+            existing = {**existing, **self.moved_rels}
         seen: set[str] = set()
         # One sighting object for every relationship this batch creates (records are never mutated).
         fresh = self.sighting(None)

@@ -19,6 +19,7 @@ from datetime import UTC, datetime
 from typing import Any, Literal, Protocol
 
 from cmdb.store.health import HealthStore
+from cmdb.store.merges import CIMerge, ConflictResolution
 from cmdb.store.schema_ext import SchemaExtensionStore
 from cmdb.store.tasks import TaskStore
 
@@ -116,7 +117,8 @@ class Event:
 
 @dataclass
 class Conflict:
-    """A batch item whose identity keys point at two or more distinct CIs; it was not written."""
+    """An identity conflict: a batch item whose keys tie CIs whose identity values disagree (not written),
+    or whose value or class claim contradicts the one CI it matched (written; ``item`` says which)."""
 
     id: str
     at: str
@@ -127,6 +129,9 @@ class Conflict:
     keys: dict[str, str]
     ci_ids: list[str]
     attrs: dict[str, Any] = field(default_factory=dict)
+    resolution: str | None = None  # None while open; "merged" or "keep_separate" (cmdb.store.merges)
+    resolved_at: str | None = None
+    resolved_by: str | None = None
 
 
 @dataclass
@@ -199,6 +204,7 @@ class ChangeSet:
     ``keys`` are added, so a key can move to another CI in one batch."""
     conflicts_closed: list[str] = field(default_factory=list)
     """Ids of recorded conflicts whose cause this batch retired."""
+    merges: list[CIMerge] = field(default_factory=list)  # applied last (cmdb.store.merges)
 
 
 @dataclass
@@ -272,6 +278,13 @@ class BatchReader(Protocol):
         """The scope of each run in the ledger (runs not found are left out): which complete run
         covers the run that set a value (``cmdb.planning.ageing``)."""
 
+    def rels_touching(self, ci_ids: Iterable[str]) -> list[RelState]:
+        """Every relationship (any status, with sightings) with an end in ``ci_ids``: what a merge moves."""
+
+    def kept_separate(self, ci_ids: Iterable[str]) -> list[list[str]]:
+        """The CI lists of conflicts resolved as kept separate that name any of ``ci_ids``."""
+
+
     def open_conflicts(self, keys: Iterable[str]) -> list[Conflict]:
         """Recorded conflicts that name any of ``keys``."""
 
@@ -329,6 +342,19 @@ class GraphStore(TaskStore, SchemaExtensionStore, HealthStore, Protocol):
         the rest (an incident's recent changes among 20,000 affected CIs)."""
 
     def conflicts(self) -> list[Conflict]: ...
+
+    # -- merges and conflict resolutions (cmdb.store.merges) --------------------------------------
+    def conflict(self, conflict_id: str) -> Conflict | None:
+        """One conflict with its resolution, if any."""
+
+    def resolve_conflict(self, resolution: ConflictResolution) -> None:
+        """Record how a conflict was resolved; NotFoundError when no conflict has that id."""
+
+    def resolve_alias(self, ci_id: str) -> str | None:
+        """The CI a merged-away id now is, or None when ``ci_id`` is no alias (``get_ci`` follows it)."""
+
+    def aliases_of(self, ci_id: str) -> list[str]:
+        """Ids of the CIs merged into ``ci_id``, sorted."""
 
     def runs(self, source: str | None = None, limit: int = 100) -> list[RunRecord]: ...
 

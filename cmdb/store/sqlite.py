@@ -53,6 +53,7 @@ from cmdb.store.sqlite_ageing import (
 from cmdb.store.sqlite_counter import SqliteWriteCounter
 from cmdb.store.sqlite_health import SqliteHealth
 from cmdb.store.sqlite_idempotency import SqliteIdempotency
+from cmdb.store.sqlite_merge import MERGE_DDL, MERGE_TABLES, SqliteMergeReader, SqliteMerges, apply_merges
 from cmdb.store.sqlite_recent import SqliteRecentEvents
 from cmdb.store.sqlite_schema import SCHEMA_EXT_DDL, SCHEMA_EXT_TABLE, SqliteSchemaExtensions
 from cmdb.store.sqlite_tasks import TASK_TABLES, TASKS_DDL, SqliteTasksMixin
@@ -101,7 +102,7 @@ CREATE INDEX IF NOT EXISTS discovery_run_started ON discovery_run(started_at);
 """
 
 TABLES = (SCHEMA_EXT_TABLE, "ci", "ci_key", "sighting", "rel", "event", "conflict", "run", "discovery_run",
-          *TASK_TABLES, *AGEING_TABLES)
+          *TASK_TABLES, *AGEING_TABLES, *MERGE_TABLES)
 
 
 _dumps = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode
@@ -122,7 +123,7 @@ def _loads(text: str | None) -> Any:
 
 
 class SqliteStore(SqliteTasksMixin, SqliteTokens, SqliteIdempotency, SqliteWriteCounter,
-                  SqliteSchemaExtensions, SqliteHealth, SqliteRecentEvents):
+                  SqliteSchemaExtensions, SqliteHealth, SqliteRecentEvents, SqliteMerges):
     """GraphStore on one SQLite file (or ``:memory:``)."""
 
     def __init__(self, path: str | Path) -> None:
@@ -136,7 +137,7 @@ class SqliteStore(SqliteTasksMixin, SqliteTokens, SqliteIdempotency, SqliteWrite
         try:
             # Opening is read-only unless the file is new (``sqlite_access``): never waits for a loader.
             self._db = connect(self.path, busy_ms=int(write_timeout() * 1000))
-            ensure_schema(self._db, DDL + TASKS_DDL + SCHEMA_EXT_DDL + AGEING_DDL, SCHEMA_VERSION)
+            ensure_schema(self._db, DDL + TASKS_DDL + SCHEMA_EXT_DDL + AGEING_DDL + MERGE_DDL, SCHEMA_VERSION)
         except sqlite3.OperationalError as exc:
             if "locked" in str(exc) or "busy" in str(exc):
                 raise busy_error(self.path, write_timeout(), "creating the store") from exc
@@ -214,6 +215,8 @@ class SqliteStore(SqliteTasksMixin, SqliteTokens, SqliteIdempotency, SqliteWrite
             "INSERT OR REPLACE INTO run VALUES(?,?,?,?,?,?,?,?)",
             (r.run_id, r.source, r.scope, int(r.complete), r.started_at, r.ended_at, r.actor, _dumps(r.stats)),
         )
+        if cs.merges:
+            apply_merges(db, cs.merges)
 
     def _batch_reader(self, db: sqlite3.Connection) -> BatchReader:
         """The reader a plan sees inside a write transaction (the store's capability parts use it too)."""
@@ -239,14 +242,18 @@ class SqliteStore(SqliteTasksMixin, SqliteTokens, SqliteIdempotency, SqliteWrite
                 raise StoreError(f"query on {self.path} failed: {exc}") from exc
 
     def get_ci(self, ci_id: str) -> CIState | None:
-        return self.get_cis([ci_id]).get(ci_id)
+        found = self.get_cis([ci_id]).get(ci_id)
+        if found is None and (kept := self.resolve_alias(ci_id)) is not None:  # merged away (cmdb.merge)
+            return self.get_cis([kept]).get(kept)
+        return found
 
     def get_cis(self, ids: Iterable[str]) -> dict[str, CIState]:
         with self._reading() as db:
             return _load_cis(db, list(ids))
 
     def find_by_name(self, name: str) -> list[str]:
-        return [r["id"] for r in self._rows("SELECT id FROM ci WHERE name_lc=? ORDER BY id", (name.lower(),))]
+        found = [r["id"] for r in self._rows("SELECT id FROM ci WHERE name_lc=? ORDER BY id", (name.lower(),))]
+        return sorted({*found, *self.alias_names(name)})
 
     def find_by_key(self, key: str) -> str | None:
         rows = self._rows("SELECT ci_id FROM ci_key WHERE key=?", (key,))
@@ -344,7 +351,7 @@ class SqliteStore(SqliteTasksMixin, SqliteTokens, SqliteIdempotency, SqliteWrite
     ) -> list[Event]:
         where, params = ["1=1"], []
         if ci_ids is not None:
-            id_json = _dumps(list(ci_ids))
+            id_json = _dumps(self.alias_ids(list(ci_ids)))  # a merged CI's history is the kept one's
             where.append("(ci_id IN (SELECT value FROM json_each(?)) OR peer_id IN (SELECT value FROM json_each(?)))")
             params.extend([id_json, id_json])
         if since is not None:
@@ -367,8 +374,10 @@ class SqliteStore(SqliteTasksMixin, SqliteTokens, SqliteIdempotency, SqliteWrite
         return [
             Conflict(id=r["id"], at=r["at"], source=r["source"], run_id=r["run_id"], item=r["item"],
                      item_class=r["item_class"], keys=_loads(r["keys"]), ci_ids=_loads(r["ci_ids"]),
-                     attrs=_loads(r["attrs"]))
-            for r in self._rows("SELECT * FROM conflict ORDER BY at, id")
+                     attrs=_loads(r["attrs"]), resolution=r["resolution"], resolved_at=r["resolved_at"],
+                     resolved_by=r["resolved_by"])
+            for r in self._rows("SELECT c.*, x.resolution, x.at AS resolved_at, x.actor AS resolved_by FROM conflict c"
+                                " LEFT JOIN conflict_resolution x ON x.id = c.id ORDER BY c.at, c.id")
         ]
 
     def runs(self, source: str | None = None, limit: int = 100) -> list[RunRecord]:
@@ -414,6 +423,8 @@ class SqliteStore(SqliteTasksMixin, SqliteTokens, SqliteIdempotency, SqliteWrite
         counts = {
             t: int(self._rows(f"SELECT count(*) n FROM {t}")[0]["n"]) for t in ("event", "conflict", "run")
         }
+        counts["conflict"] -= int(self._rows("SELECT count(*) n FROM conflict_resolution x"
+                                             " WHERE EXISTS (SELECT 1 FROM conflict c WHERE c.id = x.id)")[0]["n"])
         return {
             "cis": sum(by_class.values()),
             "relationships": sum(rel_types.values()),
@@ -472,7 +483,7 @@ class SqliteStore(SqliteTasksMixin, SqliteTokens, SqliteIdempotency, SqliteWrite
             self._db.close()
 
 
-class _Reader(SqliteAgeingReader):
+class _Reader(SqliteAgeingReader, SqliteMergeReader):
     """BatchReader over the open write transaction."""
 
     def __init__(self, db: sqlite3.Connection) -> None:

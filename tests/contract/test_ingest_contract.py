@@ -116,7 +116,9 @@ def test_items_sharing_a_key_in_one_batch_are_merged(store: GraphStore) -> None:
 def test_key_conflict_is_recorded_and_both_cis_untouched(store: GraphStore) -> None:
     load(store, {"source": "snmp", "cis": [
         {"ref": "a", "class": "Server", "hostname": "a", "serial_number": "S-A"},
-        {"ref": "b", "class": "Server", "hostname": "b", "mac_addresses": ["02:00:00:00:00:0b"]},
+        # A serial of its own: the item's keys tie two boxes whose serials contradict (no merge).
+        {"ref": "b", "class": "Server", "hostname": "b", "serial_number": "S-B",
+         "mac_addresses": ["02:00:00:00:00:0b"]},
     ]})
     before = {c.id: c for c in store.search(SearchQuery()).items}
     events_before = len(store.events())

@@ -40,6 +40,7 @@ import neo4j
 import cmdb
 from cmdb.errors import CmdbError, StoreError
 from cmdb.store.base import BatchReader, ChangeSet, CIState, Conflict, RelState, Sighting, rel_id_for
+from cmdb.store.neo4j.merges import Neo4jMerges
 from cmdb.store.neo4j.reader import TxReader
 from cmdb.store.neo4j.writer import Neo4jWriter, WriteProgram
 
@@ -62,6 +63,7 @@ class Touched:
                 {r.id for r in (*cs.rels_new, *cs.rels_changed)})
         for w in cs.sightings:
             (t.cis if w.kind == "ci" else t.rels).add(w.item_id)
+        t.lifecycle = bool(cs.merges)  # a merge re-points keys, deletes a CI: what was planned meanwhile is stale
         return t
 
     def meets(self, other: Touched) -> bool:
@@ -123,12 +125,25 @@ class RecordingReader(TxReader):
         self.read.lifecycle = True  # conflicts are not among what ``Touched`` tracks: replan after any write
         return super().open_conflicts(keys)
 
+    # A merge's reads (rare) cover what any other batch may touch: the plan is made again if one was in flight.
+    def rels_touching(self, ci_ids: Iterable[str]) -> list[RelState]:
+        self.read.lifecycle = True
+        return super().rels_touching(ci_ids)
+
+    def kept_separate(self, ci_ids: Iterable[str]) -> list[list[str]]:
+        self.read.lifecycle = True
+        return super().kept_separate(ci_ids)
+
+
+class _PipelineWriter(Neo4jMerges, Neo4jWriter):
+    """The writer process's store part: batch writes, with the merges a batch may carry."""
+
 
 def _writer_main(conn: multiprocessing.connection.Connection) -> None:
     """The writer process: write each program it is sent, answer with the counters or the error."""
     uri, user, password, database, class_labels = conn.recv()
     try:
-        store = Neo4jWriter(uri, user, password, database)
+        store = _PipelineWriter(uri, user, password, database)
         store._class_labels = class_labels  # the parent's schema may extend the default one
     except CmdbError as exc:
         conn.send(("error", exc))

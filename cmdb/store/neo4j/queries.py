@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable
 from dataclasses import asdict
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from cmdb.errors import BadInputError
 from cmdb.store.base import (
@@ -27,9 +27,17 @@ from cmdb.store.neo4j.layout import ATTR_NAME, CI_MAP, LOAD_CIS, OTHER_REL, REL_
 class Neo4jQueries(Neo4jConnection):
     """The read side of the GraphStore protocol."""
 
+    if TYPE_CHECKING:  # aliases of merged CIs (``merges.Neo4jMerges``)
+        def resolve_alias(self, ci_id: str) -> str | None: ...
+        def alias_ids(self, ci_ids: list[str]) -> list[str]: ...
+        def alias_names(self, name: str) -> list[str]: ...
+
     # -- reading --------------------------------------------------------------------------------
     def get_ci(self, ci_id: str) -> CIState | None:
-        return self.get_cis([ci_id]).get(ci_id)
+        found = self.get_cis([ci_id]).get(ci_id)
+        if found is None and (kept := self.resolve_alias(ci_id)) is not None:  # merged away (cmdb.merge)
+            return self.get_cis([kept]).get(kept)
+        return found
 
     def get_cis(self, ids: Iterable[str]) -> dict[str, CIState]:
         ids = list(ids)
@@ -39,7 +47,7 @@ class Neo4jQueries(Neo4jConnection):
 
     def find_by_name(self, name: str) -> list[str]:
         rows = self._read("MATCH (c:CI {name_lc: $n}) RETURN c.id AS id ORDER BY id", n=name.lower())
-        return [r["id"] for r in rows]
+        return sorted({*(r["id"] for r in rows), *self.alias_names(name)})
 
     def find_by_key(self, key: str) -> str | None:
         rows = self._read("MATCH (k:CIKey {key: $k}) RETURN k.ci_id AS id", k=key)
@@ -203,7 +211,7 @@ class Neo4jQueries(Neo4jConnection):
                               " AND ($until IS NULL OR p.at0 <= $until) RETURN p.b AS b", since=since, until=until)
             wanted = None
         else:
-            wanted = set(ci_ids)
+            wanted = set(self.alias_ids(list(ci_ids)))  # a merged CI's history is the kept one's
             if not wanted:
                 return []
             # The packs named by each CI, by its relationships and by a stand-in for an id without a CI node.
@@ -227,11 +235,14 @@ class Neo4jQueries(Neo4jConnection):
         return events[: int(limit)] if limit is not None and limit >= 0 else events
 
     def conflicts(self) -> list[Conflict]:
-        rows = self._read("MATCH (c:Conflict) RETURN c {.*} AS c ORDER BY c.at, c.id")
+        rows = self._read("MATCH (c:Conflict) OPTIONAL MATCH (x:ConflictResolution {id: c.id})"
+                          " RETURN c {.*, resolution: x.resolution, resolved_at: x.at, resolved_by: x.actor} AS c"
+                          " ORDER BY c.at, c.id")
         return [
             Conflict(id=c["id"], at=c["at"], source=c["source"], run_id=c["run_id"], item=c["item"],
                      item_class=c["item_class"], keys=load_json(c["keys"]), ci_ids=load_json(c["ci_ids"]),
-                     attrs=load_json(c["attrs"]))
+                     attrs=load_json(c["attrs"]), resolution=c["resolution"], resolved_at=c["resolved_at"],
+                     resolved_by=c["resolved_by"])
             for c in (r["c"] for r in rows)
         ]
 
@@ -273,7 +284,7 @@ class Neo4jQueries(Neo4jConnection):
         }
         counts = self._read(
             "RETURN COLLECT { MATCH (p:EventPack) RETURN sum(p.k) }[0] AS event,"
-            " COUNT { MATCH (c:Conflict) } AS conflict,"
+            " COUNT { MATCH (c:Conflict) WHERE NOT EXISTS { MATCH (:ConflictResolution {id: c.id}) } } AS conflict,"
             " COUNT { MATCH (x:Run) } AS run"
         )[0]
         return {

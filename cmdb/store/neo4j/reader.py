@@ -10,9 +10,10 @@ import neo4j
 from cmdb.store.base import CIState, Conflict, RelState, Sighting, rel_id_for
 from cmdb.store.neo4j.codecs import ci_state, dump_json, load_json, parse_sightings, rel_state
 from cmdb.store.neo4j.layout import CI_MAP_TX, OTHER_REL, REL_MAP_SG, REL_TYPE
+from cmdb.store.neo4j.merges import TxMergeReader
 
 
-class TxReader:
+class TxReader(TxMergeReader):
     """BatchReader over the open write transaction; each method is one query (or one per kind)."""
 
     def __init__(self, tx: neo4j.ManagedTransaction, rel_labels: list[str]) -> None:

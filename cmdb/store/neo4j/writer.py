@@ -13,6 +13,7 @@ from neo4j import exceptions as nx
 
 from cmdb.errors import CmdbError, StoreError
 from cmdb.store.base import BatchReader, ChangeSet
+from cmdb.store.merges import CIMerge
 from cmdb.store.neo4j.codecs import (
     attr_tokens,
     conflict_row,
@@ -65,6 +66,7 @@ class WriteProgram:
     run: dict[str, Any] = field(default_factory=dict)
     keys_retired: list[list[str]] = field(default_factory=list)
     conflicts_closed: list[str] = field(default_factory=list)
+    merges: list[CIMerge] = field(default_factory=list)  # applied last (``merges.Neo4jMerges``)
 
 
 
@@ -260,6 +262,7 @@ class Neo4jWriter(Neo4jConnection):
         prog.conflicts = [conflict_row(c) for c in cs.conflicts]
         prog.keys_retired = [list(k) for k in cs.keys_retired]
         prog.conflicts_closed = list(cs.conflicts_closed)
+        prog.merges = list(cs.merges)
         ledger = cs.run
         prog.run = {"run_id": ledger.run_id, "source": ledger.source, "scope": ledger.scope,
                     "complete": bool(ledger.complete), "started_at": ledger.started_at, "ended_at": ledger.ended_at,
@@ -356,7 +359,7 @@ class Neo4jWriter(Neo4jConnection):
                 self._index_events(run, prog.event_refs)
             run("MATCH (m:CmdbMeta {name: 'store'}) SET m.seq = $seq", seq=prog.seq + prog.events)
         if prog.conflicts:
-            run("UNWIND $rows AS row MERGE (c:Conflict {id: row.id}) SET c = row", rows=prog.conflicts)
+            run("UNWIND $rows AS row MERGE (c:Conflict {id: row.id}) SET c += row", rows=prog.conflicts)
         if prog.conflicts_closed:
             run("MATCH (c:Conflict) WHERE c.id IN $ids DELETE c", ids=prog.conflicts_closed)
         run("MERGE (x:Run {run_id: $row.run_id}) SET x = $row", row=prog.run)

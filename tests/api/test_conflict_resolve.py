@@ -1,0 +1,116 @@
+"""``POST /api/v1/conflicts/{id}/resolve``: merge or keep separate, operator role, partition-aware,
+problem+json errors."""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+
+from api.app import create_app
+from api.state import ApiSettings
+from cmdb.batch import Batch
+from cmdb.ingest import ingest
+from cmdb.store.base import SearchQuery
+from cmdb.store.sqlite import SqliteStore
+from tests.api.conftest import make_token_factory
+
+ITEMS = [
+    {"source": "import", "cis": [{"class": "Server", "hostname": "db-{n}", "ip_addresses": ["10.0.{n}.9"],
+                                  "serial_number": "S-ONE-{n}", "partition": "{p}"}]},
+    {"source": "snmp", "cis": [{"class": "Server", "serial_number": "S-TWO-{n}",
+                                "mac_addresses": ["02:00:00:00:0{n}:09"], "partition": "{p}"}]},
+    {"source": "ssh", "cis": [{"class": "Server", "hostname": "db-{n}", "ip_addresses": ["10.0.{n}.9"],
+                               "mac_addresses": ["02:00:00:00:0{n}:09"]}]},
+]
+
+
+def fill(doc: Any, n: int, p: str) -> Any:
+    if isinstance(doc, dict):
+        return {k: fill(v, n, p) for k, v in doc.items()}
+    if isinstance(doc, list):
+        return [fill(v, n, p) for v in doc]
+    return doc.format(n=n, p=p) if isinstance(doc, str) else doc
+
+
+@pytest.fixture(scope="module")
+def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
+    store = SqliteStore(Path(tmp_path_factory.mktemp("resolve")) / "r.db")
+    for n, p in ((1, "dc"), (2, "dc"), (3, "aws")):  # three conflicts; the third in partition aws
+        for doc in ITEMS:
+            ingest(store, Batch.from_dict(fill(doc, n, p)))
+    token_for = make_token_factory(store)
+    settings = ApiSettings(impact_poll_seconds=0.2, allowed_networks=[ipaddress.ip_network("127.0.0.0/8")])
+    with TestClient(create_app(store, settings), raise_server_exceptions=False) as client:
+        yield {"store": store, "client": client, "token_for": token_for}
+    store.close()
+
+
+def auth(env: dict[str, Any], role: str = "operator", **kw: Any) -> dict[str, str]:
+    return {"Authorization": f"Bearer {env['token_for'](role, **kw)}"}
+
+
+def conflict_of(env: dict[str, Any], hostname: str) -> Any:
+    store = env["store"]
+    return next(c for c in store.conflicts() if hostname in c.item)
+
+
+def test_merge_and_keep_separate(env: dict[str, Any]) -> None:
+    c, store = env["client"], env["store"]
+    first = conflict_of(env, "db-1")
+    dry = c.post(f"/api/v1/conflicts/{first.id}/resolve", json={"action": "merge", "dry_run": True},
+                 headers=auth(env))
+    assert dry.status_code == 200 and dry.json()["merge"]["dry_run"] is True
+    assert store.conflict(first.id).resolution is None
+    r = c.post(f"/api/v1/conflicts/{first.id}/resolve", json={"action": "merge", "keep": first.ci_ids[1]},
+               headers=auth(env))
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body["conflict"]["resolution"] == "merged" and body["merge"]["kept"] == first.ci_ids[1]
+    assert body["conflict"]["resolved_by"].endswith("operator")
+    assert store.get_ci(first.ci_ids[0]).id == first.ci_ids[1]
+    actors = [e.actor for e in store.events([first.ci_ids[1]]) if e.kind == "ci.merged"]
+    assert actors == [body["conflict"]["resolved_by"]]
+    again = c.post(f"/api/v1/conflicts/{first.id}/resolve", json={"action": "merge"}, headers=auth(env))
+    assert again.status_code == 409 and again.headers["content-type"].startswith("application/problem+json")
+
+    second = conflict_of(env, "db-2")
+    r = c.post(f"/api/v1/conflicts/{second.id}/resolve", json={"action": "keep_separate"}, headers=auth(env))
+    assert r.status_code == 200 and r.json()["conflict"]["resolution"] == "keep_separate" and r.json()["merge"] is None
+    res = ingest(store, Batch.from_dict(fill(ITEMS[2], 2, "dc")))
+    assert res.conflicts == []  # not raised again
+    assert len(store.search(SearchQuery(text="db-2")).items) == 1  # still two CIs: one named db-2, one by serial
+    listed = c.get(f"/api/v1/conflicts/{second.id}", headers=auth(env, "viewer")).json()
+    assert listed["resolution"] == "keep_separate"
+
+
+def test_errors_are_problems(env: dict[str, Any]) -> None:
+    c = env["client"]
+    third = conflict_of(env, "db-3")
+    for body, status in (({"action": "squash"}, 422), ({"action": "merge", "keep": "ci-nope"}, 404),
+                         ({"action": "merge", "extra": 1}, 422)):
+        r = c.post(f"/api/v1/conflicts/{third.id}/resolve", json=body, headers=auth(env))
+        assert r.status_code == status, (body, r.text)
+        assert r.headers["content-type"].startswith("application/problem+json")
+    r = c.post("/api/v1/conflicts/conflict-nope/resolve", json={"action": "merge"}, headers=auth(env))
+    assert r.status_code == 404 and r.headers["content-type"].startswith("application/problem+json")
+    r = c.post(f"/api/v1/conflicts/{third.id}/resolve", json={"action": "merge"}, headers=auth(env, "viewer"))
+    assert r.status_code == 403
+
+
+def test_a_conflict_in_a_hidden_partition_is_missing(env: dict[str, Any]) -> None:
+    c, store = env["client"], env["store"]
+    third = conflict_of(env, "db-3")
+    hidden = c.post(f"/api/v1/conflicts/{third.id}/resolve", json={"action": "keep_separate"},
+                    headers=auth(env, partitions=["dc"]))
+    missing = c.post("/api/v1/conflicts/conflict-nope/resolve", json={"action": "keep_separate"},
+                     headers=auth(env, partitions=["dc"]))
+    assert hidden.status_code == missing.status_code == 404
+    assert store.conflict(third.id).resolution is None
+    r = c.post(f"/api/v1/conflicts/{third.id}/resolve", json={"action": "keep_separate"},
+               headers=auth(env, partitions=["aws"]))
+    assert r.status_code == 200
