@@ -156,7 +156,7 @@ class Ageing(PlannerState):
         contested = [(gi, c) for gi, m in enumerate(matches) for c in m if len(m) > 1 or len(by_ci[c]) > 1]
         if not contested:
             return
-        weak = {(gi, c) for gi, c in contested if self.only_this_source(states[c], matches[gi][c])}
+        weak = {(gi, c) for gi, c in contested if self.keys_only_from_source(states[c], matches[gi][c])}
 
         def strength(gi: int, c: str) -> int:  # of the strongest key matching: lower is stronger
             order = ["+".join(k) for k in self.schema.ci_class(states[c].cls).identity]
@@ -174,7 +174,7 @@ class Ageing(PlannerState):
             if all((gj, c) in dropped for gj in by_ci[c]):  # nothing of this batch sees c: forget the values
                 states[c] = self.forget_key_values(states[c], matches[gi][c], cs)
 
-    def only_this_source(self, state: CIState, keys: set[str]) -> bool:
+    def keys_only_from_source(self, state: CIState, keys: set[str]) -> bool:
         """Whether no other source's values (nor the CI's values without this source) yield ``keys``."""
         return keys.isdisjoint(self.keys_without(state))
 

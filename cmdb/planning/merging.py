@@ -82,7 +82,7 @@ class MergePlanning(ClaimPlanning):
         self.known_keys: dict[str, tuple[dict[str, Any], str, dict[str, str]]] = {}
         self.key_attr_cache: dict[str, frozenset[str]] = getattr(self, "key_attr_cache", {})
 
-    def only_this_source(self, state: CIState) -> bool:
+    def seen_by_source_alone(self, state: CIState) -> bool:
         """Seen by this batch's source alone: its reconciled attributes are that source's latest item's,
         whose keys were registered with that item, so there is nothing new to register or look up."""
         source = self.batch.source
@@ -108,7 +108,7 @@ class MergePlanning(ClaimPlanning):
         for group in self.groups:
             ids = {key_map[k] for k in group.keys if k in key_map}
             state = states.get(next(iter(ids))) if len(ids) == 1 else None
-            if state is None or self.only_this_source(state):
+            if state is None or self.seen_by_source_alone(state):
                 continue
             keys = identity_keys(self.schema, state.cls, state.attrs)
             self.known_keys[state.id] = (state.attrs, state.cls, keys)
@@ -184,7 +184,7 @@ class MergePlanning(ClaimPlanning):
         one (merge) or contradict (conflict). Returns the CI the item ended up in."""
         for _ in range(8):  # each round can only merge; a handful is plenty
             state = states[ci_id]
-            if self.only_this_source(state):
+            if self.seen_by_source_alone(state):
                 return ci_id
             known = self.known_keys.get(ci_id)
             if known is not None and known[0] is state.attrs and known[1] == state.cls:
