@@ -82,8 +82,8 @@ def tokens_list(
         reach = ", ".join(t["sources"] or []) + (f" in {', '.join(t['scopes'])}" if t["scopes"] else "")
         table.add_row(str(t["name"]), str(t["role"]),
                       "all" if t["partitions"] is None else ", ".join(t["partitions"]) or "none", reach,
-                      str(t["created_at"])[:19], str(t["expires_at"] or "")[:19], str(t["last_used"] or "")[:19],
-                      str(t["revoked_at"] or "")[:19])
+                      str(t["created_at"]), str(t["expires_at"] or ""), str(t["last_used"] or ""),
+                      str(t["revoked_at"] or ""))
     out.print(table)
 
 

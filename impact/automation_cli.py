@@ -104,7 +104,7 @@ def outbox_list(
         table.add_column(col, overflow="fold")
     for m in items:
         table.add_row(m.id, m.state, m.channel, m.recipient, m.subject, str(m.attempts),
-                      (m.sent_at or m.next_attempt_at or "")[:19], m.last_error or "")
+                      m.sent_at or m.next_attempt_at or "", m.last_error or "")
     out.print(table)
     out.print(f"{len(items)} messages")
 
