@@ -15,9 +15,10 @@ from api.problems import ConflictError, responses
 from api.reads import decode_cursor, encode_cursor
 from api.schemas import ConflictOut, ConflictResolve
 from api.state import ApiState, api_state
-from api.visibility import can_see
+from api.visibility import can_see, visible_ids
 from cmdb.errors import NotFoundError
 from cmdb.merge import resolve_conflict
+from cmdb.store.base import Conflict, GraphStore
 
 router = APIRouter(prefix="/conflicts", tags=["Identity conflicts"], responses=responses(400, 401, 403, 422, 500))
 StateDep = Annotated[ApiState, Depends(api_state)]
@@ -25,10 +26,20 @@ Viewer = Annotated[Principal, Depends(require("viewer"))]
 Operator = Annotated[Principal, Depends(require("operator"))]
 
 
+def _visible_conflicts(store: GraphStore, who: Principal) -> list[Conflict]:
+    """Conflicts a partition-limited token may see: those whose every CI it may see (a conflict names
+    its CIs and the item's values, so one touching a hidden partition is left out, as a hidden CI is)."""
+    items = store.conflicts()
+    if who.partitions is None:
+        return items
+    seen = visible_ids(store, who, {i for c in items for i in c.ci_ids})
+    return [c for c in items if all(i in seen for i in c.ci_ids)]
+
+
 @router.get("", summary="Open identity conflicts, oldest first")
 def list_conflicts(st: StateDep, who: Viewer, limit: Annotated[int, Query(ge=1, le=1000)] = 100,
                    cursor: str | None = None) -> dict[str, Any]:
-    items = st.store.conflicts()
+    items = _visible_conflicts(st.store, who)
     offset = decode_cursor(cursor)
     page = items[offset:offset + limit]
     more = offset + limit < len(items)
@@ -38,7 +49,7 @@ def list_conflicts(st: StateDep, who: Viewer, limit: Annotated[int, Query(ge=1, 
 
 @router.get("/{conflict_id}", response_model=ConflictOut, summary="One identity conflict", responses=responses(404))
 def get_conflict(st: StateDep, who: Viewer, conflict_id: str) -> dict[str, Any]:
-    for c in st.store.conflicts():
+    for c in _visible_conflicts(st.store, who):
         if c.id == conflict_id:
             return asdict(c)
     raise NotFoundError(f"no identity conflict {conflict_id!r}; GET /api/v1/conflicts lists them")

@@ -114,3 +114,18 @@ def test_a_conflict_in_a_hidden_partition_is_missing(env: dict[str, Any]) -> Non
     r = c.post(f"/api/v1/conflicts/{third.id}/resolve", json={"action": "keep_separate"},
                headers=auth(env, partitions=["aws"]))
     assert r.status_code == 200
+
+
+def test_listing_and_reading_conflicts_shows_only_the_callers_partitions(env: dict[str, Any]) -> None:
+    c = env["client"]
+    third = conflict_of(env, "db-3")  # its CIs are in partition aws
+    dc, everything = auth(env, "viewer", partitions=["dc"]), auth(env, "viewer")
+    listed = c.get("/api/v1/conflicts", headers=dc).json()
+    assert third.id not in {i["id"] for i in listed["items"]}
+    assert listed["total"] == len(listed["items"]) >= 1
+    assert third.id in {i["id"] for i in c.get("/api/v1/conflicts", headers=everything).json()["items"]}
+    hidden = c.get(f"/api/v1/conflicts/{third.id}", headers=dc)
+    missing = c.get("/api/v1/conflicts/conflict-nope", headers=dc)
+    assert hidden.status_code == missing.status_code == 404
+    assert hidden.json()["detail"].replace(third.id, "X") == missing.json()["detail"].replace("conflict-nope", "X")
+    assert c.get(f"/api/v1/conflicts/{third.id}", headers=auth(env, "viewer", partitions=["aws"])).status_code == 200
