@@ -68,6 +68,7 @@ class Ageing(PlannerState):
         self.age_reader = reader
         self.run_covered: dict[str, bool] = {}
         self.keys_to_retire: dict[tuple[str, str], bool] = {}  # (key, CI id) -> known to be the CI's
+        self.released = set()
         self.id_attrs: dict[str, frozenset[str]] = {}
 
     @property
@@ -171,6 +172,7 @@ class Ageing(PlannerState):
             for k in sorted(matches[gi][c]):
                 key_map.pop(k, None)
                 self.keys_to_retire[(k, c)] = True
+                self.released.add((k, c))
             if all((gj, c) in dropped for gj in by_ci[c]):  # nothing of this batch sees c: forget the values
                 states[c] = self.forget_key_values(states[c], matches[gi][c], cs)
 

@@ -120,7 +120,8 @@ class MergePlanning(ClaimPlanning):
         if wanted:
             self.looked_up.update(wanted)
             for k, (ci_id, _cls) in reader.resolve_keys(wanted).items():
-                key_map[k] = ci_id
+                if (k, ci_id) not in self.released:  # a key this batch moved away is not that CI's any more
+                    key_map[k] = ci_id
 
     # -- placing one item -------------------------------------------------------------------------
     def match_group(self, reader: BatchReader, cs: ChangeSet, group: ItemGroup, key_map: dict[str, str],
@@ -195,7 +196,8 @@ class MergePlanning(ClaimPlanning):
             if unknown:
                 self.looked_up.update(unknown)
                 for k, (other, _cls) in reader.resolve_keys(unknown).items():
-                    key_map[k] = other
+                    if (k, other) not in self.released:
+                        key_map[k] = other
             others = sorted({self.live(key_map[k]) for k in keys if k in key_map} - {ci_id})
             for k in keys:
                 if k not in key_map:

@@ -112,6 +112,8 @@ class PlannerState:
         self.event_count = 0
         self.ref_cache: dict[IdentityRef, dict[str, str]] = {}
         self.new_ids: set[str] = set()  # CIs this plan creates
+        # (key, CI id) pairs this plan took from that CI (cmdb.planning.ageing): a look-up must not give them back
+        self.released: set[tuple[str, str]] = set()
         self.result = IngestResult(run_id=batch.run_id)
 
     def fail(self, where: str, msg: str, cause: CmdbError | None = None) -> BadInputError:
