@@ -17,9 +17,10 @@ import json
 import sqlite3
 import threading
 from collections.abc import Callable, Iterable, Mapping
+from contextlib import AbstractContextManager
 from dataclasses import asdict
 from datetime import datetime, timedelta
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from cmdb.errors import CmdbError, StoreError
 from cmdb.store.base import CIState
@@ -83,6 +84,9 @@ class SqliteTasksMixin:
     _lock: threading.RLock
     path: str
 
+    if TYPE_CHECKING:
+        def _reading(self) -> AbstractContextManager[sqlite3.Connection]: ...
+
     def _create_task_schema(self) -> None:
         self._db.executescript(TASKS_DDL)
 
@@ -104,9 +108,11 @@ class SqliteTasksMixin:
                 raise
 
     def _select(self, sql: str, params: Iterable[Any] = ()) -> list[Any]:
-        with self._lock:
+        # The store's read connection, not the write lock: a reader must not queue behind a writer
+        # waiting for another process's lock (the API's GET /cis/{id} reads through here).
+        with self._reading() as db:
             try:
-                return self._db.execute(sql, tuple(params)).fetchall()
+                return db.execute(sql, tuple(params)).fetchall()
             except sqlite3.Error as exc:
                 raise StoreError(f"query on {self.path} failed: {exc}") from exc
 
