@@ -19,6 +19,7 @@ from datetime import UTC, datetime
 from typing import Any, Literal, Protocol
 
 from cmdb.store.health import HealthStore
+from cmdb.store.jobs import JobStore
 from cmdb.store.merges import CIMerge, ConflictResolution
 from cmdb.store.schema_ext import SchemaExtensionStore
 from cmdb.store.tasks import TaskStore
@@ -289,7 +290,7 @@ class BatchReader(Protocol):
         """Recorded conflicts that name any of ``keys``."""
 
 
-class GraphStore(TaskStore, SchemaExtensionStore, HealthStore, Protocol):
+class GraphStore(TaskStore, SchemaExtensionStore, HealthStore, JobStore, Protocol):
     """What every store implements; see the module docstring for the write path."""
 
     url: str

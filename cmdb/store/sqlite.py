@@ -53,6 +53,7 @@ from cmdb.store.sqlite_ageing import (
 from cmdb.store.sqlite_counter import SqliteWriteCounter
 from cmdb.store.sqlite_health import SqliteHealth
 from cmdb.store.sqlite_idempotency import SqliteIdempotency
+from cmdb.store.sqlite_jobs import SqliteJobs
 from cmdb.store.sqlite_merge import MERGE_DDL, MERGE_TABLES, SqliteMergeReader, SqliteMerges, apply_merges
 from cmdb.store.sqlite_recent import SqliteRecentEvents
 from cmdb.store.sqlite_schema import SCHEMA_EXT_DDL, SCHEMA_EXT_TABLE, SqliteSchemaExtensions
@@ -122,7 +123,7 @@ def _loads(text: str | None) -> Any:
     return None if text is None else json.loads(text)
 
 
-class SqliteStore(SqliteTasksMixin, SqliteTokens, SqliteIdempotency, SqliteWriteCounter,
+class SqliteStore(SqliteTasksMixin, SqliteTokens, SqliteJobs, SqliteIdempotency, SqliteWriteCounter,
                   SqliteSchemaExtensions, SqliteHealth, SqliteRecentEvents, SqliteMerges):
     """GraphStore on one SQLite file (or ``:memory:``)."""
 

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 from cmdb.store.neo4j.counter import Neo4jWriteCounter
 from cmdb.store.neo4j.health import Neo4jHealth
 from cmdb.store.neo4j.idempotency import Neo4jIdempotency
+from cmdb.store.neo4j.jobs import Neo4jJobs
 from cmdb.store.neo4j.merges import Neo4jMerges
 from cmdb.store.neo4j.queries import Neo4jQueries
 from cmdb.store.neo4j.recent import Neo4jRecentEvents
@@ -25,7 +26,7 @@ if TYPE_CHECKING:
     from cmdb.store.neo4j.pipeline import Neo4jPipeline
 
 
-class Neo4jStore(Neo4jTasks, Neo4jTokens, Neo4jIdempotency, Neo4jWriteCounter, Neo4jMerges,
+class Neo4jStore(Neo4jTasks, Neo4jTokens, Neo4jJobs, Neo4jIdempotency, Neo4jWriteCounter, Neo4jMerges,
                  Neo4jSchemaExtensions, Neo4jQueries, Neo4jWriter, Neo4jRelProvenance, Neo4jHealth,
                  Neo4jRecentEvents):
     """GraphStore on a Neo4j 5 server, through the official driver."""
