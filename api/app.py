@@ -1,8 +1,9 @@
 """The app factory: ``create_app(store or URL)`` builds the FastAPI app; its lifespan opens and closes the store.
 
 No import-time globals: every app has its own store, metrics registry, warm impact index and job
-table (``api.state``). Routers per resource live in ``api.routes``; errors are problem+json
-(``api.problems``); the body size limit and request metrics are plain ASGI middleware.
+runner (``api.state``; a job's status is kept in the store, so any worker answers it). Routers per
+resource live in ``api.routes``; errors are problem+json (``api.problems``); the body size limit and
+request metrics are plain ASGI middleware.
 ``app_from_env`` is what ``cmdb serve`` hands uvicorn (``factory=True``), so each worker builds its own.
 """
 
@@ -20,9 +21,10 @@ from fastapi import FastAPI
 
 from api import auth, problems
 from api.impact_index import WarmImpactIndex
+from api.jobs import JobRunner, stale_seconds_from
 from api.limits import BodySizeLimit
 from api.metrics import ApiMetrics, MetricsMiddleware
-from api.routes import batches, cis, conflicts, health, health_report, impact, imports, runs, tasks, tokens
+from api.routes import batches, cis, conflicts, health, health_report, impact, imports, jobs, runs, tasks, tokens
 from api.state import ApiSettings, ApiState
 from cmdb.model import Schema
 from cmdb.reconcile import ReconcileConfig
@@ -52,7 +54,8 @@ def create_app(store: GraphStore | str | None = None, settings: ApiSettings | No
         owned = opened is not store
         sch = schema or store_schema(opened)
         warm = WarmImpactIndex(opened, sch, settings.impact_poll_seconds, on_refresh=metrics.impact_refreshes.inc)
-        state = ApiState(opened, sch, config or ReconcileConfig.load(), settings, metrics, warm)
+        state = ApiState(opened, sch, config or ReconcileConfig.load(), settings, metrics, warm,
+                         JobRunner(opened, settings.job_stale_seconds))
         metrics.watch_store(opened)
         app.state.store = opened
         app.state.api = state
@@ -73,7 +76,7 @@ def create_app(store: GraphStore | str | None = None, settings: ApiSettings | No
     app = FastAPI(title="cmdb", version="1", description=DESCRIPTION, lifespan=lifespan,
                   openapi_url=f"{PREFIX}/openapi.json", docs_url=f"{PREFIX}/docs", redoc_url=None)
     problems.install(app)
-    for module in (cis, conflicts, impact, runs, batches, tokens, tasks, imports, health_report):
+    for module in (cis, conflicts, impact, runs, batches, tokens, tasks, imports, jobs, health_report):
         app.include_router(module.router, prefix=PREFIX)
     app.include_router(health.router)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
@@ -102,6 +105,8 @@ def settings_from_env() -> ApiSettings:
     s = ApiSettings()
     if os.environ.get("CMDB_API_MAX_BODY"):
         s.max_body_bytes = int(os.environ["CMDB_API_MAX_BODY"])
+    if os.environ.get("CMDB_JOB_STALE_SECONDS"):
+        s.job_stale_seconds = stale_seconds_from(os.environ["CMDB_JOB_STALE_SECONDS"])
     if os.environ.get("CMDB_MAPPINGS_DIR"):
         s.mappings_dir = Path(os.environ["CMDB_MAPPINGS_DIR"])
     nets = os.environ.get("CMDB_API_SCAN_NETWORKS")

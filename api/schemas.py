@@ -166,5 +166,6 @@ class RunOut(BaseModel):
     options: dict[str, Any] = {}
     outcomes: list[dict[str, Any]] = []
     counts: dict[str, int] = {}
-    job: str | None = Field(None, description="running, finished or failed, for runs this server started.")
+    job: str | None = Field(None, description="running, finished, failed or abandoned (the process running it "
+                            "died), for runs started over the API.")
     error: str | None = None

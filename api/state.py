@@ -1,17 +1,16 @@
-"""What the app holds while it runs: the store, schema and settings, the warm impact index, jobs, metrics."""
+"""What the app holds while it runs: the store, schema and settings, the warm impact index, the job runner, metrics."""
 
 from __future__ import annotations
 
 import ipaddress
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from fastapi import Request
 
 from api.answer_cache import AnswerCache
 from api.impact_index import WarmImpactIndex
-from api.jobs import JobRunner
+from api.jobs import DEFAULT_STALE_SECONDS, JobRunner
 from api.metrics import ApiMetrics
 from cmdb.model import Schema
 from cmdb.reconcile import ReconcileConfig
@@ -29,6 +28,7 @@ class ApiSettings:
     allowed_networks: list[IPNet] | None = None  # where POST /runs may scan (None: anywhere)
     max_run_targets: int = 4096
     mappings_dir: Path | None = None  # the mappings POST /imports may name (CMDB_MAPPINGS_DIR); None: no imports
+    job_stale_seconds: float = DEFAULT_STALE_SECONDS  # a running job without a heartbeat this long: abandoned
 
 
 @dataclass
@@ -39,9 +39,8 @@ class ApiState:
     settings: ApiSettings
     metrics: ApiMetrics
     impact: WarmImpactIndex
-    jobs: JobRunner = field(default_factory=JobRunner)
+    jobs: JobRunner  # background runs and imports; their status is in the store
     answers: AnswerCache = field(default_factory=AnswerCache)
-    imports: dict[str, dict[str, Any]] = field(default_factory=dict)  # import job id -> file, mapping, actor
 
     @property
     def inline_reads(self) -> bool:

@@ -10,8 +10,9 @@ with ``TableImport`` (the code of ``cmdb import``), and ``GET /imports/{id}`` sh
 summary, the dry-run plan, or the rows that kept it from writing anything. A partition-limited token's
 batches pass the same check as ``POST /batches`` (all of them before the first is written).
 
-The job's status lives in the server process that took the upload (as a run's job state does);
-what an import wrote is in the run ledger (``GET /runs/ledger``) under its id.
+The job's status lives in the store (``api.jobs``), so any worker of any server on the store
+answers ``GET /imports/{id}``, also after a restart; an import whose server process died shows as
+``abandoned``. What an import wrote is in the run ledger (``GET /runs/ledger``) under its id.
 """
 
 from __future__ import annotations
@@ -27,12 +28,12 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
 from api.auth import Principal, require
-from api.jobs import Job
 from api.problems import responses
 from api.reads import check_batch_allowed
 from api.state import ApiState, api_state
 from cmdb.batch import Batch
 from cmdb.errors import BadInputError, CmdbError, NotFoundError
+from cmdb.store.jobs import JobRecord
 from importers.table_import import ImportReport, RowsRejectedError, TableImport
 from importers.tabular import file_format
 
@@ -44,7 +45,7 @@ MAX_ERRORS = 1000  # per-row errors kept in a status answer
 
 class ImportOut(BaseModel):
     id: str
-    state: str  # running, finished, failed
+    state: str  # running, finished, failed, abandoned (the server process running it died)
     file: str
     mapping: str
     dry_run: bool
@@ -116,8 +117,10 @@ def _admit(st: ApiState, who: Principal) -> Any:
     return admit
 
 
-def import_out(job: Job, meta: dict[str, Any]) -> dict[str, Any]:
-    return {"id": job.id, "state": job.state, "error": job.error, "result": job.result, **meta}
+def import_out(job: JobRecord) -> dict[str, Any]:
+    return {"id": job.id, "state": job.state, "error": job.error, "result": job.result, "actor": job.actor,
+            "file": job.params.get("file", ""), "mapping": job.params.get("mapping", ""),
+            "dry_run": bool(job.params.get("dry_run"))}
 
 
 @router.post("", status_code=202, response_model=ImportOut, responses=responses(404),
@@ -144,7 +147,7 @@ def start_import(
     except BaseException:
         shutil.rmtree(folder, ignore_errors=True)
         raise
-    meta = {"file": name, "mapping": mapping, "dry_run": dry_run, "actor": who.name}
+    params = {"file": name, "mapping": mapping, "dry_run": dry_run}
 
     def work() -> dict[str, Any]:
         try:
@@ -160,17 +163,19 @@ def start_import(
             if not dry_run:
                 st.impact.poke()
 
-    job = st.jobs.start(job_import.run_id, "import", work)
-    st.imports[job.id] = meta
-    return JSONResponse(import_out(job, meta), status_code=202, headers={"Location": f"/api/v1/imports/{job.id}"})
+    try:
+        job = st.jobs.start(job_import.run_id, "import", who.name, work, params)
+    except BaseException:
+        shutil.rmtree(folder, ignore_errors=True)
+        raise
+    return JSONResponse(import_out(job), status_code=202, headers={"Location": f"/api/v1/imports/{job.id}"})
 
 
 @router.get("/{import_id}", response_model=ImportOut, responses=responses(404),
             summary="An import's state and its summary, dry-run report or per-row errors")
 def get_import(st: StateDep, who: Annotated[Principal, Depends(require("operator"))], import_id: str
                ) -> dict[str, Any]:
-    job, meta = st.jobs.get(import_id), st.imports.get(import_id)
-    if job is None or meta is None or (who.partitions is not None and meta["actor"] != who.name):
-        raise NotFoundError(f"no import {import_id!r} on this server (an import's status lives in the server "
-                            "process that took it; what it wrote is in GET /api/v1/runs/ledger)")
-    return import_out(job, meta)
+    job = st.jobs.get(import_id)
+    if job is None or job.kind != "import" or (who.partitions is not None and job.actor != who.name):
+        raise NotFoundError(f"no import {import_id!r}; GET /api/v1/jobs?kind=import lists the imports you may see")
+    return import_out(job)

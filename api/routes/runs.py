@@ -1,7 +1,9 @@
 """``/runs``: discovery runs with per-target outcomes, and ``POST`` to start one as a background job.
 
 A started run answers 202 at once with its status URL; the runner saves the run record when it
-starts and ends (``GET /runs/{id}``), and the job's state says whether this server is still on it.
+starts and ends (``GET /runs/{id}``), and the job's state (kept in the store, ``api.jobs``, so any
+worker of any server on the store answers it) says whether it is still going, how it ended, or that
+the process running it died (``abandoned``).
 The run kind offered is a TCP connect scan of given targets (``cmdb scan``); ``allowed_networks``
 of the settings bound where a run may go.
 """
@@ -22,7 +24,8 @@ from api.schemas import RunOut, RunStart
 from api.state import ApiState, api_state
 from api.visibility import checked_sink
 from cmdb.errors import BadInputError, NotFoundError
-from cmdb.store.base import DiscoveryRunRecord, iso
+from cmdb.store.base import DiscoveryRunRecord
+from cmdb.store.jobs import JobQuery, JobRecord
 from discovery.runner import new_run_id, run_discovery
 from discovery.targets import expand_targets
 
@@ -31,15 +34,16 @@ StateDep = Annotated[ApiState, Depends(api_state)]
 Viewer = Annotated[Principal, Depends(require("viewer"))]
 
 
-def run_dict(st: ApiState, r: DiscoveryRunRecord) -> dict[str, Any]:
-    job = st.jobs.get(r.run_id)
+def run_dict(r: DiscoveryRunRecord, job: JobRecord | None) -> dict[str, Any]:
     return {**asdict(r), "counts": r.counts(), "job": job.state if job else None, "error": job.error if job else None}
 
 
 @router.get("", response_model=list[RunOut], summary="Discovery runs, newest first")
 def list_runs(st: StateDep, who: Viewer, method: str | None = None,
               limit: Annotated[int, Query(ge=1, le=1000)] = 50) -> list[dict[str, Any]]:
-    return [run_dict(st, r) for r in st.store.discovery_runs(method, limit)]
+    runs = st.store.discovery_runs(method, limit)
+    jobs = {j.id: j for j in st.jobs.list(JobQuery(ids=[r.run_id for r in runs], limit=len(runs)))} if runs else {}
+    return [run_dict(r, jobs.get(r.run_id)) for r in runs]
 
 
 @router.get("/ledger", summary="The ingest run ledger: every batch written, by source and scope")
@@ -51,13 +55,13 @@ def ledger(st: StateDep, who: Viewer, source: str | None = None,
 @router.get("/{run_id}", response_model=RunOut, summary="One discovery run with each target's outcome",
             responses=responses(404))
 def get_run(st: StateDep, who: Viewer, run_id: str) -> dict[str, Any]:
-    record = st.store.get_discovery_run(run_id)
+    record, job = st.store.get_discovery_run(run_id), st.jobs.get(run_id)
     if record is None:
-        job = st.jobs.get(run_id)
-        if job is None:
+        if job is None or job.kind == "import":
             raise NotFoundError(f"no discovery run {run_id!r}; GET /api/v1/runs lists them")
-        record = DiscoveryRunRecord(run_id, job.kind, "")
-    return run_dict(st, record)
+        # Started, but its thread has not saved the run record yet.
+        record = DiscoveryRunRecord(run_id, job.kind, job.created_at, actor=job.actor, options=job.params)
+    return run_dict(record, job)
 
 
 def _allowed(st: ApiState, targets: list[str]) -> None:
@@ -100,14 +104,9 @@ def start_run(st: StateDep, who: Annotated[Principal, Depends(require("operator"
             collector.prober.close()
             st.impact.poke()
 
-    job = st.jobs.start(run_id, body.method, work)
-    record = DiscoveryRunRecord(run_id, body.method, iso_now(), actor=who.name, targets=targets, options=options)
+    job = st.jobs.start(run_id, body.method, who.name, work, options)
+    record = DiscoveryRunRecord(run_id, body.method, job.created_at, actor=who.name, targets=targets, options=options)
     body_out = {**asdict(record), "counts": {}, "job": job.state, "error": None}
     return JSONResponse(body_out, status_code=202,
                         headers={"Location": f"/api/v1/runs/{run_id}"})
 
-
-def iso_now() -> str:
-    from datetime import UTC, datetime
-
-    return iso(datetime.now(UTC))
