@@ -74,7 +74,8 @@ class Neo4jJobs(Neo4jConnection):
                            " SET j.heartbeat_at = $at RETURN count(j) AS n", owner=owner, at=at)
         return int(rows[0]["n"]) if rows else 0
 
-    def _jobs_where(self, where: list[str], cutoff: str | None, limit: int | None, **params: Any) -> list[JobRecord]:
+    def _jobs_where(self, where: list[str], cutoff: str | None, limit: int | None, params: dict[str, Any]
+                    ) -> list[JobRecord]:
         clause = f" WHERE {' AND '.join(where)}" if where else ""
         tail = f" LIMIT {int(limit)}" if limit is not None else ""
         rows = self._read(f"MATCH (j:CmdbJob){clause} RETURN j {{.*}} AS j ORDER BY j.created_at DESC, j.id DESC{tail}",
@@ -82,7 +83,7 @@ class Neo4jJobs(Neo4jConnection):
         return [_record(r["j"], cutoff) for r in rows]
 
     def get_job(self, job_id: str, stale_before: str | None = None) -> JobRecord | None:
-        found = self._jobs_where(["j.id = $id"], stale_before, None, id=job_id)
+        found = self._jobs_where(["j.id = $id"], stale_before, None, {"id": job_id})
         return found[0] if found else None
 
     def list_jobs(self, query: JobQuery) -> list[JobRecord]:
@@ -105,4 +106,4 @@ class Neo4jJobs(Neo4jConnection):
         if query.after is not None:
             where.append("(j.created_at < $after_at OR (j.created_at = $after_at AND j.id < $after_id))")
             params["after_at"], params["after_id"] = query.after
-        return self._jobs_where(where, query.stale_before, query.limit, **params)
+        return self._jobs_where(where, query.stale_before, query.limit, params)
