@@ -1,10 +1,9 @@
-"""Job status with ``cmdb serve --workers 2``: any worker answers it, a restart keeps it, a killed worker's job is abandoned.
+"""Job status under ``cmdb serve --workers 2``: any worker answers, a restart keeps it, a killed worker's is abandoned.
 
-One server (two uvicorn workers, SQLite, a short ``CMDB_JOB_STALE_SECONDS``) for the module. Every
-status poll opens a new connection, so the two workers share the polls (a kept-alive connection
+One server (two uvicorn workers, a short ``CMDB_JOB_STALE_SECONDS``) per store kind, SQLite and Neo4j.
+Every status poll opens a new connection, so the two workers share the polls (a kept-alive connection
 would stay with one): with the status in one process's memory, about half of them answered 404.
 """
-
 from __future__ import annotations
 
 import os
@@ -18,6 +17,7 @@ from typing import Any
 import httpx
 import pytest
 
+from cmdb.store.base import GraphStore
 from cmdb.store.sqlite import SqliteStore
 from tests.api.conftest import make_token_factory, start_server, stop_server
 
@@ -36,7 +36,7 @@ def servers_csv(rows: int) -> bytes:
 @dataclass
 class TwoWorkers:
     tmp: Path
-    store: SqliteStore
+    store: GraphStore
     token: str
     env: dict[str, str]
     proc: Any = None
@@ -72,23 +72,40 @@ class TwoWorkers:
         return found
 
 
-@pytest.fixture(scope="module")
-def two_workers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TwoWorkers]:
+@pytest.fixture(scope="module", params=["sqlite", pytest.param("neo4j", marks=pytest.mark.neo4j)])
+def two_workers(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[TwoWorkers]:
     tmp = tmp_path_factory.mktemp("jobs-live")
     maps = tmp / "mappings"
     maps.mkdir()
     # Small batches keep each write transaction short, so heartbeats are never held up for long.
     (maps / "assets.yaml").write_text((DATA / "servers.map.yaml").read_text() + "batch_size: 500\n")
-    store = SqliteStore(tmp / "jobs.db")
-    token = make_token_factory(store)("operator")
-    server = TwoWorkers(tmp, store, token, {"CMDB_MAPPINGS_DIR": str(maps),
-                                            "CMDB_JOB_STALE_SECONDS": str(STALE_SECONDS)})
-    server.start()
+    env = {"CMDB_MAPPINGS_DIR": str(maps), "CMDB_JOB_STALE_SECONDS": str(STALE_SECONDS)}
+    store: GraphStore
+    if request.param == "sqlite":
+        store = SqliteStore(tmp / "jobs.db")
+    else:
+        from cmdb.store.neo4j import Neo4jStore
+
+        ep = request.getfixturevalue("neo4j_server")
+        store = Neo4jStore(ep.uri, ep.user, ep.password)
+        store.clear()
+        env |= {"CMDB_TOKEN_KEY_FILE": str(tmp / "token-key"), "CMDB_NEO4J_PASSWORD": ep.password}
+    old_key = os.environ.get("CMDB_TOKEN_KEY_FILE")
+    if "CMDB_TOKEN_KEY_FILE" in env:  # the tokens made here must be checked with the server's key
+        os.environ["CMDB_TOKEN_KEY_FILE"] = env["CMDB_TOKEN_KEY_FILE"]
     try:
-        yield server
+        server = TwoWorkers(tmp, store, make_token_factory(store)("operator"), env)
+        server.start()
+        try:
+            yield server
+        finally:
+            stop_server(server.proc)
     finally:
-        stop_server(server.proc)
         store.close()
+        if old_key is None:
+            os.environ.pop("CMDB_TOKEN_KEY_FILE", None)
+        else:
+            os.environ["CMDB_TOKEN_KEY_FILE"] = old_key
 
 
 def poll_until_done(server: TwoWorkers, url: str, deadline_s: float = 120) -> tuple[dict[str, Any], list[str]]:
