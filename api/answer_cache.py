@@ -1,10 +1,10 @@
 """Recent impact answers, kept while the graph is unchanged: an alert storm asks about the same CI again and again.
 
-An answer is reused only while the warm impact index is the one it was computed on (the store's
-write counter, so a write anywhere retires it at the next index refresh). Its recent changes and
-open incidents are relative to now, so after ``TTL_SECONDS`` it is recomputed in the background
-while the previous answer is still served (a core switch of a 100k-CI estate takes half a minute
-to analyse; no request should wait for that twice). Concurrent requests for an answer that is not
+An answer is reused only while the warm impact index is the one it was computed on (its build,
+``WarmImpactIndex.version``: a write anywhere, or a new schema, retires it at the next index refresh).
+Its recent changes and open incidents are relative to now, so after ``TTL_SECONDS`` it is recomputed in
+the background while the previous answer is still served (a core switch of a 100k-CI estate takes half
+a minute to analyse; no request should wait for that twice). Concurrent requests for an answer that is not
 there wait for one computation. ``Cache-Control: no-cache`` on a request skips the cache.
 """
 

@@ -25,6 +25,7 @@ from api.jobs import JobRunner, stale_seconds_from
 from api.limits import BodySizeLimit
 from api.metrics import ApiMetrics, MetricsMiddleware
 from api.routes import batches, cis, conflicts, health, health_report, impact, imports, jobs, runs, tasks, tokens
+from api.schema_watch import SchemaWatch, extension_texts
 from api.state import ApiSettings, ApiState
 from cmdb.model import Schema
 from cmdb.reconcile import ReconcileConfig
@@ -52,10 +53,13 @@ def create_app(store: GraphStore | str | None = None, settings: ApiSettings | No
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         opened = open_store(store) if store is None or isinstance(store, str) else store
         owned = opened is not store
+        follow = schema is None and settings.schema_poll_seconds > 0  # a schema given by the caller stays
+        seen = extension_texts(opened) if follow else ()
         sch = schema or store_schema(opened)
         warm = WarmImpactIndex(opened, sch, settings.impact_poll_seconds, on_refresh=metrics.impact_refreshes.inc)
         state = ApiState(opened, sch, config or ReconcileConfig.load(), settings, metrics, warm,
                          JobRunner(opened, settings.job_stale_seconds))
+        watch = SchemaWatch(state, seen, settings.schema_poll_seconds) if follow else None
         metrics.watch_store(opened)
         app.state.store = opened
         app.state.api = state
@@ -64,9 +68,13 @@ def create_app(store: GraphStore | str | None = None, settings: ApiSettings | No
             app.state.token_key = load_key(opened)
         if settings.warm_impact:
             warm.start()
+        if watch is not None:
+            watch.start()
         try:
             yield
         finally:
+            if watch is not None:
+                watch.stop()
             warm.stop()
             state.jobs.join(timeout=30)
             auth.close_token_cache(app.state)  # pending last_used writes, while the store is open

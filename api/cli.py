@@ -1,7 +1,9 @@
 """``cmdb serve``: the HTTP API under uvicorn.
 
 Each worker process builds its own app (``api.app:app_from_env``, uvicorn's factory mode) with its
-own store connection and warm impact index; the store URL travels in ``CMDB_STORE``. With several
+own store connection and warm impact index; the store URL travels in ``CMDB_STORE``. The port is
+``--port``, else ``CMDB_PORT``, else 8000 (the README's example leaves it to the variable, so its test
+serves on a free port). With several
 workers the Prometheus counters are shared through ``PROMETHEUS_MULTIPROC_DIR`` (a temporary
 directory unless set).
 """
@@ -20,7 +22,7 @@ from cmdb.errors import BadInputError
 def serve(
     ctx: typer.Context,
     host: Annotated[str, typer.Option(help="Address to listen on (0.0.0.0 for every interface).")] = "127.0.0.1",
-    port: Annotated[int, typer.Option(help="TCP port.")] = 8000,
+    port: Annotated[int, typer.Option(help="TCP port.", envvar="CMDB_PORT")] = 8000,
     workers: Annotated[int, typer.Option(help="Worker processes.")] = 1,
     log_level: Annotated[str, typer.Option(help="uvicorn's log level.")] = "info",
     scan_networks: Annotated[str | None, typer.Option(

@@ -4,7 +4,9 @@ Building a ``MemoryIndex`` reads every impact edge (seconds on 100k CIs), so imp
 build it: they take the newest index. It keeps the stakeholder edges too (``MemoryIndex.load_stakeholders``),
 so an incident's stakeholders are not a store read. A thread polls ``store.write_counter()`` (one cheap read) and
 rebuilds when it changed; the API's own writes wake it at once (``poke``). An answer is therefore
-at most one rebuild behind a write made elsewhere, and names its ``index_writes``.
+at most one rebuild behind a write made elsewhere, and names its ``index_writes``. A new schema (an
+extension added while serving, ``api.schema_watch``) is built in by the next refresh too; ``version``
+numbers the builds, so answers kept for one index (``api.answer_cache``) are not served from the next.
 """
 
 from __future__ import annotations
@@ -31,6 +33,8 @@ class WarmImpactIndex:
         self.on_refresh = on_refresh
         self._index: MemoryIndex | None = None
         self._writes: int | None = None
+        self._built_with: Schema | None = None  # the schema of the current index
+        self._builds = 0
         self._build_lock = threading.Lock()
         self._wake = threading.Event()
         self._stop = threading.Event()
@@ -40,6 +44,11 @@ class WarmImpactIndex:
     def writes(self) -> int | None:
         """The write counter the current index was built at."""
         return self._writes
+
+    @property
+    def version(self) -> int | None:
+        """Which build the current index is (None before the first): a new write or a new schema makes a new one."""
+        return self._builds if self._index is not None else None
 
     def current(self) -> MemoryIndex:
         """The newest index; built here only if none exists yet (the first request after start)."""
@@ -51,17 +60,23 @@ class WarmImpactIndex:
         return index
 
     def refresh(self, force: bool = False) -> bool:
-        """Rebuild if the store was written since the last build; True if it rebuilt."""
+        """Rebuild if the store was written (or the schema replaced) since the last build; True if it rebuilt."""
         with self._build_lock:
-            writes = self.store.write_counter()
-            if not force and self._index is not None and writes == self._writes:
+            writes, schema = self.store.write_counter(), self.schema
+            if not force and self._index is not None and writes == self._writes and schema is self._built_with:
                 return False
-            index = MemoryIndex.from_store(self.store, self.schema, stakeholders=True)
+            index = MemoryIndex.from_store(self.store, schema, stakeholders=True)
             VectorIndex.of(index)  # the numpy arrays too, so no request pays for them
-            self._index, self._writes = index, writes
+            self._index, self._writes, self._built_with = index, writes, schema
+            self._builds += 1
         if self.on_refresh is not None:
             self.on_refresh()
         return True
+
+    def use_schema(self, schema: Schema) -> None:
+        """Build with ``schema`` from now on (the store's schema changed); the next refresh rebuilds."""
+        self.schema = schema
+        self.poke()
 
     def poke(self) -> None:
         """Ask for a refresh now (after a write through the API)."""

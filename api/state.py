@@ -23,6 +23,7 @@ IPNet = ipaddress.IPv4Network | ipaddress.IPv6Network
 class ApiSettings:
     max_body_bytes: int = 64 * 1024 * 1024
     impact_poll_seconds: float = 1.0
+    schema_poll_seconds: float = 1.0  # how often the store's schema extensions are checked (0: never)
     page_limit: int = 1000  # the largest page a list answers
     warm_impact: bool = True
     allowed_networks: list[IPNet] | None = None  # where POST /runs may scan (None: anywhere)

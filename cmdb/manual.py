@@ -109,8 +109,10 @@ def set_attributes(store: GraphStore, schema: Schema, ci_id: str, items: Sequenc
     return result
 
 
-def retire_ci(store: GraphStore, schema: Schema, ci_id: str, *, actor: str | None = None) -> IngestResult:
-    """Ingest a manual batch retiring CI ``ci_id`` and its live relationships."""
+def retire_ci(store: GraphStore, schema: Schema, ci_id: str, *, actor: str | None = None,
+              config: ReconcileConfig | None = None, origin: str | None = None) -> IngestResult:
+    """Ingest a manual batch retiring CI ``ci_id`` and its live relationships (``origin`` names the request
+    in errors; the API passes a store whose ``write_batch`` checks ``If-Match`` inside the transaction)."""
     ci = _get(store, ci_id)
     rels = store.relationships(ci_id, include_retired=False, limit=100_000)
     ends = store.get_cis({r.src for r in rels} | {r.dst for r in rels} - {ci_id})
@@ -118,7 +120,7 @@ def retire_ci(store: GraphStore, schema: Schema, ci_id: str, *, actor: str | Non
     refs = {i: identity_reference(schema, c) for i, c in ends.items()}
     doc = {"retire": {"cis": [refs[ci_id]],
                       "relationships": [{"type": r.type, "from": refs[r.src], "to": refs[r.dst]} for r in rels]}}
-    return ingest(store, _batch(doc, f"cmdb ci retire {ci_id}", actor), schema=schema)
+    return ingest(store, _batch(doc, origin or f"cmdb ci retire {ci_id}", actor), schema=schema, config=config)
 
 
 def retire_relationship(store: GraphStore, schema: Schema, src: str, rtype: str, dst: str, *,

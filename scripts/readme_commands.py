@@ -7,7 +7,10 @@ Convention (written at the top of the README's examples):
   ``CMDB_STORE=sqlite:///.cmdb/demo.db``; every one must exit 0 (write ``cmd || test $? -eq 3`` for a
   command whose point is its failure);
 - a command whose comment says ``(runs until stopped)`` is a server: it passes when it is still running
-  after a few seconds (then it is stopped);
+  after a few seconds (then it is stopped); ``cmdb serve`` is written without ``--port`` and listens on
+  ``CMDB_PORT``, which the runner sets to a free loopback port (the README reader gets 8000, the default),
+  and it passes only when that port accepts a connection (so another program on 8000 does not matter,
+  and a fixed ``--port`` in the README is caught);
 - a block tagged ``console`` is shown, not run: it needs servers, credentials or networks beyond this
   machine's loopback (say why in the text around it). Other tags (``yaml``, ``json``, none) are file contents.
 
@@ -23,6 +26,7 @@ import os
 import re
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -105,11 +109,27 @@ def prepare(root: Path, python: str = sys.executable) -> tuple[Path, dict[str, s
     env["XDG_DATA_HOME"] = str(root / "home" / ".local" / "share")
     env["COLUMNS"] = "120"
     env["CMDB_STORE"] = DEMO_STORE
+    env["CMDB_PORT"] = str(free_port())  # `cmdb serve` of the README (8000 for a reader) on a free port
     (root / "home").mkdir(exist_ok=True)
     (work / ".cmdb").mkdir(exist_ok=True)
     subprocess.run(["cmdb", "--store", DEMO_STORE, "load", "--sample"], cwd=work, env=env, check=True,
                    capture_output=True, timeout=300)  # what `make demo` loads
     return work, env
+
+
+def free_port() -> int:
+    """A TCP port free on loopback now (the kernel's pick)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _answers(port: int) -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=2):
+            return True
+    except OSError:
+        return False
 
 
 @dataclass(frozen=True)
@@ -120,18 +140,24 @@ class Outcome:
 
 
 def run(cmd: Command, cwd: Path, env: dict[str, str], timeout: float = 120.0, server_grace: float = 6.0) -> Outcome:
-    """Run one command as written with bash; a server passes when it is still up after ``server_grace``."""
+    """Run one command as written with bash; a server passes when it is still up after ``server_grace``
+    (``cmdb serve``: and accepts connections on ``CMDB_PORT``)."""
+    listens = cmd.server and cmd.text.startswith("cmdb serve") and env.get("CMDB_PORT", "").isdigit()
     proc = subprocess.Popen(["bash", "-o", "pipefail", "-c", cmd.text], cwd=cwd, env=env, text=True,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
     try:
         output, _ = proc.communicate(timeout=server_grace if cmd.server else timeout)
     except subprocess.TimeoutExpired:
+        answered = not listens or _answers(int(env["CMDB_PORT"]))
         os.killpg(proc.pid, signal.SIGTERM)  # the group this Popen started, and only it
         try:
             output, _ = proc.communicate(timeout=10)
         except subprocess.TimeoutExpired:
             os.killpg(proc.pid, signal.SIGKILL)
             output, _ = proc.communicate()
+        if cmd.server and not answered:
+            return Outcome(cmd, False, f"running, but nothing answers on CMDB_PORT {env['CMDB_PORT']} after"
+                                       f" {server_grace:.0f} s (a fixed --port in the README?)\n{output[-2000:]}")
         if cmd.server:
             return Outcome(cmd, True, f"still serving after {server_grace:.0f} s (stopped)")
         return Outcome(cmd, False, f"no answer within {timeout:.0f} s\n{output[-2000:]}")

@@ -33,8 +33,8 @@ from cmdb.errors import BadInputError
 from cmdb.history import ci_as_of, dependencies, parse_since, parse_time
 from cmdb.identity import identity_keys
 from cmdb.ingest import IngestResult, ingest
+from cmdb.manual import retire_ci
 from cmdb.model import Schema
-from cmdb.retire import retire_ci
 from cmdb.store.base import BatchReader, ChangeSet, CIState, GraphStore, RelState, SearchQuery, sort_key
 
 router = APIRouter(prefix="/cis", tags=["CIs"], responses=responses(400, 401, 403, 422, 500, 503),
@@ -241,11 +241,15 @@ def update_ci(st: StateDep, who: Operator, ref: str, body: CIPatch,
                responses=responses(404, 412))
 def retire(st: StateDep, who: Operator, ref: str,
            if_match: Annotated[str | None, Header()] = None) -> JSONResponse:
+    """A ``manual`` batch retiring the CI and its live relationships, through ``ingest`` like every write."""
     ci = find_ci(st.store, st.schema, who, ref)
     check_if_match(if_match, ci)
-    retired = retire_ci(st.store, ci.id, actor=who.name, guard=lambda s: check_if_match(if_match, s))
+    result = retire_ci(cast(GraphStore, _Guarded(st.store, ci.id, if_match)), st.schema, ci.id, actor=who.name,
+                       config=st.config, origin=f"DELETE /cis/{ci.id}")
+    st.metrics.ingested("manual", result)
     st.impact.poke()
-    after = st.store.get_ci(ci.id) or retired
+    after = st.store.get_ci(ci.id)
+    assert after is not None
     return JSONResponse(ci_dict(after), headers={"ETag": etag_of(after)})
 
 

@@ -50,6 +50,6 @@ async def health_report(
     if "no-cache" in (cache_control or "").lower():
         return await anyio.to_thread.run_sync(compute)
     answer: dict[str, Any] = await st.answers.get(
-        AnswerCache.key("health", {"class": cls, "max_cis": max_cis}), lambda: st.impact.writes,
+        AnswerCache.key("health", {"class": cls, "max_cis": max_cis}), lambda: st.impact.version,
         lambda: anyio.to_thread.run_sync(compute))
     return answer

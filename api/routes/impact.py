@@ -122,7 +122,7 @@ async def _cached(st: ApiState, kind: str, request: Any, compute: Callable[[], T
     """``compute`` in a thread, or a recent answer to the same request on the same graph (``api.answer_cache``)."""
     if not cacheable or "no-cache" in (cache_control or "").lower():
         return await anyio.to_thread.run_sync(compute)
-    result: T = await st.answers.get(AnswerCache.key(kind, request), lambda: st.impact.writes,
+    result: T = await st.answers.get(AnswerCache.key(kind, request), lambda: st.impact.version,
                                      lambda: anyio.to_thread.run_sync(compute))
     return result
 

@@ -72,9 +72,10 @@ def new_ci_id() -> str:
 
 def derive_status(sightings: Iterable[Sighting]) -> str:
     """A manual word is final: any live manual sighting keeps the item active, an explicit manual
-    retirement (status retired, ``missed`` 0: ``cmdb.retire``, a batch's ``retire``) retires it. A manual
-    sighting retired because a complete manual batch no longer held the item (``missed`` > 0) withdraws
-    the manual word only: the other sources decide, and with none left the item is retired."""
+    retirement (status retired, ``missed`` 0: a batch's ``retire``, as ``cmdb ci retire`` and
+    ``DELETE /cis/{id}`` write) retires it. A manual sighting retired because a complete manual batch no
+    longer held the item (``missed`` > 0) withdraws the manual word only: the other sources decide, and
+    with none left the item is retired."""
     best = "retired"
     seen_any = False
     manual: str | None = None

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
-from readme_commands import extract, run  # scripts/
+from readme_commands import extract, free_port, run  # scripts/
 
 DOC = """# Title
 
@@ -50,3 +51,20 @@ def test_a_failing_command_fails_and_a_server_that_exits_fails(tmp_path: Path) -
     assert not run(quitter, tmp_path, env, server_grace=2).ok
     assert run(server, tmp_path, env, server_grace=1).ok
 
+
+
+def test_cmdb_serve_must_answer_on_cmdb_port(tmp_path: Path) -> None:
+    """The README's ``cmdb serve`` runs on the free port the runner puts in ``CMDB_PORT``; one that listens
+    elsewhere (a fixed ``--port``) or not at all fails."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    fake = bin_dir / "cmdb"  # listens on --port when given, else on CMDB_PORT, as `cmdb serve` does
+    fake.write_text(f'#!/bin/sh\nport="$CMDB_PORT"\n[ "$2" = --port ] && port="$3"\n'
+                    f'exec "{sys.executable}" -m http.server "$port" --bind 127.0.0.1\n', encoding="utf-8")
+    fake.chmod(0o755)
+    env = {"PATH": f"{bin_dir}:/usr/bin:/bin", "CMDB_PORT": str(free_port())}
+    [as_written, fixed] = extract("```sh\ncmdb serve  # (runs until stopped)\n"
+                                  f"cmdb serve --port {free_port()}  # (runs until stopped)\n```\n")
+    assert run(as_written, tmp_path, env, server_grace=3).ok
+    outcome = run(fixed, tmp_path, env, server_grace=3)
+    assert not outcome.ok and "nothing answers on CMDB_PORT" in outcome.detail
