@@ -31,6 +31,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -271,6 +272,39 @@ def post_rate(docs: list[dict[str, Any]], tmp: Path, workers: int, clients: int)
         return asyncio.run(post_batches(url, token, docs, clients))
 
 
+class Writer:
+    """A collector posting a small batch (10 new CIs) every second while wrk runs: each write moves the store's
+    write counter, the server rebuilds its impact index and cached answers are computed again."""
+
+    def __init__(self, url: str, token: str, every: float = 1.0) -> None:
+        self.url, self.token, self.every = url, token, every
+        self.count = 0
+        self.versions: set[int] = set()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def __enter__(self) -> Writer:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(30)
+
+    def _run(self) -> None:
+        with httpx.Client(base_url=self.url, headers={"Authorization": f"Bearer {self.token}"}, timeout=30) as c:
+            while not self._stop.wait(self.every):
+                k = self.count
+                doc = {"source": "import:bench-live", "scope": f"live-{time.time_ns()}", "cis": [
+                    {"ref": f"h{i}", "class": "Server", "hostname": f"live-{k:05d}-{i}", "environment": "production"}
+                    for i in range(10)]}
+                c.post("/api/v1/batches", json=doc).raise_for_status()
+                self.count += 1
+                seen = c.get("/readyz").json().get("impact_index_writes")
+                if isinstance(seen, int):
+                    self.versions.add(seen)
+
+
 def token_and_ids_no_ci(path: Path) -> tuple[str, None]:
     store = SqliteStore(path)
     try:
@@ -324,6 +358,11 @@ def main() -> None:
                         rows.append((f"  same, no-cache, {conns} client{'s' if conns > 1 else ''}", w, raw,
                                      f"p99 {'<' if raw['p99'] < target else '>='} {target} ms (computed each time"
                                      + (", queued behind each other)" if conns > 1 else ")")))
+                    with Writer(url, token) as writer:  # the index rebuilds after each write: answers recomputed
+                        live = wrk(f"{url}/api/v1/impact/incident", token, d, c, {"cis": [core_id]})
+                    rows.append(("  same, while a batch lands each second", w, live,
+                                 f"p99 {'<' if live['p99'] < target else '>='} {target} ms; {writer.count} batches"
+                                 f" written, {len(writer.versions)} index versions seen"))
                     rows.append(("  first answer after start", w, {"rps": 1 / took, "p50": took * 1000,
                                                                    "p99": took * 1000, "errors": 0},
                                  f"{took:.2f} s for {2 * w} requests at once"))

@@ -6,7 +6,6 @@ One function gathers what an incident manager asks first, so the CLI, the API an
 
 from __future__ import annotations
 
-import heapq
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -91,25 +90,17 @@ def analyse_incident(
 
 def report_dict(rep: IncidentReport, max_affected: int | None = None) -> dict[str, Any]:
     """The JSON form of an incident analysis; ``max_affected`` keeps the worst affected CIs only."""
-    info = rep.radius.describe()
-    names = rep.radius.source.describe(rep.causes)
-
-    def worst_first(kv: tuple[str, State]) -> tuple[int, str]:
-        return -kv[1], info[kv[0]].name if kv[0] in info else kv[0]
-
-    hit = rep.radius.affected.items()
-    affected = sorted(hit, key=worst_first) if max_affected is None else heapq.nsmallest(max_affected, hit,
-                                                                                          key=worst_first)
+    affected = rep.radius.worst_affected(max_affected)
+    info = rep.radius.labels([*(i for i, _s in affected), *rep.in_maintenance, *rep.causes])
     return {
-        "causes": [{"id": c, "name": names[c].name if c in names else c} for c in rep.causes],
+        "causes": [{"id": c, "name": info[c][0]} for c in rep.causes],
         "mode": rep.mode.label,
         "as_of": rep.as_of,
         "priority": {"priority": rep.priority.priority, "impact": rep.priority.impact,
                      "urgency": rep.priority.urgency, "reason": rep.priority.reason},
         "services": [{"id": s.id, "name": s.name, "tier": s.tier, "state": s.state.label, "path": list(s.path),
                       "path_ids": list(s.path_ids)} for s in rep.services],
-        "affected": [{"id": i, "name": info[i].name if i in info else i, "class": info[i].cls if i in info else None,
-                      "state": s.label} for i, s in affected],
+        "affected": [{"id": i, "name": info[i][0], "class": info[i][1], "state": s.label} for i, s in affected],
         "stakeholders": [
             {"id": sh.id, "name": sh.name, "kind": sh.kind, "roles": sh.roles, "worst_tier": sh.worst_tier,
              "contact": sh.contact,
@@ -119,7 +110,7 @@ def report_dict(rep: IncidentReport, max_affected: int | None = None) -> dict[st
         ],
         "related_incidents": [_record_dict(r) for r in rep.related_incidents],
         "change_records": [_record_dict(r) for r in rep.change_records],
-        "in_maintenance": [{"id": i, "name": info[i].name if i in info else i, "change": k}
+        "in_maintenance": [{"id": i, "name": info[i][0], "change": k}
                            for i, k in sorted(rep.in_maintenance.items())],
         "recent_changes": [{"at": e.at, "kind": e.kind, "ci_id": e.ci_id, "peer_id": e.peer_id, "attr": e.attr,
                             "old": e.old, "new": e.new, "source": e.source, "actor": e.actor}

@@ -10,8 +10,11 @@ step back the predecessor whose name sorts first (deterministic, and easy to che
 
 from __future__ import annotations
 
+import heapq
 from collections import deque
+from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import Any
 
 from impact.rules import quorum_state
 from impact.source import GroupInfo, ImpactSource, NodeInfo
@@ -144,3 +147,25 @@ class BlastRadius:
 
     def describe(self) -> dict[str, NodeInfo]:
         return self.source.describe(self.affected)
+
+    def worst_affected(self, limit: int | None = None) -> list[tuple[str, State]]:
+        """Affected CIs (causes included) worst state first, then by name and id, the first ``limit`` of them."""
+        affected = self.affected
+        names = self.labels(affected)
+
+        def worst_first(kv: tuple[str, State]) -> tuple[int, str, str]:
+            return -kv[1], names[kv[0]][0], kv[0]
+
+        hit = affected.items()
+        return sorted(hit, key=worst_first) if limit is None else heapq.nsmallest(limit, hit, key=worst_first)
+
+    def labels(self, ids: Iterable[str]) -> dict[str, tuple[str, str | None]]:
+        """CI id -> (name, class) for output; a CI nobody describes is named by its id, without class."""
+        ids = list(ids)
+        info = self.source.describe(ids)
+        return {i: (info[i].name, info[i].cls) if i in info else (i, None) for i in ids}
+
+    def fast_stakeholders(self, limit: int | None, max_reasons: int | None) -> tuple[list[Any], int] | None:
+        """``impact.stakeholders.first_stakeholders`` computed by the radius itself, when it can do it faster
+        (the numpy engine on an index with stakeholders); None: the general code runs."""
+        return None

@@ -21,8 +21,13 @@ ROLE_ORDER = ("service_owner", "change_approver", "owner", "support", "subscribe
 CONTACT_ATTRS = ("email", "phone", "chat", "oncall")
 
 
-def _role_rank(role: str) -> int:
+def role_rank(role: str) -> int:
     return ROLE_ORDER.index(role) if role in ROLE_ORDER else len(ROLE_ORDER)
+
+
+def role_key(role: str) -> tuple[int, str]:
+    """The order roles are listed in: ``ROLE_ORDER``, then other roles by name."""
+    return role_rank(role), role
 
 
 @dataclass(frozen=True)
@@ -50,7 +55,7 @@ class Stakeholder:
     def roles(self) -> list[str]:
         if self.summary is not None:
             return list(self.summary[0])
-        return sorted({r.role for r in self.reasons}, key=_role_rank)
+        return sorted({r.role for r in self.reasons}, key=role_key)
 
     @property
     def worst_tier(self) -> int | None:
@@ -62,7 +67,7 @@ class Stakeholder:
     def sort_key(self) -> tuple[int, int, int, str, str]:
         worst_state = max((r.state for r in self.reasons), default=State.OK)
         tier = self.worst_tier
-        return (tier if tier is not None else 99, -worst_state, _role_rank(self.roles[0]) if self.reasons else 99,
+        return (tier if tier is not None else 99, -worst_state, role_rank(self.roles[0]) if self.reasons else 99,
                 self.name.lower(), self.id)
 
 
@@ -105,9 +110,12 @@ def first_stakeholders(store: GraphStore, radius: BlastRadius, limit: int | None
     affected = radius.affected
     if not affected or not roles:
         return [], 0
+    fast = radius.fast_stakeholders(limit, max_reasons)
+    if fast is not None:
+        return fast
     tiers = radius.service_tiers()
     pairs, people = _stakeholder_pairs(store, radius, roles)
-    rank_of = {role: _role_rank(role) for role, _side in roles.values()}
+    rank_of = {role: role_rank(role) for role, _side in roles.values()}
     agg: dict[str, list[int]] = {}  # who -> [best tier (99: none), worst state, best role rank]: one pass
     for who, role, what in pairs:
         if who not in people:
@@ -137,10 +145,10 @@ def first_stakeholders(store: GraphStore, radius: BlastRadius, limit: int | None
         contact = {k: str(person.attrs[k]) for k in CONTACT_ATTRS if person.attrs.get(k)}
         why = [StakeholderReason(role, what, ci_names[what].name if what in ci_names else what, affected[what],
                                  tiers.get(what)) for role, what in sorted(by_who[who])]
-        why.sort(key=lambda r: (r.tier if r.tier is not None else 99, -r.state, _role_rank(r.role), r.ci_name))
+        why.sort(key=lambda r: (r.tier if r.tier is not None else 99, -r.state, role_rank(r.role), r.ci_name))
         total = len(why)
         cut = max_reasons is not None and total > max_reasons
-        summary = (tuple(sorted({r.role for r in why}, key=_role_rank)), None if t == 99 else t)
+        summary = (tuple(sorted({r.role for r in why}, key=role_key)), None if t == 99 else t)
         out.append(Stakeholder(who, person.name or who, person.cls, contact, why[:max_reasons] if cut else why,
                                total, summary if cut else None))
     return out, len(ranked)

@@ -19,41 +19,25 @@ so paths are built only for the affected services that are asked for.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
+from impact.csr import csr, gather
 from impact.index import MemoryIndex
-from impact.radius import BlastRadius
+from impact.radius import AffectedService, BlastRadius
 from impact.source import GroupInfo
 from impact.states import State
+from impact.vector_labels import Labels, labels_of
+from impact.vector_stakeholders import vector_stakeholders
 
 STATES = (State.OK, State.AT_RISK, State.DEGRADED, State.DOWN)
 DOWN = np.int8(State.DOWN)
 DEGRADED = np.int8(State.DEGRADED)
 
 Array = Any  # numpy arrays (numpy is untyped for mypy here)
-
-
-def _gather(indptr: Array, rows: Array) -> tuple[Array, Array]:
-    """Positions of every entry of CSR ``rows`` (concatenated), and how many each row has."""
-    starts = indptr[rows]
-    counts = indptr[rows + 1] - starts
-    total = int(counts.sum())
-    if total == 0:
-        return np.empty(0, np.int64), counts
-    offsets = np.cumsum(counts) - counts
-    return np.repeat(starts - offsets, counts) + np.arange(total), counts
-
-
-def _csr(rows: Array, cols: Array, n: int, *extra: Array) -> tuple[Array, ...]:
-    """(indptr, cols, *extra) sorted by row (stable), for ``n`` rows."""
-    order = np.argsort(rows, kind="stable")
-    indptr = np.zeros(n + 1, np.int64)
-    np.cumsum(np.bincount(rows, minlength=n), out=indptr[1:])
-    return (indptr, cols[order], *(e[order] for e in extra))
 
 
 @dataclass
@@ -128,12 +112,12 @@ class VectorIndex:
                 m_group.append(k)
                 m_member.append(at(m))
         n = len(ids)
-        p_indptr, p_dst, p_cap, p_type = _csr(np.array(src, np.int64), np.array(dst, np.int64), n,
+        p_indptr, p_dst, p_cap, p_type = csr(np.array(src, np.int64), np.array(dst, np.int64), n,
                                               np.array(cap, np.int8), np.array(typ, np.int16))
         mg = np.array(m_group, np.int64)
         mm = np.array(m_member, np.int64)
-        gm_indptr, gm_member = _csr(mg, mm, len(group_ids))
-        mg_indptr, mg_group = _csr(mm, mg, n)
+        gm_indptr, gm_member = csr(mg, mm, len(group_ids))
+        mg_indptr, mg_group = csr(mm, mg, n)
         return cls(index, ids, pos, types, p_indptr, p_dst, p_cap, p_type, g_node,
                    np.array([i.required for i in g_info], np.int64), g_info, gm_indptr, gm_member,
                    mg_indptr, mg_group)
@@ -141,7 +125,7 @@ class VectorIndex:
     # -- propagation ------------------------------------------------------------------------------
     def _quorum(self, groups: Array, state: Array) -> Array:
         """``rules.quorum_state`` of each group in ``groups`` (all have members) under ``state``."""
-        e, counts = _gather(self.gm_indptr, groups)
+        e, counts = gather(self.gm_indptr, groups)
         ms = state[self.gm_member[e]]
         seg = np.repeat(np.arange(groups.size), counts)
         alive = np.bincount(seg, weights=ms < DOWN, minlength=groups.size)
@@ -162,7 +146,7 @@ class VectorIndex:
         while frontier.size:
             hops += 1
             raised = []
-            e, counts = _gather(self.p_indptr, frontier)
+            e, counts = gather(self.p_indptr, frontier)
             if e.size:
                 dst = self.p_dst[e]
                 val = np.minimum(np.repeat(state[frontier], counts), self.p_cap[e])
@@ -172,7 +156,7 @@ class VectorIndex:
                     for s in np.unique(val):  # ascending: the highest value written last wins
                         state[dst[val == s]] = s
                     raised.append(np.unique(dst))
-            ge, _ = _gather(self.mg_indptr, frontier)
+            ge, _ = gather(self.mg_indptr, frontier)
             if ge.size:
                 touched = np.unique(self.mg_group[ge])
                 touched_all.append(touched)
@@ -202,7 +186,9 @@ class VectorBlastRadius(BlastRadius):
         self._services = None
         self._states: dict[str, State] | None = None
         self._groups: dict[str, GroupInfo] | None = None
-        self._bfs: tuple[Array, Array, Array, Array] | None = None
+        self._bfs: tuple[Array, Array] | None = None
+        self._walk: tuple[list[int], list[int], list[int]] | None = None
+        self._tiers: Array | None = None
         inside = [(vx.pos[c], int(s)) for c, s in failures.items() if c in vx.pos]
         # causes the index has no edge for are affected by themselves only
         self.outside = {c: State(s) for c, s in failures.items() if c not in vx.pos and s > State.OK}
@@ -243,43 +229,55 @@ class VectorBlastRadius(BlastRadius):
         return self.states  # only states > ok are ever recorded
 
     def service_tiers(self) -> dict[str, int]:
-        """``BlastRadius.service_tiers`` on arrays: a reverse BFS per tier, best tier first, over every impact
-        edge among affected CIs (plain edges, and member -> group), as ``preds`` holds them."""
+        """``BlastRadius.service_tiers`` on arrays (``tier_array``)."""
+        tier_of = self.tier_array()
+        if tier_of is None:
+            return super().service_tiers()  # causes outside the index: the general walk
+        reached = np.flatnonzero(tier_of)
+        ids = self.vx.ids
+        return dict(zip([ids[i] for i in reached.tolist()], tier_of[reached].tolist(), strict=True))
+
+    def tier_array(self) -> Array | None:
+        """Per node, the worst (lowest) tier of the affected services it feeds (0: none); None when causes
+        lie outside the index. A reverse BFS per tier, best tier first, over every impact edge among
+        affected CIs (plain edges, and member -> group), as ``preds`` holds them."""
+        if self._tiers is not None:
+            return self._tiers
+        if self.outside:
+            return None
         services = self.services()
         tiers = sorted({s.tier for s in services if s.tier is not None})
-        if not tiers or self.outside:
-            return super().service_tiers()  # causes outside the index: the general walk
         vx, state, aff = self.vx, self.state, self.affected_ids
-        e, counts = _gather(vx.p_indptr, aff)
-        src, dst = np.repeat(aff, counts), vx.p_dst[e]
-        ge, gcounts = _gather(vx.mg_indptr, aff)
-        src = np.concatenate([src, np.repeat(aff, gcounts)])
-        dst = np.concatenate([dst, vx.g_node[vx.mg_group[ge]]])
-        keep = state[dst] > 0
-        back_indptr, back_src = _csr(dst[keep], src[keep], vx.n)  # hurt CI -> the CIs that hurt it
         tier_of = np.zeros(vx.n, np.int64)  # 0: not reached yet
+        if tiers:
+            e, counts = gather(vx.p_indptr, aff)
+            src, dst = np.repeat(aff, counts), vx.p_dst[e]
+            ge, gcounts = gather(vx.mg_indptr, aff)
+            src = np.concatenate([src, np.repeat(aff, gcounts)])
+            dst = np.concatenate([dst, vx.g_node[vx.mg_group[ge]]])
+            keep = state[dst] > 0
+            back_indptr, back_src = csr(dst[keep], src[keep], vx.n)  # hurt CI -> the CIs that hurt it
         for tier in tiers:
             level = np.array([vx.pos[s.id] for s in services if s.tier == tier and s.id in vx.pos], np.int64)
             level = level[tier_of[level] == 0]
             while level.size:
                 tier_of[level] = tier
-                e, _ = _gather(back_indptr, level)
+                e, _ = gather(back_indptr, level)
                 level = np.unique(back_src[e])
                 level = level[tier_of[level] == 0]
-        reached = np.flatnonzero(tier_of)
-        ids = vx.ids
-        return dict(zip([ids[i] for i in reached.tolist()], tier_of[reached].tolist(), strict=True))
+        self._tiers = tier_of
+        return tier_of
 
     # -- explanations -----------------------------------------------------------------------------
     def _explaining_edges(self) -> tuple[Array, Array]:
         """(src, dst) node ids of the edges among affected CIs that carry at least dst's final state."""
         vx, state, aff = self.vx, self.state, self.affected_ids
-        e, counts = _gather(vx.p_indptr, aff)
+        e, counts = gather(vx.p_indptr, aff)
         src = np.repeat(aff, counts)
         dst = vx.p_dst[e]
         keep = (state[dst] > 0) & (np.minimum(state[src], vx.p_cap[e]) >= state[dst])
         srcs, dsts = [src[keep]], [dst[keep]]
-        ge, gcounts = _gather(vx.mg_indptr, aff)
+        ge, gcounts = gather(vx.mg_indptr, aff)
         if ge.size:
             gsrc = np.repeat(aff, gcounts)
             groups = vx.mg_group[ge]
@@ -292,25 +290,25 @@ class VectorBlastRadius(BlastRadius):
             dsts.append(gdst[keep])
         return np.concatenate(srcs), np.concatenate(dsts)
 
-    def _bfs_arrays(self) -> tuple[Array, Array, Array, Array]:
-        """Per affected CI (by position in ``affected_ids``): distance and its candidate predecessors."""
+    def _bfs_arrays(self) -> tuple[Array, Array]:
+        """Per affected CI (by position in ``affected_ids``): distance from the causes (-1: not explained) and
+        the chosen predecessor one level up (-1: none), the first by (name, id) among the candidates."""
         if self._bfs is not None:
             return self._bfs
         aff = self.affected_ids
         a = aff.size
+        rank, by_rank = self._labels().rank, self._labels().by_rank
         src, dst = self._explaining_edges()
         ls, ld = np.searchsorted(aff, src), np.searchsorted(aff, dst)
-        x_indptr, x_dst = _csr(ls, ld, a)
+        x_indptr, x_dst = csr(ls, ld, a)
         dist = np.full(a, -1, np.int64)
-        c_start = np.zeros(a, np.int64)
-        c_count = np.zeros(a, np.int64)
-        cand: list[Array] = []
+        pred = np.full(a, -1, np.int64)
         level = np.unique(np.searchsorted(aff, np.array(
             [self.vx.pos[c] for c in self.causes if c in self.vx.pos and self.state[self.vx.pos[c]] > 0], np.int64)))
         dist[level] = 0
-        d, offset = 0, 0
+        d = 0
         while level.size:
-            e, counts = _gather(x_indptr, level)
+            e, counts = gather(x_indptr, level)
             s, t = np.repeat(level, counts), x_dst[e]
             new = dist[t] < 0
             s, t = s[new], t[new]
@@ -318,16 +316,15 @@ class VectorBlastRadius(BlastRadius):
                 break
             order = np.argsort(t, kind="stable")
             s, t = s[order], t[order]
-            level, first, n = np.unique(t, return_index=True, return_counts=True)
+            level, first = np.unique(t, return_index=True)
             d += 1
             dist[level] = d
-            c_start[level] = first + offset
-            c_count[level] = n
-            cand.append(s)
-            offset += s.size
-        cands = np.concatenate(cand) if cand else np.empty(0, np.int64)
-        self._bfs = (dist, c_start, c_count, cands)
+            pred[level] = np.searchsorted(aff, by_rank[np.minimum.reduceat(rank[aff[s]], first)])
+        self._bfs = (dist, pred)
         return self._bfs
+
+    def _labels(self) -> Labels:
+        return labels_of(self.vx)
 
     def path_to(self, ci_id: str) -> list[str]:
         if ci_id in self.causes:
@@ -335,22 +332,70 @@ class VectorBlastRadius(BlastRadius):
         i = self.vx.pos.get(ci_id)
         if i is None or self.state[i] == 0:
             return []
-        dist, c_start, c_count, cands = self._bfs_arrays()
-        aff, ids = self.affected_ids, self.vx.ids
-        v = int(np.searchsorted(aff, i))
-        if dist[v] < 0:
+        return self._path(ci_id, int(np.searchsorted(self.affected_ids, i)))
+
+    def _path(self, ci_id: str, v: int) -> list[str]:
+        """The explaining chain to ``ci_id``, at position ``v`` of ``affected_ids``, walked on lists."""
+        if self._walk is None:
+            dist, pred = self._bfs_arrays()
+            self._walk = (dist.tolist(), pred.tolist(), self.affected_ids.tolist())
+        dist_l, pred_l, aff_l = self._walk
+        if dist_l[v] < 0:
             return []
+        ids = self.vx.ids
         path = [ci_id]
-        while dist[v] > 0:
-            opts = np.unique(cands[c_start[v]:c_start[v] + c_count[v]]).tolist()
-            if len(opts) == 1:
-                v = opts[0]
-            else:
-                names = self.source.describe([ids[aff[o]] for o in opts])
-                v = min(opts, key=lambda o: (names[ids[aff[o]]].name if ids[aff[o]] in names else ids[aff[o]],
-                                             ids[aff[o]]))
-            path.append(ids[aff[v]])
+        while dist_l[v] > 0:
+            v = pred_l[v]
+            path.append(ids[aff_l[v]])
         return path[::-1]
+
+    def services(self) -> list[AffectedService]:
+        """``BlastRadius.services`` on arrays: services picked by a mask, named from the index's labels."""
+        if self._services is not None:
+            return self._services
+        if self.outside:
+            return super().services()
+        labels, aff = self._labels(), self.affected_ids
+        at = np.flatnonzero(labels.service[aff])
+        found = aff[at].tolist()
+        ids, pos, name, causes = self.vx.ids, self.vx.pos, labels.name, self.causes
+        info = self.source.describe([ids[i] for i in found])
+        out = []
+        for i, v in zip(found, at.tolist(), strict=True):
+            sid = ids[i]
+            path_ids = [sid] if sid in causes else self._path(sid, v)
+            out.append(AffectedService(sid, info[sid].name, info[sid].tier, STATES[self.state[i]],
+                                       tuple(name[pos[p]] for p in path_ids), tuple(path_ids)))
+        self._services = sorted(out, key=lambda s: (s.tier if s.tier is not None else 99, -s.state, s.name, s.id))
+        return self._services
+
+    def fast_stakeholders(self, limit: int | None, max_reasons: int | None) -> tuple[list[Any], int] | None:
+        return vector_stakeholders(self, limit, max_reasons)
+
+    def worst_affected(self, limit: int | None = None) -> list[tuple[str, State]]:
+        """``BlastRadius.worst_affected`` on arrays: one lexsort by (worst state, rank of (name, id))."""
+        if self.outside:
+            return super().worst_affected(limit)
+        aff = self.affected_ids
+        order = np.lexsort((self._labels().rank[aff], -self.state[aff].astype(np.int64)))
+        if limit is not None:
+            order = order[:limit]
+        ids, states = self.vx.ids, self.state
+        return [(ids[i], STATES[states[i]]) for i in aff[order].tolist()]
+
+    def labels(self, ids: Iterable[str]) -> dict[str, tuple[str, str | None]]:
+        labels, pos = self._labels(), self.vx.pos
+        out: dict[str, tuple[str, str | None]] = {}
+        rest = []
+        for i in ids:
+            p = pos.get(i)
+            if p is None:
+                rest.append(i)
+            else:
+                out[i] = (labels.name[p], labels.cls[p])
+        if rest:
+            out.update(super().labels(rest))
+        return out
 
 
 def vector_blast_radius(index: MemoryIndex, failures: Mapping[str, State]) -> VectorBlastRadius:

@@ -350,6 +350,11 @@ class SqliteTasksMixin:
                             " WHERE id IN (SELECT value FROM json_each(?))", (_dumps(list(ids)),))
         return {r[0]: CIState(r[0], r[1], r[2], r[3], json.loads(r[4]), r[5], r[6]) for r in rows}
 
+    def ci_labels(self, ids: Iterable[str]) -> dict[str, tuple[str, str]]:
+        rows = self._select("SELECT id, class, coalesce(name, id) FROM ci WHERE id IN (SELECT value FROM json_each(?))",
+                            (_dumps(list(ids)),))
+        return {r[0]: (r[1], r[2] or r[0]) for r in rows}
+
     def explain_expiring(self) -> list[str]:
         """SQLite's plan of one class's expiry query (the tests check it searches the index)."""
         cls, attr = next(iter(EXPIRY_ATTRS.items()))

@@ -331,6 +331,15 @@ def test_get_cis_brief_is_get_cis_without_provenance(store: GraphStore) -> None:
     assert store.get_cis_brief([]) == {}
 
 
+def test_ci_labels_are_class_and_display_name(store: GraphStore) -> None:
+    ids = _estate(store)
+    wanted = [*ids.values(), "ci-none"]
+    full = store.get_cis(wanted)
+    labels = store.ci_labels(wanted)
+    assert labels == {i: (c.cls, c.name or i) for i, c in full.items()} and len(labels) == len(set(ids.values()))
+    assert store.ci_labels([]) == {}
+
+
 RAISER = """
 import sys, time
 from datetime import UTC, datetime

@@ -379,6 +379,11 @@ class Neo4jTasks(Neo4jConnection):
         return {r["id"]: CIState(r["id"], r["cls"], r["name"], r["status"], json.loads(r["attrs"]), r["created"],
                                  r["updated"]) for r in rows}
 
+    def ci_labels(self, ids: Iterable[str]) -> dict[str, tuple[str, str]]:
+        rows = self._read("UNWIND $ids AS id MATCH (c:CI {id: id}) RETURN c.id AS id, c.class AS cls, c.name AS name",
+                          ids=list(ids))
+        return {r["id"]: (r["cls"], r["name"] or r["id"]) for r in rows}
+
     def explain_expiring(self) -> list[str]:
         """The operators of the plan of one expiry query (the tests check it seeks the index)."""
         with self._driver.session(database=self.database) as session:
