@@ -106,6 +106,8 @@ class WarmImpactIndex:
         self._wake.set()
         if self._thread is not None:
             self._thread.join(timeout=30)
+        if self._builds:
+            gc.unfreeze()  # the app is going away: what its builds froze goes back to the collector
 
     def _run(self) -> None:
         while not self._stop.is_set():
