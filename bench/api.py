@@ -9,7 +9,8 @@ duration) and reports requests/s and the p50/p99 latency of:
   and on a 100k-CI synthetic estate (target p99 < 250 ms): as asked (answered from the answer cache
   after the first), and with ``Cache-Control: no-cache`` (computed on the warm index every time) by
   32 clients (each waits for the computations queued before its own: throughput) and by 1 client
-  (one computation's own latency);
+  (one computation's own latency); and as asked again while a collector posts a 10-CI batch each second
+  (every write moves the store's write counter: the index is rebuilt and the answer computed again);
 * ``POST /api/v1/batches`` of 1,000 new CIs each, 32 clients at once, against ``cmdb load`` of the same
   batch files into an empty store (target: >= 0.8x its CIs/s).
 
