@@ -280,6 +280,7 @@ class Writer:
     def __init__(self, url: str, token: str, every: float = 1.0) -> None:
         self.url, self.token, self.every = url, token, every
         self.count = 0
+        self.error: str | None = None
         self.versions: set[int] = set()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
@@ -291,15 +292,21 @@ class Writer:
     def __exit__(self, *exc: object) -> None:
         self._stop.set()
         self._thread.join(30)
+        if self.error:
+            raise SystemExit(self.error)
 
     def _run(self) -> None:
         with httpx.Client(base_url=self.url, headers={"Authorization": f"Bearer {self.token}"}, timeout=30) as c:
             while not self._stop.wait(self.every):
                 k = self.count
                 doc = {"source": "import:bench-live", "scope": f"live-{time.time_ns()}", "cis": [
-                    {"ref": f"h{i}", "class": "Server", "hostname": f"live-{k:05d}-{i}", "environment": "production"}
+                    {"ref": f"h{i}", "class": "Server", "fqdn": f"live-{k:05d}-{i}.bench.example",
+                     "hostname": f"live-{k:05d}-{i}", "environment": "production"}
                     for i in range(10)]}
-                c.post("/api/v1/batches", json=doc).raise_for_status()
+                answer = c.post("/api/v1/batches", json=doc)
+                if answer.status_code != 200:
+                    self.error = f"POST /batches answered {answer.status_code}: {answer.text[:200]}"
+                    return
                 self.count += 1
                 seen = c.get("/readyz").json().get("impact_index_writes")
                 if isinstance(seen, int):
@@ -353,17 +360,17 @@ def main() -> None:
                     rows.append((f"POST /impact/incident {core} [{size}]", w, inc,
                                  f"p99 {'<' if inc['p99'] < target else '>='} {target} ms (answer cache); "
                                  f"{len(answer['affected']):,} CIs affected, {len(first.content) / 1e3:,.0f} kB"))
+                    with Writer(url, token) as writer:  # the index rebuilds after each write: answers recomputed
+                        live = wrk(f"{url}/api/v1/impact/incident", token, d, c, {"cis": [core_id]})
+                    rows.append(("  same, while a batch lands each second", w, live,
+                                 f"p99 {'<' if live['p99'] < target else '>='} {target} ms; {writer.count} batches"
+                                 f" written, {len(writer.versions)} index versions seen"))
                     fresh = {"Cache-Control": "no-cache"}
                     for conns in (1, c):  # 32 last: computations still queued when wrk stops run on
                         raw = wrk(f"{url}/api/v1/impact/incident", token, d, conns, {"cis": [core_id]}, fresh)
                         rows.append((f"  same, no-cache, {conns} client{'s' if conns > 1 else ''}", w, raw,
                                      f"p99 {'<' if raw['p99'] < target else '>='} {target} ms (computed each time"
                                      + (", queued behind each other)" if conns > 1 else ")")))
-                    with Writer(url, token) as writer:  # the index rebuilds after each write: answers recomputed
-                        live = wrk(f"{url}/api/v1/impact/incident", token, d, c, {"cis": [core_id]})
-                    rows.append(("  same, while a batch lands each second", w, live,
-                                 f"p99 {'<' if live['p99'] < target else '>='} {target} ms; {writer.count} batches"
-                                 f" written, {len(writer.versions)} index versions seen"))
                     rows.append(("  first answer after start", w, {"rps": 1 / took, "p50": took * 1000,
                                                                    "p99": took * 1000, "errors": 0},
                                  f"{took:.2f} s for {2 * w} requests at once"))
