@@ -327,6 +327,10 @@ class GraphStore(TaskStore, SchemaExtensionStore, HealthStore, JobStore, Protoco
         offset: int = 0,
     ) -> list[RelState]: ...
 
+    def get_rels(self, ids: Iterable[str]) -> dict[str, RelState]:
+        """Relationships by id (any status) with their sightings and per-source provenance ({} when a
+        relationship has none); ids not stored are left out (``cmdb.rel_provenance``)."""
+
     def neighbors(
         self, ids: Iterable[str], types: Iterable[str] | None = None, direction: Direction = "out"
     ) -> list[RelState]:
