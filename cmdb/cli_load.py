@@ -99,10 +99,18 @@ def load_command(
         emit_page(results, len(results), None)
 
 
+# What ageing, lifecycle and merging did, printed when it happened (the JSON always has every count).
+AFTERMATH = (("merged", "CIs merged"), ("keys_retired", "identity keys retired"),
+             ("attrs_dropped", "attribute values dropped"), ("rel_attrs_dropped", "relationship attribute values "
+                                                                                  "dropped"),
+             ("conflicts_closed", "conflicts closed"), ("stale", "stale"), ("retired", "retired"))
+
+
 def _print_result(r: dict[str, Any]) -> None:
+    extra = "".join(f", {r[k]} {label}" for k, label in AFTERMATH if r.get(k))
     out.print(f"[bold]{r['file']}[/]: {r['created']} created, {r['updated']} updated, "
               f"{r['unchanged']} unchanged, {r['rels_created']} relationships created, "
-              f"{r['events']} history events, {r['conflicts']} conflicts (run {r['run_id']})", soft_wrap=True)
+              f"{r['events']} history events, {r['conflicts']} conflicts{extra} (run {r['run_id']})", soft_wrap=True)
     out.file.flush()
 
 

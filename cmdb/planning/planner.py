@@ -79,6 +79,7 @@ class Planner(Preparation, CIPlanning, RelPlanning, Retirements, Lifecycle, Merg
         self.plan_retirements(reader, cs, seen_ci, seen_rel, result)
         if batch.complete:  # a complete manual batch retires the manual items of its scope it no longer holds
             self.age_unseen(reader, cs, seen_ci, seen_rel, result)
+        result.count_outcomes(cs)
         cs.run.stats = result.summary()
         self.event_count = len(cs.events)
         cs.run.stats["events"] = self.event_count

@@ -1,4 +1,4 @@
-"""``GET /relationships/{id}/provenance``, through FastAPI's TestClient.
+"""``GET /relationships/{id}/provenance`` and the batch summary's new counts, through FastAPI's TestClient.
 
 A relationship's attributes with every source's value, when that source last saw it and which value is
 current; a relationship with an end the token may not see answers exactly like a missing one.
@@ -79,3 +79,21 @@ def test_missing_and_hidden_relationships_are_the_same_404(client: TestClient, s
     assert gone["detail"].replace(hidden_id, "X") == missing["detail"].replace("rel-nosuch", "X")
     assert "secret" not in gone["detail"] and hidden not in gone["detail"]
 
+
+def test_the_batch_summary_counts_merges_ageing_and_closed_conflicts(client: TestClient) -> None:
+    client.post(f"{V1}/batches", json={"source": "import", "cis": [
+        {"class": "Server", "fqdn": "sum-1.example.com"}]}).raise_for_status()
+    client.post(f"{V1}/batches", json={"source": "ssh", "cis": [
+        {"class": "Server", "mac_addresses": ["02:00:5e:00:aa:01"]}]}).raise_for_status()
+    r = client.post(f"{V1}/batches", json={"source": "ssh", "cis": [
+        {"class": "Server", "fqdn": "sum-1.example.com", "mac_addresses": ["02:00:5e:00:aa:01"]}]})
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body["merged"] == 1 and body["conflicts"] == 0 and body["updated"] == 1
+    assert {"keys_retired", "attrs_dropped", "rel_attrs_dropped", "conflicts_closed"} <= body.keys()
+    schema = client.get(f"{V1}/openapi.json").json()["components"]["schemas"]
+    summary = schema["BatchSummary"]
+    assert {"merged", "keys_retired", "attrs_dropped", "rel_attrs_dropped", "conflicts_closed"} <= set(
+        summary["properties"])
+    assert "merged" in summary["examples"][0]
+    assert "RelProvenanceOut" in schema
