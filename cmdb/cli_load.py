@@ -115,10 +115,10 @@ def _print_result(r: dict[str, Any]) -> None:
 
 
 def _plan_summary(label: str, plan: BatchPlan) -> dict[str, Any]:
-    counts = {a: sum(1 for i in plan.items if i.action == a) for a in ("create", "update", "unchanged", "conflict")}
-    return {"file": label, "would_create": counts["create"], "would_update": counts["update"],
-            "unchanged": counts["unchanged"], "conflicts": counts["conflict"],
-            "rels_created": plan.rels_created, "rels_updated": plan.rels_updated, "events": plan.events,
+    """The counts are the planner's own (``summary``: what ``cmdb load`` would print for the file)."""
+    s = plan.summary
+    return {"file": label, **{k: v for k, v in s.items() if k not in ("created", "updated")},
+            "would_create": s["created"], "would_update": s["updated"], "summary": s,
             "plan": [asdict(i) for i in plan.items]}
 
 
@@ -136,8 +136,9 @@ def _dry_run(labels: list[str], batches: list[Batch], config: ReconcileConfig, a
     if missing:
         out.print(f"(no store at {sqlite_file(url)} yet: everything would be created)", highlight=False)
     for p in plans:
+        extra = "".join(f", {p[k]} {label}" for k, label in AFTERMATH if p.get(k))
         out.print(f"[bold]{p['file']}[/] would create {p['would_create']}, update {p['would_update']}, leave "
-                  f"{p['unchanged']} unchanged, {p['conflicts']} conflicts; relationships: {p['rels_created']} "
+                  f"{p['unchanged']} unchanged, {p['conflicts']} conflicts{extra}; relationships: {p['rels_created']} "
                   f"created, {p['rels_updated']} updated (dry run: nothing written)", soft_wrap=True)
         shown = [i for i in p["plan"] if i["action"] != "unchanged"]
         if not shown:
@@ -147,6 +148,8 @@ def _dry_run(labels: list[str], batches: list[Batch], config: ReconcileConfig, a
             table.add_column(col, overflow="fold")
         for i in shown:
             why = ", ".join(i["matched_by"]) or ("; ".join(i["conflict_ids"]) if i["conflict_ids"] else "")
+            if i["merged"]:
+                why += f" (merges {', '.join(i['merged'])})"
             changes = "; ".join(f"{c['attr']}: {c['old']!r} -> {c['new']!r}" for c in i["changes"])
             table.add_row(i["action"], i["cls"], i["name"] or "", i["ci_id"] or "", why, changes)
         out.print(table)

@@ -297,6 +297,10 @@ class GraphStore(TaskStore, SchemaExtensionStore, HealthStore, JobStore, Protoco
 
     def write_batch(self, plan: Callable[[BatchReader], ChangeSet]) -> ChangeSet: ...
 
+    def plan_read_only(self, plan: Callable[[BatchReader], ChangeSet]) -> ChangeSet:
+        """Run ``plan`` with the reader ``write_batch`` gives it, over one consistent read-only view, and
+        return its ChangeSet unapplied: no write lock, nothing written (a dry run, ``cmdb.dryrun``)."""
+
     def get_ci(self, ci_id: str) -> CIState | None: ...
 
     def get_cis(self, ids: Iterable[str]) -> dict[str, CIState]: ...

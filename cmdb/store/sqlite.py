@@ -51,6 +51,7 @@ from cmdb.store.sqlite_ageing import (
     attach_rel_provenance,
 )
 from cmdb.store.sqlite_counter import SqliteWriteCounter
+from cmdb.store.sqlite_dry_plans import SqliteDryPlans
 from cmdb.store.sqlite_health import SqliteHealth
 from cmdb.store.sqlite_idempotency import SqliteIdempotency
 from cmdb.store.sqlite_jobs import SqliteJobs
@@ -125,7 +126,8 @@ def _loads(text: str | None) -> Any:
 
 
 class SqliteStore(SqliteTasksMixin, SqliteTokens, SqliteJobs, SqliteIdempotency, SqliteWriteCounter,
-                  SqliteSchemaExtensions, SqliteHealth, SqliteRecentEvents, SqliteMerges, SqliteRelReads):
+                  SqliteSchemaExtensions, SqliteHealth, SqliteRecentEvents, SqliteMerges, SqliteRelReads,
+                  SqliteDryPlans):
     """GraphStore on one SQLite file (or ``:memory:``)."""
 
     def __init__(self, path: str | Path) -> None:

@@ -1,4 +1,5 @@
-"""A relationship's provenance read back whole (``get_rels``): the same on every store."""
+"""A relationship's provenance read back whole (``get_rels``), and batch plans over a read-only view
+(``plan_read_only``): the same on every store."""
 
 from __future__ import annotations
 
@@ -10,8 +11,10 @@ import pytest
 from cmdb.batch import Batch
 from cmdb.errors import NotFoundError
 from cmdb.ingest import IngestResult, ingest
+from cmdb.planning import Planner
 from cmdb.reconcile import ReconcileConfig
 from cmdb.rel_provenance import find_rel, find_rel_between, rel_provenance
+from cmdb.schema_store import store_schema
 from cmdb.store.base import GraphStore, iso
 
 T0 = datetime(2026, 11, 1, 8, 0, tzinfo=UTC)
@@ -88,3 +91,21 @@ def test_a_retired_relationship_is_still_read_and_a_missing_one_is_not_found(sto
     with pytest.raises(NotFoundError):
         find_rel(store, "rel-0000")
 
+
+def test_plan_read_only_plans_what_a_write_would_and_writes_nothing(store: GraphStore) -> None:
+    load(store, linked("snmp", {"port": "Gi0/1"}))
+    schema = store_schema(store)
+    before = (store.stats(), store.write_counter(), [r.run_id for r in store.runs()], list(store.dump()))
+    doc = {**linked("scan", {"port": "eth0"}), "cis": [
+        {"ref": "a", "class": "Server", "serial_number": "S1", "os": "linux"},
+        {"ref": "b", "class": "Switch", "serial_number": "SW1"},
+        {"class": "Server", "serial_number": "S2"}], "run_id": "probe-1"}
+    now = T0 + timedelta(hours=1)
+    planner = Planner(schema, ReconcileConfig(), Batch.from_dict(doc), now)
+    planner.prepare()
+    planned = store.plan_read_only(planner.plan)
+    assert (len(planned.cis_new), len(planned.rels_changed)) == (1, 1) and planned.cis_changed
+    assert planner.result.summary()["created"] == 1
+    assert (store.stats(), store.write_counter(), [r.run_id for r in store.runs()], list(store.dump())) == before
+    real = ingest(store, Batch.from_dict(doc), schema=schema, now=now)
+    assert real.summary() == {**planner.result.summary(), "events": len(planned.events)}

@@ -1,4 +1,5 @@
-"""``cmdb rel show`` (a relationship's provenance) as a user meets it: the CLI run as a process on a SQLite store."""
+"""``cmdb rel show`` (a relationship's provenance) and what ``cmdb load`` and its dry run report, as a user
+meets them: the CLI run as a process on a SQLite store."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+MAC = "02:00:5e:00:bb:01"
 SNMP = """source: snmp
 cis:
   - {ref: a, class: Server, hostname: rs-1, serial_number: RS-1}
@@ -18,6 +20,9 @@ relationships:
   - {type: CONNECTED_TO, from: a, to: b, attributes: {port: Gi0/3}}
 """
 SCAN = SNMP.replace("source: snmp", "source: scan").replace("port: Gi0/3", "port: eth3, vlan: 30")
+FQDN = "source: import\ncis:\n  - {class: Server, fqdn: rs-db.example.com}\n"
+BY_MAC = f"source: ssh\ncis:\n  - {{class: Server, mac_addresses: ['{MAC}']}}\n"
+TIES = f"source: ssh\ncis:\n  - {{class: Server, fqdn: rs-db.example.com, mac_addresses: ['{MAC}']}}\n"
 
 
 def cmdb(store: Path, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
@@ -63,3 +68,16 @@ def test_rel_show_errors_have_exit_codes(store: Path) -> None:
     assert bad.returncode == 2 and json.loads(bad.stderr)["error"]["exit_code"] == 2
     assert cmdb(store, "rel", "show", "rs-1", "NO_SUCH_TYPE", "rs-sw").returncode == 2
 
+
+def test_a_dry_run_of_a_merge_says_what_the_load_then_does(tmp_path: Path) -> None:
+    path = tmp_path / "merge.db"
+    ok(cmdb(path, "load", "-", stdin=FQDN))
+    ok(cmdb(path, "load", "-", stdin=BY_MAC))
+    dry = json.loads(ok(cmdb(path, "load", "-", "--dry-run", "--json", stdin=TIES)).stdout)["items"][0]
+    assert (dry["conflicts"], dry["merged"], dry["would_update"]) == (0, 1, 1)
+    (item,) = dry["plan"]
+    assert item["action"] == "update" and len(item["merged"]) == 1
+    real = json.loads(ok(cmdb(path, "load", "-", "--json", stdin=TIES)).stdout)["items"][0]
+    assert {k: real[k] for k in dry["summary"]} == dry["summary"]
+    text = ok(cmdb(path, "load", "-", stdin=FQDN.replace("rs-db", "rs-db2"))).stdout
+    assert "1 created" in text and "merged" not in text  # only what happened is spelled out
