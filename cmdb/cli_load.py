@@ -4,7 +4,8 @@ show what a load would do.
 ``load`` tells the truth about what it wrote: every file is its own atomic batch, written in order,
 and its result is printed as soon as it is written, so when a later file is refused the earlier
 ones are on screen (and in the ``--json`` document) before the error. ``--dry-run`` runs ingest's
-own planner (``cmdb.dryrun``) and rolls it back: what would be created, changed and left alone.
+own planner over a read-only view of the store (``cmdb.dryrun``): what would be created, changed and left
+alone, with the very counts the load would print.
 """
 
 from __future__ import annotations

@@ -69,7 +69,7 @@ class ImportReport:
     run_ids: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     plans: list[tuple[list[str], BatchPlan]] = field(default_factory=list)  # dry run: (label per CI record, plan)
-    planned: dict[str, int] = field(default_factory=dict)  # dry run: items per action, relationships to create
+    planned: dict[str, int] = field(default_factory=dict)  # dry run: the planner's counts (PLANNED_COUNTS)
     omitted: int = 0  # dry-run items counted but not kept (a large file keeps memory flat)
 
     def add_plan(self, labels: list[str], plan: BatchPlan) -> None:
