@@ -25,6 +25,7 @@ from api.jobs import JobRunner, stale_seconds_from
 from api.limits import BodySizeLimit
 from api.metrics import ApiMetrics, MetricsMiddleware
 from api.routes import batches, cis, conflicts, health, health_report, impact, imports, jobs, runs, tasks, tokens
+from api.routes.relationships import router as relationships_router
 from api.schema_watch import SchemaWatch, extension_texts
 from api.state import ApiSettings, ApiState
 from cmdb.model import Schema
@@ -86,6 +87,7 @@ def create_app(store: GraphStore | str | None = None, settings: ApiSettings | No
     problems.install(app)
     for module in (cis, conflicts, impact, runs, batches, tokens, tasks, imports, jobs, health_report):
         app.include_router(module.router, prefix=PREFIX)
+    app.include_router(relationships_router, prefix=PREFIX)
     app.include_router(health.router)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     app.add_middleware(MetricsMiddleware, metrics=metrics)

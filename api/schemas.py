@@ -99,7 +99,8 @@ class ConflictResolve(BaseModel):
 class BatchSummary(BaseModel):
     model_config = ConfigDict(json_schema_extra={"examples": [
         {"run_id": "run-42", "created": 3, "updated": 1, "unchanged": 0, "rels_created": 2, "rels_updated": 0,
-         "events": 12, "stale": 0, "retired": 0, "conflicts": 0, "replayed": False}]})
+         "events": 12, "stale": 0, "retired": 0, "conflicts": 0, "keys_retired": 1, "attrs_dropped": 2,
+         "rel_attrs_dropped": 0, "merged": 1, "conflicts_closed": 0, "replayed": False}]})
     run_id: str
     created: int = 0
     updated: int = 0
@@ -110,6 +111,13 @@ class BatchSummary(BaseModel):
     stale: int = 0
     retired: int = 0
     conflicts: int = 0
+    keys_retired: int = Field(0, description="Identity keys no source yields any more, retired (ci.key.retired).")
+    attrs_dropped: int = Field(0, description="CI attribute values a source withdrew or stopped reporting "
+                                              "(ci.attr.dropped).")
+    rel_attrs_dropped: int = Field(0, description="Relationship attribute values dropped (rel.attr.dropped).")
+    merged: int = Field(0, description="CIs merged into another because an item proved them one (ci.merged).")
+    conflicts_closed: int = Field(0, description="Recorded conflicts whose cause this batch retired "
+                                                 "(conflict.closed).")
     replayed: bool = Field(False, description="True when an Idempotency-Key replay answered without writing.")
 
 

@@ -29,6 +29,7 @@ from cmdb.cli_load import SAMPLE_ESTATE, init_command, load_command
 from cmdb.cli_output import emit_json, emit_page, opened_store, store_exists
 from cmdb.errors import BadInputError, CmdbError, StoreUnavailableError
 from cmdb.history import ci_as_of, history_near, parse_since, parse_time, resolve_ci
+from cmdb.rel_cli import rel_show_command
 from cmdb.schema_store import store_schema
 from cmdb.store import open_store
 from cmdb.store.base import CIState, Event, GraphStore, RelState, SearchQuery, sort_key
@@ -87,6 +88,7 @@ def _names(store: GraphStore, ids: set[str]) -> dict[str, str]:
 
 app.command("init")(init_command)
 app.command("load")(load_command)
+rel_app.command("show")(rel_show_command)
 
 
 @app.command()

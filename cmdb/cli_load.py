@@ -4,7 +4,8 @@ show what a load would do.
 ``load`` tells the truth about what it wrote: every file is its own atomic batch, written in order,
 and its result is printed as soon as it is written, so when a later file is refused the earlier
 ones are on screen (and in the ``--json`` document) before the error. ``--dry-run`` runs ingest's
-own planner (``cmdb.dryrun``) and rolls it back: what would be created, changed and left alone.
+own planner over a read-only view of the store (``cmdb.dryrun``): what would be created, changed and left
+alone, with the very counts the load would print.
 """
 
 from __future__ import annotations
@@ -99,18 +100,26 @@ def load_command(
         emit_page(results, len(results), None)
 
 
+# What ageing, lifecycle and merging did, printed when it happened (the JSON always has every count).
+AFTERMATH = (("merged", "CIs merged"), ("keys_retired", "identity keys retired"),
+             ("attrs_dropped", "attribute values dropped"), ("rel_attrs_dropped", "relationship attribute values "
+                                                                                  "dropped"),
+             ("conflicts_closed", "conflicts closed"), ("stale", "stale"), ("retired", "retired"))
+
+
 def _print_result(r: dict[str, Any]) -> None:
+    extra = "".join(f", {r[k]} {label}" for k, label in AFTERMATH if r.get(k))
     out.print(f"[bold]{r['file']}[/]: {r['created']} created, {r['updated']} updated, "
               f"{r['unchanged']} unchanged, {r['rels_created']} relationships created, "
-              f"{r['events']} history events, {r['conflicts']} conflicts (run {r['run_id']})", soft_wrap=True)
+              f"{r['events']} history events, {r['conflicts']} conflicts{extra} (run {r['run_id']})", soft_wrap=True)
     out.file.flush()
 
 
 def _plan_summary(label: str, plan: BatchPlan) -> dict[str, Any]:
-    counts = {a: sum(1 for i in plan.items if i.action == a) for a in ("create", "update", "unchanged", "conflict")}
-    return {"file": label, "would_create": counts["create"], "would_update": counts["update"],
-            "unchanged": counts["unchanged"], "conflicts": counts["conflict"],
-            "rels_created": plan.rels_created, "rels_updated": plan.rels_updated, "events": plan.events,
+    """The counts are the planner's own (``summary``: what ``cmdb load`` would print for the file)."""
+    s = plan.summary
+    return {"file": label, **{k: v for k, v in s.items() if k not in ("created", "updated")},
+            "would_create": s["created"], "would_update": s["updated"], "summary": s,
             "plan": [asdict(i) for i in plan.items]}
 
 
@@ -128,8 +137,9 @@ def _dry_run(labels: list[str], batches: list[Batch], config: ReconcileConfig, a
     if missing:
         out.print(f"(no store at {sqlite_file(url)} yet: everything would be created)", highlight=False)
     for p in plans:
+        extra = "".join(f", {p[k]} {label}" for k, label in AFTERMATH if p.get(k))
         out.print(f"[bold]{p['file']}[/] would create {p['would_create']}, update {p['would_update']}, leave "
-                  f"{p['unchanged']} unchanged, {p['conflicts']} conflicts; relationships: {p['rels_created']} "
+                  f"{p['unchanged']} unchanged, {p['conflicts']} conflicts{extra}; relationships: {p['rels_created']} "
                   f"created, {p['rels_updated']} updated (dry run: nothing written)", soft_wrap=True)
         shown = [i for i in p["plan"] if i["action"] != "unchanged"]
         if not shown:
@@ -139,6 +149,8 @@ def _dry_run(labels: list[str], batches: list[Batch], config: ReconcileConfig, a
             table.add_column(col, overflow="fold")
         for i in shown:
             why = ", ".join(i["matched_by"]) or ("; ".join(i["conflict_ids"]) if i["conflict_ids"] else "")
+            if i["merged"]:
+                why += f" (merges {', '.join(i['merged'])})"
             changes = "; ".join(f"{c['attr']}: {c['old']!r} -> {c['new']!r}" for c in i["changes"])
             table.add_row(i["action"], i["cls"], i["name"] or "", i["ci_id"] or "", why, changes)
         out.print(table)

@@ -1,9 +1,14 @@
 """A dry run: ``ingest``'s own planner run against the store, its ChangeSet reported and never applied.
 
-The plan runs inside the store's write transaction (so it reads exactly what a real import would)
-and then raises, which rolls the transaction back: nothing is written, not even the run ledger.
-A recording reader remembers which identity key matched which CI, so every matched item can say
-why it is an update of that CI and not a new one.
+The plan is ingest's ``Planner.plan``, run by ``GraphStore.plan_read_only``: through the batch reader a
+write gets, over one consistent read-only view of the store (a read transaction), so it reads what a
+real import would read and cannot write anything, not even the run ledger, nor make a writer wait.
+What the dry run reports is what the planner decided, never a second opinion: the counts are the
+planner's own ``IngestResult.summary()`` (what ``ingest`` would answer), and each item's action is
+the outcome the planner recorded for it (``Planner.outcomes``: an item whose keys tie two CIs that do
+not contradict is an update that merges them, as ingest does it, not a conflict). A recording reader
+remembers which identity key matched which CI, so every matched item can say why it is an update of
+that CI and not a new one.
 """
 
 from __future__ import annotations
@@ -14,20 +19,11 @@ from datetime import UTC, datetime
 from typing import Any
 
 from cmdb.batch import Batch
-from cmdb.errors import CmdbError
 from cmdb.identity import ItemGroup
 from cmdb.model import Schema
 from cmdb.planning import Planner
 from cmdb.reconcile import ReconcileConfig
 from cmdb.store.base import BatchReader, ChangeSet, CIState, Conflict, GraphStore, RelState, Sighting
-
-
-class _PlanOnly(CmdbError):
-    """Raised out of the plan to roll the transaction back; carries what would have been written."""
-
-    def __init__(self, cs: ChangeSet) -> None:
-        super().__init__("dry run")
-        self.cs = cs
 
 
 class _RecordingReader:
@@ -48,7 +44,10 @@ class _RecordingReader:
         return self.inner.resolve_keys(keys)
 
     def load_cis(self, ids: Iterable[str]) -> dict[str, CIState]:
-        return self.inner.load_cis(ids)
+        found = self.inner.load_cis(ids)
+        for ci_id, state in found.items():
+            self.states.setdefault(ci_id, state)
+        return found
 
     def load_rels(self, triples: Iterable[tuple[str, str, str]]) -> dict[tuple[str, str, str], RelState]:
         return self.inner.load_rels(triples)
@@ -98,6 +97,7 @@ class ItemPlan:
     changes: list[AttrChange] = field(default_factory=list)
     kept: list[AttrChange] = field(default_factory=list)  # values this import offers that lose
     conflict_ids: list[str] = field(default_factory=list)
+    merged: list[str] = field(default_factory=list)  # CIs this item proves to be ``ci_id``, merged into it
 
 
 @dataclass
@@ -106,31 +106,37 @@ class BatchPlan:
     rels_created: int
     rels_updated: int
     events: int
+    summary: dict[str, int] = field(default_factory=dict)
+    """What ``ingest`` would answer for this batch (``IngestResult.summary()`` without the run id)."""
 
 
 def _key_label(key: str) -> str:
     return key.split(":", 1)[1] if ":" in key else key
 
 
-def _describe(group: ItemGroup, reader: _RecordingReader, cs: ChangeSet, schema: Schema,
-              source: str, changed: dict[str, CIState], created: dict[str, CIState],
-              created_by_key: dict[str, str]) -> ItemPlan:
+def _describe(group: ItemGroup, action: str, ci_id: str | None, reader: _RecordingReader, schema: Schema,
+              source: str, changed: dict[str, CIState], merged_into: dict[str, str]) -> ItemPlan:
+    """One item group as the planner placed it: ``action`` and ``ci_id`` are the planner's outcome."""
     items = [r.index for r in group.items]
     matched = sorted({reader.key_map[k] for k in group.keys if k in reader.key_map})
     name = schema.display_name(group.cls, group.attrs) or ", ".join(
         f"{a}={v}" for a, v in sorted(group.attrs.items()))
-    if len(matched) > 1:
+    if action == "conflict" or ci_id is None:
         return ItemPlan(items, "conflict", group.cls, name, conflict_ids=matched,
                         matched_by=[f"{_key_label(k)} -> {reader.key_map[k]}" for k in group.keys
                                     if k in reader.key_map])
-    if not matched:
-        ci_id = next((created_by_key[k] for k in group.keys if k in created_by_key), None)
-        return ItemPlan(items, "create", group.cls, name, ci_id=ci_id)
-    ci_id = matched[0]
-    before = reader.states[ci_id]
+    merged = sorted(dup for dup in merged_into if _live(dup, merged_into) == ci_id)
+    if action == "create":
+        return ItemPlan(items, "create", group.cls, name, ci_id=ci_id, merged=merged)
+    mine = {ci_id, *merged}
+    before = reader.states.get(ci_id)
     after = changed.get(ci_id, before)
-    plan = ItemPlan(items, "unchanged", before.cls, before.name or name, ci_id=ci_id,
-                    matched_by=[_key_label(k) for k in group.keys if reader.key_map.get(k) == ci_id])
+    matched_by = [_key_label(k) if reader.key_map[k] == ci_id else f"{_key_label(k)} -> {reader.key_map[k]}"
+                  for k in group.keys if reader.key_map.get(k) in mine]
+    if before is None or after is None:  # created by an earlier item of this batch
+        return ItemPlan(items, action, group.cls, name, ci_id=ci_id, matched_by=matched_by, merged=merged)
+    plan = ItemPlan(items, action, after.cls, after.name or before.name or name, ci_id=ci_id,
+                    matched_by=matched_by, merged=merged)
     for attr in sorted(set(before.attrs) | set(after.attrs)):
         old, new = before.attrs.get(attr), after.attrs.get(attr)
         if old != new:
@@ -141,9 +147,13 @@ def _describe(group: ItemGroup, reader: _RecordingReader, cs: ChangeSet, schema:
         resolved = after.attrs.get(attr)
         if resolved != offered:
             plan.kept.append(AttrChange(attr, resolved, resolved, _winner(after, attr, resolved, source), offered))
-    if plan.changes or after.status != before.status:
-        plan.action = "update"
     return plan
+
+
+def _live(ci_id: str, merged_into: dict[str, str]) -> str:
+    while ci_id in merged_into:
+        ci_id = merged_into[ci_id]
+    return ci_id
 
 
 def _winner(state: CIState, attr: str, value: Any, default: str) -> str:
@@ -163,18 +173,14 @@ def plan_batch(store: GraphStore, batch: Batch, *, schema: Schema, config: Recon
     def plan(reader: BatchReader) -> ChangeSet:
         rec = _RecordingReader(reader)
         recorder[:] = [rec]
-        raise _PlanOnly(planner.plan(rec))
+        return planner.plan(rec)
 
-    try:
-        store.write_batch(plan)
-    except _PlanOnly as done:
-        cs = done.cs
-    else:  # pragma: no cover - plan always raises
-        raise AssertionError("the dry-run plan returned")
+    cs = store.plan_read_only(plan)  # the reader a write gets, over a read-only view: no lock, no write
     reader = recorder[0]
     changed = {c.id: c for c in cs.cis_changed}
-    created = {c.id: c for c in cs.cis_new}
-    created_by_key = {k: cid for k, cid in cs.keys if cid in created}
-    items = [_describe(g, reader, cs, schema, batch.source, changed, created, created_by_key)
-             for g in planner.groups]
-    return BatchPlan(items, len(cs.rels_new), len(cs.rels_changed), len(cs.events))
+    merged_into = {m.dup: m.keep for m in cs.merges}
+    items = [_describe(g, action, ci_id, reader, schema, batch.source, changed, merged_into)
+             for g, action, ci_id in zip(planner.groups, planner.outcomes, planner.group_ci, strict=True)]
+    summary = planner.result.summary()
+    summary["events"] = len(cs.events)
+    return BatchPlan(items, summary["rels_created"], summary["rels_updated"], len(cs.events), summary)

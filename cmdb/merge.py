@@ -21,6 +21,7 @@ from cmdb.batch import Batch
 from cmdb.errors import BadInputError, CmdbError, NotFoundError
 from cmdb.model import Schema, default_schema
 from cmdb.planning.planner import Planner
+from cmdb.planning.state import IngestResult
 from cmdb.reconcile import ReconcileConfig
 from cmdb.store.base import BatchReader, ChangeSet, CIState, GraphStore, RunRecord, iso
 from cmdb.store.merges import RESOLUTIONS, ConflictResolution
@@ -69,9 +70,10 @@ def merge_cis(store: GraphStore, keep: str, duplicate: str, *, actor: str | None
         kept, dup = states[keep], states[duplicate]
         n_rels = len(reader.rels_touching([duplicate]))
         merged = planner.fold(reader, cs, kept, dup, {"by": actor or SOURCE, "conflict": resolves}, resolves)
-        cs.run.stats = {"created": 0, "updated": 1, "unchanged": 0, "rels_created": len(cs.rels_new),
-                        "rels_updated": len(cs.rels_changed), "events": len(cs.events), "stale": 0, "retired": 0,
-                        "conflicts": 0}
+        counts = IngestResult(batch.run_id, updated=1, rels_created=len(cs.rels_new),
+                              rels_updated=len(cs.rels_changed), events=len(cs.events))
+        counts.count_outcomes(cs)  # merged: 1, as a batch that merges reports it
+        cs.run.stats = counts.summary()
         report.append(_report(merged, duplicate, dry_run, n_rels, cs, resolves))
         if dry_run:
             raise _DryRun("dry run")

@@ -212,6 +212,7 @@ def _plan_dict(labels: list[str], item: ItemPlan) -> dict[str, Any]:
     seen = [labels[i] for i in item.items if i < len(labels)]
     return {"where": sorted(set(seen), key=seen.index), "action": item.action, "class": item.cls,
             "name": item.name, "ci_id": item.ci_id, "matched_by": item.matched_by, "conflict_ids": item.conflict_ids,
+            "merged": item.merged,
             "changes": [{"attr": c.attr, "old": c.old, "new": c.new, "winner": c.winner} for c in item.changes],
             "kept": [{"attr": c.attr, "value": c.old, "offered": c.offered, "winner": c.winner} for c in item.kept]}
 
@@ -241,8 +242,9 @@ def print_report(report: ImportReport, dry_run: bool, rejects: Path | None, as_j
                 out.print(f"{where}: conflict {label}: keys point at {', '.join(i['conflict_ids'])} "
                           f"({'; '.join(i['matched_by'])}); it would not be written", highlight=False, soft_wrap=True)
                 continue
-            out.print(f"{where}: {i['action']} {label} ({i['ci_id']}), matched by {', '.join(i['matched_by'])}",
-                      highlight=False, soft_wrap=True)
+            merging = f", merging {', '.join(i['merged'])} into it" if i["merged"] else ""
+            out.print(f"{where}: {i['action']} {label} ({i['ci_id']}), matched by {', '.join(i['matched_by'])}"
+                      f"{merging}", highlight=False, soft_wrap=True)
             for c in i["changes"]:
                 out.print(f"    {c['attr']}: {_value(c['old'])} -> {_value(c['new'])} ({c['winner']} wins)",
                           highlight=False, soft_wrap=True)

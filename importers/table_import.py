@@ -42,6 +42,9 @@ from importers.mapping import MappedRow, Mapping_, RowError
 from importers.tabular import file_format, read_rows
 
 MAX_REPORTED = 500
+PLANNED_COUNTS = (("create", "created"), ("update", "updated"), ("unchanged", "unchanged"), ("conflict", "conflicts"),
+                  ("rels_created", "rels_created"), ("merged", "merged"), ("keys_retired", "keys_retired"),
+                  ("attrs_dropped", "attrs_dropped"))  # ImportReport.planned key, summary key
 DRY_RUN_DETAIL = 20_000  # items a dry run explains one by one; the rest are counted
 Progress = Callable[[str, int], None]  # (phase, rows done so far)
 
@@ -66,13 +69,13 @@ class ImportReport:
     run_ids: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     plans: list[tuple[list[str], BatchPlan]] = field(default_factory=list)  # dry run: (label per CI record, plan)
-    planned: dict[str, int] = field(default_factory=dict)  # dry run: items per action, relationships to create
+    planned: dict[str, int] = field(default_factory=dict)  # dry run: the planner's counts (PLANNED_COUNTS)
     omitted: int = 0  # dry-run items counted but not kept (a large file keeps memory flat)
 
     def add_plan(self, labels: list[str], plan: BatchPlan) -> None:
-        for item in plan.items:
-            self.planned[item.action] = self.planned.get(item.action, 0) + 1
-        self.planned["rels_created"] = self.planned.get("rels_created", 0) + plan.rels_created
+        # The planner's own counts, so a dry run says what the import would (a merge is an update).
+        for action, key in PLANNED_COUNTS:
+            self.planned[action] = self.planned.get(action, 0) + plan.summary.get(key, 0)
         kept = sum(len(p.items) for _, p in self.plans)
         if kept >= DRY_RUN_DETAIL:
             self.omitted += len(plan.items)

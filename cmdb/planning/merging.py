@@ -126,7 +126,9 @@ class MergePlanning(ClaimPlanning):
     # -- placing one item -------------------------------------------------------------------------
     def match_group(self, reader: BatchReader, cs: ChangeSet, group: ItemGroup, key_map: dict[str, str],
                     states: dict[str, CIState], result: IngestResult) -> str | None:
-        """The CI ``group`` describes (None: a conflict was recorded and nothing of it written)."""
+        """The CI ``group`` describes (None: a conflict was recorded and nothing of it written). An item
+        whose placement merged CIs counts as an update even when it brought no new value: the CI changed."""
+        merges, unchanged = len(cs.merges), result.unchanged
         matched = sorted({self.live(key_map[k]) for k in group.keys if k in key_map})
         for cid in matched:
             if cid not in states:
@@ -149,7 +151,11 @@ class MergePlanning(ClaimPlanning):
             if key not in key_map:
                 key_map[key] = ci_id
                 cs.keys.append((key, ci_id))
-        return self.register_reconciled(reader, cs, group, ci_id, key_map, states, result)
+        found = self.register_reconciled(reader, cs, group, ci_id, key_map, states, result)
+        if len(cs.merges) > merges and result.unchanged > unchanged:
+            result.unchanged -= 1
+            result.updated += 1
+        return found
 
     def merge_all(self, reader: BatchReader, cs: ChangeSet, group: ItemGroup, matched: list[str],
                   key_map: dict[str, str], states: dict[str, CIState]) -> str | None:

@@ -49,10 +49,14 @@ class Planner(Preparation, CIPlanning, RelPlanning, Retirements, Lifecycle, Merg
         group_cls: dict[str, str] = {}
         seen_ci: set[str] = set()
         self.prefetch_reconciled(reader, key_map, states)
+        self.outcomes: list[str] = []  # per item group: create | update | unchanged | conflict (cmdb.dryrun)
         for group in self.groups:
             # Matched, merged, updated or created, keys of its reconciled attributes registered
             # (cmdb.planning.merging); None when it was recorded as a conflict.
+            counts = (result.created, result.updated)
             found = self.match_group(reader, cs, group, key_map, states, result)
+            self.outcomes.append("conflict" if found is None else "create" if result.created > counts[0]
+                                 else "update" if result.updated > counts[1] else "unchanged")
             if found is not None:
                 self.report_disagreements(cs, group, found)
                 seen_ci.add(found)
@@ -65,6 +69,7 @@ class Planner(Preparation, CIPlanning, RelPlanning, Retirements, Lifecycle, Merg
         for cid in group_ci:
             if cid is not None:
                 group_cls[cid] = states[cid].cls
+        self.group_ci = group_ci  # the CI each item group ended in, after merges (None: a conflict)
         for ref, gi in self.ref_group.items():
             cid = group_ci[gi]
             if cid is not None:
@@ -79,6 +84,7 @@ class Planner(Preparation, CIPlanning, RelPlanning, Retirements, Lifecycle, Merg
         self.plan_retirements(reader, cs, seen_ci, seen_rel, result)
         if batch.complete:  # a complete manual batch retires the manual items of its scope it no longer holds
             self.age_unseen(reader, cs, seen_ci, seen_rel, result)
+        result.count_outcomes(cs)
         cs.run.stats = result.summary()
         self.event_count = len(cs.events)
         cs.run.stats["events"] = self.event_count

@@ -41,8 +41,16 @@ class IngestResult:
     retired: int = 0
     conflicts: list[Conflict] = field(default_factory=list)
     ci_ids: dict[str, str] = field(default_factory=dict)  # batch ref -> CI id
+    # What ageing and merging did (``count_outcomes``): keys retired, values dropped, CIs merged away,
+    # recorded conflicts closed.
+    keys_retired: int = 0
+    attrs_dropped: int = 0
+    rel_attrs_dropped: int = 0
+    merged: int = 0
+    conflicts_closed: int = 0
 
     def summary(self) -> dict[str, int]:
+        """The counts a batch reports (``cmdb load``, ``POST /batches``, the run ledger); keys are only added."""
         return {
             "created": self.created,
             "updated": self.updated,
@@ -53,7 +61,26 @@ class IngestResult:
             "stale": self.stale,
             "retired": self.retired,
             "conflicts": len(self.conflicts),
+            "keys_retired": self.keys_retired,
+            "attrs_dropped": self.attrs_dropped,
+            "rel_attrs_dropped": self.rel_attrs_dropped,
+            "merged": self.merged,
+            "conflicts_closed": self.conflicts_closed,
         }
+
+    def count_outcomes(self, cs: ChangeSet) -> None:
+        """The counts read off a batch's ChangeSet: identity keys retired by ageing (``ci.key.retired``),
+        CI and relationship attribute values dropped (``ci.attr.dropped``, ``rel.attr.dropped``), CIs
+        merged into another (``ci.merged``) and recorded conflicts closed (``conflict.closed``)."""
+        self.keys_retired = len(cs.keys_retired)
+        self.merged = len(cs.merges)
+        self.conflicts_closed = len(cs.conflicts_closed)
+        dropped = {"ci.attr.dropped": 0, "rel.attr.dropped": 0}
+        for e in cs.events:
+            if e.kind in dropped:
+                dropped[e.kind] += 1
+        self.attrs_dropped = dropped["ci.attr.dropped"]
+        self.rel_attrs_dropped = dropped["rel.attr.dropped"]
 
 
 @dataclass

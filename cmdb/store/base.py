@@ -297,6 +297,10 @@ class GraphStore(TaskStore, SchemaExtensionStore, HealthStore, JobStore, Protoco
 
     def write_batch(self, plan: Callable[[BatchReader], ChangeSet]) -> ChangeSet: ...
 
+    def plan_read_only(self, plan: Callable[[BatchReader], ChangeSet]) -> ChangeSet:
+        """Run ``plan`` with the reader ``write_batch`` gives it, over one consistent read-only view, and
+        return its ChangeSet unapplied: no write lock, nothing written (a dry run, ``cmdb.dryrun``)."""
+
     def get_ci(self, ci_id: str) -> CIState | None: ...
 
     def get_cis(self, ids: Iterable[str]) -> dict[str, CIState]: ...
@@ -326,6 +330,10 @@ class GraphStore(TaskStore, SchemaExtensionStore, HealthStore, JobStore, Protoco
         limit: int = 1000,
         offset: int = 0,
     ) -> list[RelState]: ...
+
+    def get_rels(self, ids: Iterable[str]) -> dict[str, RelState]:
+        """Relationships by id (any status) with their sightings and per-source provenance ({} when a
+        relationship has none); ids not stored are left out (``cmdb.rel_provenance``)."""
 
     def neighbors(
         self, ids: Iterable[str], types: Iterable[str] | None = None, direction: Direction = "out"

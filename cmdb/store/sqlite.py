@@ -51,11 +51,13 @@ from cmdb.store.sqlite_ageing import (
     attach_rel_provenance,
 )
 from cmdb.store.sqlite_counter import SqliteWriteCounter
+from cmdb.store.sqlite_dry_plans import SqliteDryPlans
 from cmdb.store.sqlite_health import SqliteHealth
 from cmdb.store.sqlite_idempotency import SqliteIdempotency
 from cmdb.store.sqlite_jobs import SqliteJobs
 from cmdb.store.sqlite_merge import MERGE_DDL, MERGE_TABLES, SqliteMergeReader, SqliteMerges, apply_merges
 from cmdb.store.sqlite_recent import SqliteRecentEvents
+from cmdb.store.sqlite_rel_reads import SqliteRelReads
 from cmdb.store.sqlite_schema import SCHEMA_EXT_DDL, SCHEMA_EXT_TABLE, SqliteSchemaExtensions
 from cmdb.store.sqlite_tasks import TASK_TABLES, TASKS_DDL, SqliteTasksMixin
 from cmdb.store.sqlite_tokens import SqliteTokens
@@ -124,7 +126,8 @@ def _loads(text: str | None) -> Any:
 
 
 class SqliteStore(SqliteTasksMixin, SqliteTokens, SqliteJobs, SqliteIdempotency, SqliteWriteCounter,
-                  SqliteSchemaExtensions, SqliteHealth, SqliteRecentEvents, SqliteMerges):
+                  SqliteSchemaExtensions, SqliteHealth, SqliteRecentEvents, SqliteMerges, SqliteRelReads,
+                  SqliteDryPlans):
     """GraphStore on one SQLite file (or ``:memory:``)."""
 
     def __init__(self, path: str | Path) -> None:

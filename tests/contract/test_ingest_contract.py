@@ -173,7 +173,9 @@ def test_reloading_the_same_batch_changes_nothing(store: GraphStore) -> None:
     cis_before = {c.id: c for c in store.search(SearchQuery()).items}
     again = load(store, estate_doc(), T0 + timedelta(hours=2))
     assert again.summary() == {"created": 0, "updated": 0, "unchanged": 6, "rels_created": 0,
-                               "rels_updated": 0, "events": 0, "stale": 0, "retired": 0, "conflicts": 0}
+                               "rels_updated": 0, "events": 0, "stale": 0, "retired": 0, "conflicts": 0,
+                               "keys_retired": 0, "attrs_dropped": 0, "rel_attrs_dropped": 0, "merged": 0,
+                               "conflicts_closed": 0}
     assert store.events() == events_before
     after = store.stats()
     assert after["runs"] == stats_before["runs"] + 1
