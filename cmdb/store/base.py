@@ -21,6 +21,7 @@ from typing import Any, Literal, Protocol
 from cmdb.store.health import HealthStore
 from cmdb.store.jobs import JobStore
 from cmdb.store.merges import CIMerge, ConflictResolution
+from cmdb.store.retention import RetentionStore
 from cmdb.store.schema_ext import SchemaExtensionStore
 from cmdb.store.tasks import TaskStore
 
@@ -234,12 +235,11 @@ class Page:
     offset: int
 
 
-KEEP_HOURS = 24  # cmdb.store.idempotency: the record lives here so GraphStore can name it
-"""How long a key is remembered; older keys are purged when new ones are written."""
-
-
 @dataclass
 class IdempotencyRecord:
+    """One ``Idempotency-Key`` of a batch POST (``cmdb.store.idempotency``; the record lives here so
+    ``GraphStore`` can name it). Kept until pruned (``cmdb.store.retention``)."""
+
     key: str
     fingerprint: str
     run_id: str
@@ -290,7 +290,7 @@ class BatchReader(Protocol):
         """Recorded conflicts that name any of ``keys``."""
 
 
-class GraphStore(TaskStore, SchemaExtensionStore, HealthStore, JobStore, Protocol):
+class GraphStore(TaskStore, SchemaExtensionStore, HealthStore, JobStore, RetentionStore, Protocol):
     """What every store implements; see the module docstring for the write path."""
 
     url: str

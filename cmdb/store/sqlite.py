@@ -56,6 +56,7 @@ from cmdb.store.sqlite_idempotency import SqliteIdempotency
 from cmdb.store.sqlite_jobs import SqliteJobs
 from cmdb.store.sqlite_merge import MERGE_DDL, MERGE_TABLES, SqliteMergeReader, SqliteMerges, apply_merges
 from cmdb.store.sqlite_recent import SqliteRecentEvents
+from cmdb.store.sqlite_retention import SqliteRetention
 from cmdb.store.sqlite_schema import SCHEMA_EXT_DDL, SCHEMA_EXT_TABLE, SqliteSchemaExtensions
 from cmdb.store.sqlite_tasks import TASK_TABLES, TASKS_DDL, SqliteTasksMixin
 from cmdb.store.sqlite_tokens import SqliteTokens
@@ -124,7 +125,7 @@ def _loads(text: str | None) -> Any:
 
 
 class SqliteStore(SqliteTasksMixin, SqliteTokens, SqliteJobs, SqliteIdempotency, SqliteWriteCounter,
-                  SqliteSchemaExtensions, SqliteHealth, SqliteRecentEvents, SqliteMerges):
+                  SqliteSchemaExtensions, SqliteHealth, SqliteRecentEvents, SqliteMerges, SqliteRetention):
     """GraphStore on one SQLite file (or ``:memory:``)."""
 
     def __init__(self, path: str | Path) -> None:

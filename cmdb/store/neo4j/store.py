@@ -17,6 +17,7 @@ from cmdb.store.neo4j.merges import Neo4jMerges
 from cmdb.store.neo4j.queries import Neo4jQueries
 from cmdb.store.neo4j.recent import Neo4jRecentEvents
 from cmdb.store.neo4j.rel_provenance import Neo4jRelProvenance
+from cmdb.store.neo4j.retention import Neo4jRetention
 from cmdb.store.neo4j.schema_ext import Neo4jSchemaExtensions
 from cmdb.store.neo4j.tasks import Neo4jTasks
 from cmdb.store.neo4j.tokens import Neo4jTokens
@@ -28,7 +29,7 @@ if TYPE_CHECKING:
 
 class Neo4jStore(Neo4jTasks, Neo4jTokens, Neo4jJobs, Neo4jIdempotency, Neo4jWriteCounter, Neo4jMerges,
                  Neo4jSchemaExtensions, Neo4jQueries, Neo4jWriter, Neo4jRelProvenance, Neo4jHealth,
-                 Neo4jRecentEvents):
+                 Neo4jRecentEvents, Neo4jRetention):
     """GraphStore on a Neo4j 5 server, through the official driver."""
 
     def pipeline(self) -> Neo4jPipeline[Any]:
