@@ -14,8 +14,9 @@ is read off one file (``cmdb config show`` names it and where each value came fr
 Environment overrides: ``CMDB__<SECTION>__<KEY>[__<KEY>...]=value`` sets one value, parsed as YAML
 (``72``, ``true``, ``[manual, ssh]``, ``{mail: ...}``), e.g. ``CMDB__RECONCILIATION__STALE_AFTER_RUNS=4``.
 
-Sections (the core's own are ``reconciliation``, ``partitions`` and ``retention``; the wings' are registered by the
-composition root with ``register_sections`` and validated by their own pydantic models)::
+Sections (the core's own are ``reconciliation`` and ``partitions``; ``retention`` (``cmdb.retention``, which
+imports this module) and the wings' are registered by the composition root with ``register_sections`` and
+validated by their own pydantic models)::
 
     reconciliation: {precedence: [manual, aws, ssh, snmp, import, scan], fresh_for_hours: 168,
                      stale_after_runs: 3, retire_after_runs: 6, precedence_overrides: {"Host.os": [ssh, aws]}}
@@ -305,15 +306,8 @@ def _partitions(raw: Any) -> list[PartitionRuleSettings]:
     return TypeAdapter(list[PartitionRuleSettings]).validate_python(raw or [])
 
 
-def _retention(raw: Any) -> Any:
-    from cmdb.retention import validate_retention  # imports the store layer: only when validated
-
-    return validate_retention(raw)
-
-
 register_sections(("reconciliation",), _reconciliation, "cmdb.reconcile")
 register_sections(("partitions",), _partitions, "cmdb.partitions")
-register_sections(("retention",), _retention, "cmdb.retention")
 
 
 def section_or_legacy(doc: ConfigDocument, name: str, legacy_keys: tuple[str, ...] = ()) -> dict[str, Any]:

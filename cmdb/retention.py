@@ -28,8 +28,9 @@ from pathlib import Path
 from typing import Any
 
 from croniter import croniter
-from pydantic import BaseModel, ConfigDict, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, ValidationInfo, field_validator
 
+from cmdb.config import load_document, validated
 from cmdb.store.base import GraphStore, iso
 from cmdb.store.retention import PRUNE_KINDS
 
@@ -92,14 +93,15 @@ class RetentionSettings(BaseModel):
                              "or six with seconds first; null turns the scheduled prune off")
         return v
 
-    @model_validator(mode="after")
-    def _minimum(self) -> RetentionSettings:
-        for kind, least in MINIMUM.items():
-            age = self.age(kind)
-            if age is not None and age < least:
-                raise ValueError(f"{kind}: {getattr(self, kind)} is shorter than {least.days} day(s): a client"
-                                 " retrying a POST after its key is forgotten writes the batch twice")
-        return self
+    @field_validator(*MINIMUM)
+    @classmethod
+    def _minimum(cls, v: str | None, info: ValidationInfo) -> str | None:
+        least = MINIMUM[str(info.field_name)]
+        age = parse_age(v)
+        if age is not None and age < least:
+            raise ValueError(f"{v} is shorter than {least.days} day(s): a client retrying a POST after its key is"
+                             " forgotten would write the batch twice")
+        return v
 
     def age(self, kind: str) -> timedelta | None:
         """How long records of ``kind`` are kept; None: for good."""
@@ -112,8 +114,6 @@ def validate_retention(raw: Any) -> RetentionSettings:
 
 def load_retention(path: Path | str | None = None) -> RetentionSettings:
     """The ``retention`` section of the configuration in effect (defaults when absent)."""
-    from cmdb.config import load_document, validated
-
     doc = load_document(path)
     settings: RetentionSettings = validated(doc, ("retention",), validate_retention, doc.section("retention"))
     return settings
