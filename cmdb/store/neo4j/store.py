@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from cmdb.store.neo4j.conflicts import Neo4jConflicts
 from cmdb.store.neo4j.counter import Neo4jWriteCounter
 from cmdb.store.neo4j.health import Neo4jHealth
 from cmdb.store.neo4j.idempotency import Neo4jIdempotency
@@ -29,7 +30,7 @@ if TYPE_CHECKING:
 
 class Neo4jStore(Neo4jTasks, Neo4jTokens, Neo4jJobs, Neo4jIdempotency, Neo4jWriteCounter, Neo4jMerges,
                  Neo4jSchemaExtensions, Neo4jQueries, Neo4jWriter, Neo4jRelProvenance, Neo4jHealth,
-                 Neo4jRecentEvents, Neo4jRetention):
+                 Neo4jRecentEvents, Neo4jRetention, Neo4jConflicts):
     """GraphStore on a Neo4j 5 server, through the official driver."""
 
     def pipeline(self) -> Neo4jPipeline[Any]:
