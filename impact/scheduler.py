@@ -9,6 +9,10 @@ the scheduler exits. The configuration is validated in full before anything star
 (``impact.automation_config``): a scheduler never runs half-configured.
 
 Every job run is one JSON line on stdout: job, fire time, holder, outcome, summary.
+
+Unless the configuration has a ``prune`` job, a scheduler adds one named ``retention`` on
+``retention.schedule`` (daily at 03:30 by default; ``cmdb.retention``), so a running system prunes its old
+operational records by itself; ``--once`` runs the configured jobs only.
 """
 
 from __future__ import annotations
