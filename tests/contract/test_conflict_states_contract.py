@@ -59,6 +59,9 @@ def test_closed_by_ageing_is_kept_with_when_which_run_whose_and_why_and_reopens(
     assert KEY_A in (c.closed_reason or "") and "snmp" in (c.closed_reason or "")
     assert c.resolution is None and c.keys and len(c.ci_ids) == 2  # the record itself is whole
     assert store.conflict(cid) == c and states(store) == [(cid, "closed")]
+    schema = default_schema()
+    report = build_report(store, schema, HealthConfig.load(schema), now=T0 + timedelta(hours=3))
+    assert [f for f in report.findings if f.rule == "open-conflict"] == []  # the health report counts open ones
     with pytest.raises(BadInputError, match="closed"):
         resolve_conflict(store, cid, "keep_separate", actor="ann")
     # A moves back to S1; the same partial look ties the same CIs through the same keys again: open again.
