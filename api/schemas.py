@@ -81,9 +81,14 @@ class ConflictOut(BaseModel):
     keys: dict[str, str]
     ci_ids: list[str]
     attrs: dict[str, Any]
-    resolution: str | None = None  # None while open; merged or keep_separate
+    state: Literal["open", "closed", "resolved"] = "open"  # closed: by ageing; resolved: see resolution
+    resolution: str | None = None  # None until resolved; merged or keep_separate
     resolved_at: str | None = None
     resolved_by: str | None = None
+    closed_at: str | None = None  # closed by ageing: when, by which run, whose batch, why (the keys retired)
+    closed_run: str | None = None
+    closed_by: str | None = None
+    closed_reason: str | None = None
 
 
 class ConflictResolve(BaseModel):

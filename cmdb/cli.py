@@ -32,7 +32,8 @@ from cmdb.history import ci_as_of, history_near, parse_since, parse_time, resolv
 from cmdb.rel_cli import rel_show_command
 from cmdb.schema_store import store_schema
 from cmdb.store import open_store
-from cmdb.store.base import CIState, Event, GraphStore, RelState, SearchQuery, sort_key
+from cmdb.store.base import CIState, Conflict, Event, GraphStore, RelState, SearchQuery, sort_key
+from cmdb.store.conflicts import check_state, conflict_dict
 
 __all__ = ["SAMPLE_ESTATE", "app", "run_guarded"]
 
@@ -304,25 +305,48 @@ def _short(v: Any) -> str:
     return text if len(text) <= 60 else text[:57] + "..."
 
 
+StateOpt = Annotated[str, typer.Option(
+    "--state", help="open (default), closed (by ageing), resolved (merged or kept separate), or all.")]
+
+
 @conflicts_app.callback()
-def conflicts(ctx: typer.Context, as_json: JsonOpt = False) -> None:
+def conflicts(ctx: typer.Context, as_json: JsonOpt = False, state: StateOpt = "open") -> None:
     """Identity conflicts: items whose keys tie CIs whose identity values disagree, claims of a class of
-    another family; open until resolved (`cmdb conflicts resolve ID --merge|--keep-separate`)."""
-    if ctx.invoked_subcommand is not None:
-        return
+    another family; open until resolved (`cmdb conflicts resolve ID --merge|--keep-separate`) or closed by
+    ageing, and kept with how they ended (`--state closed|resolved|all`)."""
+    if ctx.invoked_subcommand is None:
+        _list_conflicts(state, as_json)
+
+
+@conflicts_app.command("list")
+def conflicts_list(as_json: JsonOpt = False, state: StateOpt = "open") -> None:
+    """Identity conflicts in one state (open by default), oldest first, with how each ended."""
+    _list_conflicts(state, as_json)
+
+
+def _ended(c: Conflict) -> str:
+    if c.state == "resolved":
+        return f"resolved: {c.resolution} by {c.resolved_by or '?'} at {c.resolved_at}"
+    if c.state == "closed":
+        return f"closed at {c.closed_at} by run {c.closed_run} ({c.closed_by}): {c.closed_reason}"
+    return "open"
+
+
+def _list_conflicts(state: str, as_json: bool) -> None:
+    check_state(state)
     with _store() as store:
-        items = store.conflicts()
+        items = store.conflicts(state)
         names = _names(store, {i for c in items for i in c.ci_ids})
     if as_json:
-        emit_json([asdict(c) for c in items])
+        emit_json([conflict_dict(c) for c in items])
         return
     if not items:
-        out.print("no identity conflicts")
+        out.print("no identity conflicts" if state in ("open", "all") else f"no {state} identity conflicts")
         return
-    table = folded_table("id", "at", "source", "item", "matches", "keys", "status")
+    table = folded_table("id", "at", "source", "item", "matches", "keys", "state")
     for c in items:
         table.add_row(c.id, c.at, c.source, c.item, ", ".join(names.get(i, i) for i in c.ci_ids),
-                      "\n".join(f"{k} -> {names.get(v, v)}" for k, v in c.keys.items()), c.resolution or "open")
+                      "\n".join(f"{k} -> {names.get(v, v)}" for k, v in c.keys.items()), _ended(c))
     out.print(table)
 
 

@@ -14,12 +14,14 @@ is read off one file (``cmdb config show`` names it and where each value came fr
 Environment overrides: ``CMDB__<SECTION>__<KEY>[__<KEY>...]=value`` sets one value, parsed as YAML
 (``72``, ``true``, ``[manual, ssh]``, ``{mail: ...}``), e.g. ``CMDB__RECONCILIATION__STALE_AFTER_RUNS=4``.
 
-Sections (the core's own are ``reconciliation`` and ``partitions``; the wings' are registered by the
-composition root with ``register_sections`` and validated by their own pydantic models)::
+Sections (the core's own are ``reconciliation`` and ``partitions``; ``retention`` (``cmdb.retention``, which
+imports this module) and the wings' are registered by the composition root with ``register_sections`` and
+validated by their own pydantic models)::
 
     reconciliation: {precedence: [manual, aws, ssh, snmp, import, scan], fresh_for_hours: 168,
                      stale_after_runs: 3, retire_after_runs: 6, precedence_overrides: {"Host.os": [ssh, aws]}}
     partitions: [{source: aws, partition: aws}]
+    retention: {jobs: 30d, idempotency_keys: 7d, outbox: 90d, health_snapshots: 365d, discovery_runs: 365d}
     priority: {...}            # impact.priority: the impact x urgency matrix
     tasks: {...}               # impact.automation_config: thresholds, channels, delivery, scheduler
     channels: {...}

@@ -106,6 +106,9 @@ def resolve_conflict(store: GraphStore, conflict_id: str, action: str, *, keep: 
     if conflict.resolution is not None:
         raise BadInputError(f"conflict {conflict_id} was already resolved ({conflict.resolution} at "
                             f"{conflict.resolved_at}); nothing to do")
+    if conflict.closed_at is not None:
+        raise BadInputError(f"conflict {conflict_id} was closed at {conflict.closed_at} by run {conflict.closed_run}"
+                            f" ({conflict.closed_reason}); nothing to resolve (`cmdb ci merge` merges two CIs)")
     at = iso(now or datetime.now(UTC))
     live = [store.resolve_alias(c) or c for c in conflict.ci_ids]
     if action == "keep_separate":

@@ -127,7 +127,7 @@ def _normal(store: GraphStore) -> dict[str, Any]:
     """A store's content keyed by identity, JSON columns decoded, event order kept and seq dropped."""
     out: dict[str, Any] = {"ci": {}, "ci_key": {}, "sighting": {}, "rel": {}, "event": [], "conflict": {},
                            "run": {}, "discovery_run": {}, "task": {}, "outbox": {}, "lease": {},
-                           "schema_extension": {}, "rel_prov": {}}
+                           "schema_extension": {}, "rel_prov": {}, "conflict_resolution": {}, "conflict_closure": {}}
     events: list[tuple[Any, ...]] = []
     for kind, row in store.dump():
         if kind == "ci":
@@ -158,6 +158,8 @@ def _normal(store: GraphStore) -> dict[str, Any]:
             out["schema_extension"][row["name"]] = {k: row.get(k) for k in ("text", "seq", "added_at", "added_by")}
         elif kind == "rel_prov":
             out["rel_prov"][row["rel_id"]] = _json(row["provenance"])
+        elif kind in ("conflict_resolution", "conflict_closure"):
+            out[kind][row["id"]] = {k: _json(v) if k == "ci_ids" else v for k, v in row.items() if v is not None}
     out["event"] = [e[3] for e in sorted(events, key=lambda e: e[:3])]
     return out
 
@@ -176,8 +178,8 @@ def compare_stores(a: GraphStore, b: GraphStore) -> list[str]:
     """
     na, nb = _normal(a), _normal(b)
     diffs: list[str] = []
-    for kind in ("ci", "ci_key", "sighting", "rel", "rel_prov", "conflict", "run", "discovery_run", "task", "outbox",
-                 "lease", "schema_extension"):
+    for kind in ("ci", "ci_key", "sighting", "rel", "rel_prov", "conflict", "conflict_resolution", "conflict_closure",
+                 "run", "discovery_run", "task", "outbox", "lease", "schema_extension"):
         da, db = na[kind], nb[kind]
         found: list[str] = []
         for key in sorted(set(da) | set(db), key=str):

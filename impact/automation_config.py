@@ -20,9 +20,14 @@ The product's configuration file (``cmdb.config``: ``CMDB_CONFIG``, ``~/.config/
         expiry:  {kind: expiry_check, cron: "0 6 * * *"}
         seats:   {kind: licence_check, cron: "0 7 * * 1"}
         deliver: {kind: deliver, cron: "* * * * *"}
+        prune:   {kind: prune, cron: "30 3 * * *"}    # retention (cmdb.retention); added by itself if absent
         dmz:     {kind: scan, cron: "0 2 * * *", targets: [10.0.0.0/28], options: {ports: "443"}}
         cloud:   {kind: aws, cron: "0 3 * * *", profiles: [prod], role_arns: [arn:aws:iam::210987654321:role/cmdb],
                   regions: [us-east-1, eu-west-1], services: [ec2, elbv2, rds]}   # or all_regions: true
+
+A ``prune`` job forgets old operational records by the ``retention:`` section (``cmdb prune``). A running
+scheduler (not ``--once``) with no prune job of its own adds one, ``retention``, on ``retention.schedule``
+(default daily at 03:30; ``schedule: null`` leaves it out), so a running system prunes itself.
 
 An ``aws`` job takes what ``cmdb discover aws`` takes: AWS named profiles (one per account), role ARNs to
 assume with the first profile, a region list or ``all_regions`` (neither: the profile's region), services
@@ -44,10 +49,11 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from cmdb.config import load_document
 from cmdb.errors import ConfigError
+from cmdb.retention import RetentionSettings
 from discovery.credentials import Secret, read_secret_file
 
 DEFAULT_THRESHOLDS = (90, 30, 7, 0)
-JOB_KINDS = ("expiry_check", "licence_check", "deliver", "scan", "snmp", "ssh", "devices", "aws")
+JOB_KINDS = ("expiry_check", "licence_check", "deliver", "prune", "scan", "snmp", "ssh", "devices", "aws")
 AWS_SERVICES = ("ec2", "elbv2", "autoscaling", "rds", "lambda", "acm", "eks", "route53", "s3")  # discovery/aws/cli.py
 EVENTS = ("task", "incident", "change")
 
@@ -165,7 +171,7 @@ class DeliveryConfig(_Strict):
 
 
 class JobConfig(_Strict):
-    kind: Literal["expiry_check", "licence_check", "deliver", "scan", "snmp", "ssh", "devices", "aws"]
+    kind: Literal["expiry_check", "licence_check", "deliver", "prune", "scan", "snmp", "ssh", "devices", "aws"]
     cron: str
     targets: list[str] = []
     profiles: list[str] = []  # credential profiles (snmp, ssh, devices); AWS named profiles (aws)
@@ -223,6 +229,7 @@ class AutomationConfig(_Strict):
     channels: dict[str, ChannelConfig] = {}
     delivery: DeliveryConfig = DeliveryConfig()
     scheduler: SchedulerConfig = SchedulerConfig()
+    retention: RetentionSettings = RetentionSettings()  # the core's section, read for the prune job
     origin: str = "defaults"
 
     @model_validator(mode="after")
@@ -256,7 +263,7 @@ SECTIONS = ("tasks", "channels", "delivery", "scheduler")
 
 def parse_config(doc: dict[str, Any], origin: str = "configuration", check_secrets: bool = True) -> AutomationConfig:
     """Validate the automation sections of a configuration mapping (other sections are ignored)."""
-    section = {k: doc[k] for k in SECTIONS if doc.get(k) is not None}
+    section = {k: doc[k] for k in (*SECTIONS, "retention") if doc.get(k) is not None}
     try:
         cfg = AutomationConfig.model_validate({**section, "origin": origin})
     except ValidationError as exc:

@@ -9,6 +9,10 @@ the scheduler exits. The configuration is validated in full before anything star
 (``impact.automation_config``): a scheduler never runs half-configured.
 
 Every job run is one JSON line on stdout: job, fire time, holder, outcome, summary.
+
+Unless the configuration has a ``prune`` job, a scheduler adds one named ``retention`` on
+``retention.schedule`` (daily at 03:30 by default; ``cmdb.retention``), so a running system prunes its old
+operational records by itself; ``--once`` runs the configured jobs only.
 """
 
 from __future__ import annotations
@@ -52,6 +56,18 @@ class ScheduledJob:
     name: str
     config: JobConfig
     due: datetime
+    implicit: bool = False  # added by the scheduler itself (retention), not in the configuration
+
+
+RETENTION_JOB = "retention"
+
+
+def retention_job(config: AutomationConfig) -> JobConfig | None:
+    """The daily prune a running scheduler adds when the configuration has no prune job of its own."""
+    schedule = config.retention.schedule
+    if schedule is None or any(j.kind == "prune" for j in config.scheduler.jobs.values()):
+        return None
+    return JobConfig(kind="prune", cron=schedule)
 
 
 class Scheduler:
@@ -66,6 +82,10 @@ class Scheduler:
         self.jobs = [ScheduledJob(name, job, next_fire(job.cron, now)) for name, job in config.scheduler.jobs.items()]
         if not self.jobs:
             raise CmdbError(f"{config.origin}: scheduler.jobs is empty; nothing to schedule")
+        extra = retention_job(config)
+        if extra is not None:
+            name = RETENTION_JOB if RETENTION_JOB not in config.scheduler.jobs else f"{RETENTION_JOB}:prune"
+            self.jobs.append(ScheduledJob(name, extra, next_fire(extra.cron, now), implicit=True))
 
     def stop(self, signum: int | None = None, frame: FrameType | None = None) -> None:
         self.stopping.set()
@@ -108,9 +128,10 @@ class Scheduler:
         return record
 
     def run_once(self) -> list[dict[str, Any] | None]:
-        """Every job once, now (``cmdb scheduler --once``)."""
+        """Every configured job once, now (``cmdb scheduler --once``); the implicit retention job runs on
+        its schedule only (``cmdb prune`` prunes by hand)."""
         now = self.clock()
-        return [self.run_job(job, now) for job in self.jobs]
+        return [self.run_job(job, now) for job in self.jobs if not job.implicit]
 
     def run(self) -> None:
         """Fire jobs as they fall due until stopped; a job in flight always finishes."""

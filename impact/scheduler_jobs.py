@@ -1,7 +1,7 @@
 """The scheduler's job registry: what each job kind of the configuration does when it fires.
 
 ``expiry_check`` runs one expiry cycle, ``licence_check`` the licence compliance check, ``deliver``
-drains the outbox, and the discovery kinds
+drains the outbox, ``prune`` forgets old operational records (``cmdb.retention``), and the discovery kinds
 (``scan``, ``snmp``, ``ssh``, ``devices``, ``aws``) run the discovery command line as a child process with the
 job's targets, credential profiles and options, into the scheduler's store. A child process keeps a
 discovery run's sockets, threads and memory out of the long-running scheduler, and the command line
@@ -57,6 +57,13 @@ def deliver_job(store: GraphStore, store_url: str, config: AutomationConfig, job
             total[k] += getattr(rep, k)
         if rep.sent == 0:
             return total
+
+
+def prune_job(store: GraphStore, store_url: str, config: AutomationConfig, job: JobConfig,
+              now: datetime) -> dict[str, Any]:
+    from cmdb.retention import prune
+
+    return prune(store, config.retention, now=now, dry_run=bool(job.options.get("dry_run", False))).summary()
 
 
 def discovery_argv(kind: str, store_url: str, job: JobConfig) -> list[str]:
@@ -138,5 +145,6 @@ REGISTRY: dict[str, JobFn] = {
     "expiry_check": expiry_job,
     "licence_check": licence_job,
     "deliver": deliver_job,
+    "prune": prune_job,
     **{kind: discovery_job for kind in DISCOVERY_COMMANDS},
 }

@@ -18,6 +18,7 @@ from cmdb.cli_manual import register as register_manual
 from cmdb.config_cli import config_app
 from cmdb.health_cli import health_command
 from cmdb.merge_cli import register as register_merge
+from cmdb.retention_cli import prune_command
 from cmdb.schema_cli import schema_app
 from cmdb.tokens_cli import tokens_app
 from discovery.aws import cli as aws_cli
@@ -50,6 +51,7 @@ app.add_typer(config_app, name="config")
 register_config_sections()  # the wings' sections of the configuration file, for cmdb config check/show
 app.command("health")(health_command)
 register_merge(ci_app, conflicts_app)  # cmdb ci merge, cmdb conflicts resolve
+app.command("prune")(prune_command)  # retention: old jobs, keys, messages, snapshots, run records
 
 
 def main() -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from cmdb.config import register_sections
+from cmdb.retention import validate_retention
 from impact.automation_config import SECTIONS, validate_sections
 from impact.priority import PrioritySettings
 
@@ -15,6 +16,7 @@ def _priority(raw: Any) -> PrioritySettings:
 
 
 def register() -> None:
-    """tasks, channels, delivery, scheduler (validated together: tasks name channels) and priority."""
+    """tasks, channels, delivery, scheduler (validated together: tasks name channels), priority, retention."""
     register_sections(SECTIONS, validate_sections, "impact.automation_config")
     register_sections(("priority",), _priority, "impact.priority")
+    register_sections(("retention",), validate_retention, "cmdb.retention")  # the core's, with the store layer

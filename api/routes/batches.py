@@ -3,7 +3,9 @@
 Remote collectors (``--push``) and importers send here; the batch goes through ``ingest`` like any
 other. With an ``Idempotency-Key`` the key is written in the batch's own transaction, so a retried
 POST writes nothing twice and gets the first answer (``replayed: true``, header
-``Idempotent-Replayed: true``); the key is per token, and reusing it for another body is a 422.
+``Idempotent-Replayed: true``); the key is per token, and reusing it for another body is a 422. A key
+is remembered until pruned (``retention.idempotency_keys`` of the configuration, 7 days by default,
+``cmdb.retention``); a key pruned is a new key: its batch is written again.
 """
 
 from __future__ import annotations
@@ -45,7 +47,8 @@ async def post_batch(
     st: StateDep,
     who: Annotated[Principal, Depends(require("collector"))],
     idempotency_key: Annotated[str | None, Header(max_length=200,
-                                                  description="Retry-safe: a repeated key writes nothing twice.")]
+                                                  description="Retry-safe: a repeated key writes nothing twice"
+                                                              " while it is kept (7 days by default).")]
     = None,
 ) -> JSONResponse:
     # The body is parsed here, not by a pydantic ``dict`` parameter: validating a 1,000-CI batch as

@@ -1,12 +1,15 @@
 """``/conflicts``: identity conflicts (items tying CIs whose identity values disagree, class claims of
 another family), recorded and never merged silently; ``POST /conflicts/{id}/resolve`` settles one by
 merging its CIs or keeping them separate (``cmdb.merge``), as ``cmdb conflicts resolve`` does.
+
+Conflicts are kept when they end (``cmdb.store.conflicts``): ``GET /conflicts`` lists open ones unless
+``?state=closed|resolved|all`` asks otherwise; ``GET /conflicts/{id}`` answers in any state.
 """
 
 from __future__ import annotations
 
 from dataclasses import asdict
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Query
 
@@ -19,6 +22,7 @@ from api.visibility import can_see, visible_ids
 from cmdb.errors import NotFoundError
 from cmdb.merge import resolve_conflict
 from cmdb.store.base import Conflict, GraphStore
+from cmdb.store.conflicts import conflict_dict
 
 router = APIRouter(prefix="/conflicts", tags=["Identity conflicts"], responses=responses(400, 401, 403, 422, 500))
 StateDep = Annotated[ApiState, Depends(api_state)]
@@ -26,32 +30,39 @@ Viewer = Annotated[Principal, Depends(require("viewer"))]
 Operator = Annotated[Principal, Depends(require("operator"))]
 
 
-def _visible_conflicts(store: GraphStore, who: Principal) -> list[Conflict]:
+def _visible_conflicts(store: GraphStore, who: Principal, state: str = "open") -> list[Conflict]:
     """Conflicts a partition-limited token may see: those whose every CI it may see (a conflict names
     its CIs and the item's values, so one touching a hidden partition is left out, as a hidden CI is)."""
-    items = store.conflicts()
+    items = store.conflicts(state)
     if who.partitions is None:
         return items
     seen = visible_ids(store, who, {i for c in items for i in c.ci_ids})
     return [c for c in items if all(i in seen for i in c.ci_ids)]
 
 
-@router.get("", summary="Open identity conflicts, oldest first")
+StateFilter = Literal["open", "closed", "resolved", "all"]
+
+
+@router.get("", summary="Identity conflicts, oldest first: open ones unless state asks for others")
 def list_conflicts(st: StateDep, who: Viewer, limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-                   cursor: str | None = None) -> dict[str, Any]:
-    items = _visible_conflicts(st.store, who)
+                   cursor: str | None = None,
+                   state: Annotated[StateFilter, Query(description="open (default), closed (by ageing), resolved"
+                                                                   " (merged or kept separate), or all")] = "open",
+                   ) -> dict[str, Any]:
+    items = _visible_conflicts(st.store, who, state)
     offset = decode_cursor(cursor)
     page = items[offset:offset + limit]
     more = offset + limit < len(items)
-    return {"items": [ConflictOut(**asdict(c)).model_dump() for c in page], "total": len(items),
+    return {"items": [ConflictOut(**conflict_dict(c)).model_dump() for c in page], "total": len(items),
             "next_cursor": encode_cursor(offset + limit) if more else None}
 
 
-@router.get("/{conflict_id}", response_model=ConflictOut, summary="One identity conflict", responses=responses(404))
+@router.get("/{conflict_id}", response_model=ConflictOut, summary="One identity conflict, in any state",
+            responses=responses(404))
 def get_conflict(st: StateDep, who: Viewer, conflict_id: str) -> dict[str, Any]:
-    for c in _visible_conflicts(st.store, who):
+    for c in _visible_conflicts(st.store, who, "all"):
         if c.id == conflict_id:
-            return asdict(c)
+            return conflict_dict(c)
     raise NotFoundError(f"no identity conflict {conflict_id!r}; GET /api/v1/conflicts lists them")
 
 
@@ -74,6 +85,9 @@ def resolve(st: StateDep, who: Operator, conflict_id: str, body: ConflictResolve
     if conflict.resolution is not None:
         raise ConflictError(f"conflict {conflict_id} was already resolved ({conflict.resolution} at "
                             f"{conflict.resolved_at} by {conflict.resolved_by})")
+    if conflict.closed_at is not None:
+        raise ConflictError(f"conflict {conflict_id} was closed at {conflict.closed_at} by run {conflict.closed_run}:"
+                            f" {conflict.closed_reason}; nothing to resolve")
     keep = None
     if body.keep is not None:
         kept = st.store.get_ci(body.keep)
@@ -83,5 +97,5 @@ def resolve(st: StateDep, who: Operator, conflict_id: str, body: ConflictResolve
     resolution, report = resolve_conflict(st.store, conflict_id, body.action, keep=keep, actor=who.name,
                                           dry_run=body.dry_run, schema=st.schema)
     done = st.store.conflict(conflict_id) or conflict
-    return {"conflict": ConflictOut(**asdict(done)).model_dump(), "resolution": asdict(resolution),
+    return {"conflict": ConflictOut(**conflict_dict(done)).model_dump(), "resolution": asdict(resolution),
             "dry_run": body.dry_run, "merge": asdict(report) if report is not None else None}

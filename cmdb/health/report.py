@@ -72,7 +72,7 @@ def build_report(store: GraphStore, schema: Schema, config: HealthConfig, *,
     live = {c: n for c, n in live.items() if n > 0 and c in schema.classes}
     classes = sorted(live)
     found, gaps, weights = rules.completeness(store, schema, config, classes)
-    recorded = store.conflicts()
+    recorded = store.conflicts("all")  # open ones are findings; kept-separate ones settle duplicates
     found += rules.duplicates(store, schema, config, classes, recorded)
     found += rules.conflicts(store, recorded)
     found += rules.relationship_rules(store, schema, config, classes)

@@ -122,8 +122,8 @@ def _one_class(cis: list[CIBrief]) -> str | None:
 
 def conflicts(store: GraphStore, recorded: list[Conflict]) -> list[Finding]:
     """Open identity conflicts: batch items whose keys pointed at two or more CIs."""
-    # Open ones only: a resolved conflict (``resolution`` set, by ``cmdb conflicts resolve``) is settled.
-    recorded = [c for c in recorded if getattr(c, "resolution", None) is None]
+    # Open ones only: a resolved conflict (``cmdb conflicts resolve``) is settled, a closed one (ageing) is gone.
+    recorded = [c for c in recorded if c.state == "open"]
     briefs = store.get_cis_brief({i for c in recorded for i in c.ci_ids})
     findings = []
     for c in recorded:

@@ -16,7 +16,8 @@ another item of the same batch (or a stronger key of the same item) places the b
 takes those keys with it: the earlier CI keeps no claim on them. "Elsewhere" means through a key some
 other source also gave, or through a stronger key (the class's identity keys are listed strongest
 first: a serial outranks a management IP). A recorded conflict whose keys no longer point at two of
-its CIs is closed. Each step is a history event.
+its CIs is closed (kept, with when, which run and which keys: ``cmdb.store.conflicts``). Each step is a
+history event.
 
 A CI that a source merely stops seeing keeps its keys: lifecycle makes it stale, then retired, and
 the box seen again is the same CI back to life (``test_stale_then_retired_after_k_complete_runs``).
@@ -272,6 +273,10 @@ class Ageing(PlannerState):
                     owners.add(c)
             if len(owners) <= 1:
                 cs.conflicts_closed.append(conflict.id)
+                retired_keys = sorted(k for k in conflict.keys if any(k == g for g, _ in gone))
+                cs.conflicts_closed_why[conflict.id] = (
+                    f"keys retired by a complete {self.batch.source} run: {', '.join(retired_keys) or 'none'};"
+                    " they no longer tie two of its CIs")
                 ids = sorted(conflict.ci_ids)
                 self.event(cs, "conflict.closed", ci_id=ids[0] if ids else None,
                            peer_id=ids[1] if len(ids) > 1 else None, attr=conflict.id,

@@ -21,6 +21,7 @@ from typing import Any, Literal, Protocol
 from cmdb.store.health import HealthStore
 from cmdb.store.jobs import JobStore
 from cmdb.store.merges import CIMerge, ConflictResolution
+from cmdb.store.retention import RetentionStore
 from cmdb.store.schema_ext import SchemaExtensionStore
 from cmdb.store.tasks import TaskStore
 
@@ -130,9 +131,18 @@ class Conflict:
     keys: dict[str, str]
     ci_ids: list[str]
     attrs: dict[str, Any] = field(default_factory=dict)
-    resolution: str | None = None  # None while open; "merged" or "keep_separate" (cmdb.store.merges)
+    resolution: str | None = None  # None until resolved; "merged" or "keep_separate" (cmdb.store.merges)
     resolved_at: str | None = None
     resolved_by: str | None = None
+    closed_at: str | None = None  # closed by ageing (cmdb.store.conflicts): when, which run, whose batch, why
+    closed_run: str | None = None
+    closed_by: str | None = None
+    closed_reason: str | None = None
+
+    @property
+    def state(self) -> str:
+        """``open``, ``closed`` (by ageing) or ``resolved`` (``resolution`` says how)."""
+        return "resolved" if self.resolution is not None else "closed" if self.closed_at is not None else "open"
 
 
 @dataclass
@@ -204,7 +214,8 @@ class ChangeSet:
     """(key, CI id) pairs that no longer identify that CI (``cmdb.planning.ageing``); removed before
     ``keys`` are added, so a key can move to another CI in one batch."""
     conflicts_closed: list[str] = field(default_factory=list)
-    """Ids of recorded conflicts whose cause this batch retired."""
+    """Ids of recorded conflicts whose cause this batch retired (kept, closed: ``cmdb.store.conflicts``)."""
+    conflicts_closed_why: dict[str, str] = field(default_factory=dict)  # conflict id -> the keys retired
     merges: list[CIMerge] = field(default_factory=list)  # applied last (cmdb.store.merges)
 
 
@@ -234,12 +245,11 @@ class Page:
     offset: int
 
 
-KEEP_HOURS = 24  # cmdb.store.idempotency: the record lives here so GraphStore can name it
-"""How long a key is remembered; older keys are purged when new ones are written."""
-
-
 @dataclass
 class IdempotencyRecord:
+    """One ``Idempotency-Key`` of a batch POST (``cmdb.store.idempotency``; the record lives here so
+    ``GraphStore`` can name it). Kept until pruned (``cmdb.store.retention``)."""
+
     key: str
     fingerprint: str
     run_id: str
@@ -287,10 +297,10 @@ class BatchReader(Protocol):
 
 
     def open_conflicts(self, keys: Iterable[str]) -> list[Conflict]:
-        """Recorded conflicts that name any of ``keys``."""
+        """Open recorded conflicts (neither closed nor resolved) that name any of ``keys``."""
 
 
-class GraphStore(TaskStore, SchemaExtensionStore, HealthStore, JobStore, Protocol):
+class GraphStore(TaskStore, SchemaExtensionStore, HealthStore, JobStore, RetentionStore, Protocol):
     """What every store implements; see the module docstring for the write path."""
 
     url: str
@@ -355,11 +365,13 @@ class GraphStore(TaskStore, SchemaExtensionStore, HealthStore, JobStore, Protoco
         """The newest ``limit`` events of ``events(ci_ids, since, until)``, newest first, without reading
         the rest (an incident's recent changes among 20,000 affected CIs)."""
 
-    def conflicts(self) -> list[Conflict]: ...
+    def conflicts(self, state: str = "open") -> list[Conflict]:
+        """Identity conflicts in ``state`` (open, closed, resolved or all; ``cmdb.store.conflicts``), oldest
+        first; an unknown state is a BadInputError."""
 
     # -- merges and conflict resolutions (cmdb.store.merges) --------------------------------------
     def conflict(self, conflict_id: str) -> Conflict | None:
-        """One conflict with its resolution, if any."""
+        """One conflict in any state, with its resolution or closure."""
 
     def resolve_conflict(self, resolution: ConflictResolution) -> None:
         """Record how a conflict was resolved; NotFoundError when no conflict has that id."""

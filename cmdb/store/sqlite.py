@@ -22,7 +22,6 @@ from cmdb.store.base import (
     BatchReader,
     ChangeSet,
     CIState,
-    Conflict,
     Direction,
     DiscoveryRunRecord,
     Event,
@@ -50,6 +49,7 @@ from cmdb.store.sqlite_ageing import (
     apply_retired_keys,
     attach_rel_provenance,
 )
+from cmdb.store.sqlite_conflicts import CONFLICT_DDL, CONFLICT_TABLES, OPEN, SqliteConflicts
 from cmdb.store.sqlite_counter import SqliteWriteCounter
 from cmdb.store.sqlite_dry_plans import SqliteDryPlans
 from cmdb.store.sqlite_health import SqliteHealth
@@ -58,6 +58,7 @@ from cmdb.store.sqlite_jobs import SqliteJobs
 from cmdb.store.sqlite_merge import MERGE_DDL, MERGE_TABLES, SqliteMergeReader, SqliteMerges, apply_merges
 from cmdb.store.sqlite_recent import SqliteRecentEvents
 from cmdb.store.sqlite_rel_reads import SqliteRelReads
+from cmdb.store.sqlite_retention import SqliteRetention
 from cmdb.store.sqlite_schema import SCHEMA_EXT_DDL, SCHEMA_EXT_TABLE, SqliteSchemaExtensions
 from cmdb.store.sqlite_tasks import TASK_TABLES, TASKS_DDL, SqliteTasksMixin
 from cmdb.store.sqlite_tokens import SqliteTokens
@@ -105,7 +106,7 @@ CREATE INDEX IF NOT EXISTS discovery_run_started ON discovery_run(started_at);
 """
 
 TABLES = (SCHEMA_EXT_TABLE, "ci", "ci_key", "sighting", "rel", "event", "conflict", "run", "discovery_run",
-          *TASK_TABLES, *AGEING_TABLES, *MERGE_TABLES)
+          *TASK_TABLES, *AGEING_TABLES, *MERGE_TABLES, *CONFLICT_TABLES)
 
 
 _dumps = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode
@@ -127,7 +128,7 @@ def _loads(text: str | None) -> Any:
 
 class SqliteStore(SqliteTasksMixin, SqliteTokens, SqliteJobs, SqliteIdempotency, SqliteWriteCounter,
                   SqliteSchemaExtensions, SqliteHealth, SqliteRecentEvents, SqliteMerges, SqliteRelReads,
-                  SqliteDryPlans):
+                  SqliteDryPlans, SqliteRetention, SqliteConflicts):
     """GraphStore on one SQLite file (or ``:memory:``)."""
 
     def __init__(self, path: str | Path) -> None:
@@ -141,7 +142,8 @@ class SqliteStore(SqliteTasksMixin, SqliteTokens, SqliteJobs, SqliteIdempotency,
         try:
             # Opening is read-only unless the file is new (``sqlite_access``): never waits for a loader.
             self._db = connect(self.path, busy_ms=int(write_timeout() * 1000))
-            ensure_schema(self._db, DDL + TASKS_DDL + SCHEMA_EXT_DDL + AGEING_DDL + MERGE_DDL, SCHEMA_VERSION)
+            ensure_schema(self._db, DDL + TASKS_DDL + SCHEMA_EXT_DDL + AGEING_DDL + MERGE_DDL + CONFLICT_DDL,
+                          SCHEMA_VERSION)
         except sqlite3.OperationalError as exc:
             if "locked" in str(exc) or "busy" in str(exc):
                 raise busy_error(self.path, write_timeout(), "creating the store") from exc
@@ -374,16 +376,6 @@ class SqliteStore(SqliteTasksMixin, SqliteTokens, SqliteJobs, SqliteIdempotency,
             for r in self._rows(sql, params)
         ]
 
-    def conflicts(self) -> list[Conflict]:
-        return [
-            Conflict(id=r["id"], at=r["at"], source=r["source"], run_id=r["run_id"], item=r["item"],
-                     item_class=r["item_class"], keys=_loads(r["keys"]), ci_ids=_loads(r["ci_ids"]),
-                     attrs=_loads(r["attrs"]), resolution=r["resolution"], resolved_at=r["resolved_at"],
-                     resolved_by=r["resolved_by"])
-            for r in self._rows("SELECT c.*, x.resolution, x.at AS resolved_at, x.actor AS resolved_by FROM conflict c"
-                                " LEFT JOIN conflict_resolution x ON x.id = c.id ORDER BY c.at, c.id")
-        ]
-
     def runs(self, source: str | None = None, limit: int = 100) -> list[RunRecord]:
         sql, params = "SELECT * FROM run", list[Any]()
         if source is not None:
@@ -427,8 +419,7 @@ class SqliteStore(SqliteTasksMixin, SqliteTokens, SqliteJobs, SqliteIdempotency,
         counts = {
             t: int(self._rows(f"SELECT count(*) n FROM {t}")[0]["n"]) for t in ("event", "conflict", "run")
         }
-        counts["conflict"] -= int(self._rows("SELECT count(*) n FROM conflict_resolution x"
-                                             " WHERE EXISTS (SELECT 1 FROM conflict c WHERE c.id = x.id)")[0]["n"])
+        counts["conflict"] = int(self._rows(f"SELECT count(*) n FROM conflict c WHERE {OPEN.format(c='c')}")[0]["n"])
         return {
             "cis": sum(by_class.values()),
             "relationships": sum(rel_types.values()),

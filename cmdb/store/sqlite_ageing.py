@@ -14,6 +14,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from cmdb.store.base import AttrValue, ChangeSet, Conflict, RelState
+from cmdb.store.sqlite_conflicts import OPEN, apply_conflict_states
 
 AGEING_DDL = """
 CREATE TABLE IF NOT EXISTS rel_prov(rel_id TEXT PRIMARY KEY, provenance TEXT NOT NULL);
@@ -39,7 +40,7 @@ def apply_retired_keys(db: sqlite3.Connection, cs: ChangeSet) -> None:
 
 
 def apply_ageing(db: sqlite3.Connection, cs: ChangeSet) -> None:
-    """Relationship provenance of new and changed relationships, and closed conflicts."""
+    """Relationship provenance of new and changed relationships, and the states of conflicts."""
     rows = [(r.id, dump_rel_provenance(r.provenance)) for r in cs.rels_new if r.provenance]
     rows += [(r.id, dump_rel_provenance(r.provenance)) for r in cs.rels_changed if r.provenance]
     if rows:
@@ -47,8 +48,7 @@ def apply_ageing(db: sqlite3.Connection, cs: ChangeSet) -> None:
     emptied = [(r.id,) for r in cs.rels_changed if r.provenance is not None and not r.provenance]
     if emptied:
         db.executemany("DELETE FROM rel_prov WHERE rel_id=?", emptied)
-    if cs.conflicts_closed:
-        db.executemany("DELETE FROM conflict WHERE id=?", [(c,) for c in cs.conflicts_closed])
+    apply_conflict_states(db, cs)  # closed conflicts are kept, with their closure (sqlite_conflicts)
 
 
 def attach_rel_provenance(db: sqlite3.Connection, rels: list[RelState]) -> None:
@@ -79,7 +79,7 @@ class SqliteAgeingReader:
         wanted = set(keys)
         out: list[Conflict] = []
         rows: Any = self.db.execute("SELECT id, at, source, run_id, item, item_class, keys, ci_ids, attrs FROM conflict"
-                                    " ORDER BY at, id")
+                                    f" WHERE {OPEN.format(c='conflict')} ORDER BY at, id")
         for cid, at, source, run_id, item, item_class, k, ci_ids, attrs in rows:
             ckeys = json.loads(k)
             if wanted.isdisjoint(ckeys):

@@ -10,12 +10,11 @@ import json
 import sqlite3
 import threading
 from collections.abc import Callable, Iterable
-from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 from cmdb.errors import CmdbError, StoreError
-from cmdb.store.base import BatchReader, ChangeSet, iso, parse_iso
-from cmdb.store.idempotency import KEEP_HOURS, IdempotencyRecord
+from cmdb.store.base import BatchReader, ChangeSet
+from cmdb.store.idempotency import IdempotencyRecord
 
 IDEMPOTENCY_DDL = """
 CREATE TABLE IF NOT EXISTS idempotency_key(
@@ -70,8 +69,6 @@ class SqliteIdempotency:
                 cs = plan(self._batch_reader(db))
                 self._apply(cs)
                 record = IdempotencyRecord(key, fingerprint, cs.run.run_id, dict(cs.run.stats), at)
-                db.execute("DELETE FROM idempotency_key WHERE created_at < ?",
-                           (iso(parse_iso(at) - timedelta(hours=KEEP_HOURS)),))
                 db.execute("INSERT INTO idempotency_key VALUES(?,?,?,?,?)",
                            (key, fingerprint, record.run_id, json.dumps(record.stats, sort_keys=True), at))
                 db.execute("COMMIT")

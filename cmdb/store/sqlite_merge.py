@@ -80,7 +80,7 @@ class SqliteMerges:
 
     if TYPE_CHECKING:
         def _rows(self, sql: str, params: Iterable[Any] = ()) -> list[sqlite3.Row]: ...
-        def conflicts(self) -> list[Conflict]: ...
+        def conflicts(self, state: str = "open") -> list[Conflict]: ...
 
     def resolve_alias(self, ci_id: str) -> str | None:
         rows = self._rows("SELECT ci_id FROM ci_alias WHERE alias=?", (ci_id,))
@@ -100,7 +100,7 @@ class SqliteMerges:
         return [str(r["ci_id"]) for r in self._rows("SELECT ci_id FROM ci_alias WHERE name_lc=?", (name.lower(),))]
 
     def conflict(self, conflict_id: str) -> Conflict | None:
-        return next((c for c in self.conflicts() if c.id == conflict_id), None)
+        return next((c for c in self.conflicts("all") if c.id == conflict_id), None)
 
     def resolve_conflict(self, resolution: ConflictResolution) -> None:
         r = resolution

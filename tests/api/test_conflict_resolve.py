@@ -56,7 +56,7 @@ def auth(env: dict[str, Any], role: str = "operator", **kw: Any) -> dict[str, st
 
 def conflict_of(env: dict[str, Any], hostname: str) -> Any:
     store = env["store"]
-    return next(c for c in store.conflicts() if hostname in c.item)
+    return next(c for c in store.conflicts("all") if hostname in c.item)
 
 
 def test_merge_and_keep_separate(env: dict[str, Any]) -> None:
@@ -120,12 +120,51 @@ def test_listing_and_reading_conflicts_shows_only_the_callers_partitions(env: di
     c = env["client"]
     third = conflict_of(env, "db-3")  # its CIs are in partition aws
     dc, everything = auth(env, "viewer", partitions=["dc"]), auth(env, "viewer")
-    listed = c.get("/api/v1/conflicts", headers=dc).json()
+    listed = c.get("/api/v1/conflicts", headers=dc, params={"state": "all"}).json()
     assert third.id not in {i["id"] for i in listed["items"]}
     assert listed["total"] == len(listed["items"]) >= 1
-    assert third.id in {i["id"] for i in c.get("/api/v1/conflicts", headers=everything).json()["items"]}
+    assert third.id in {i["id"] for i in c.get("/api/v1/conflicts", headers=everything,
+                                               params={"state": "all"}).json()["items"]}
     hidden = c.get(f"/api/v1/conflicts/{third.id}", headers=dc)
     missing = c.get("/api/v1/conflicts/conflict-nope", headers=dc)
     assert hidden.status_code == missing.status_code == 404
     assert hidden.json()["detail"].replace(third.id, "X") == missing.json()["detail"].replace("conflict-nope", "X")
     assert c.get(f"/api/v1/conflicts/{third.id}", headers=auth(env, "viewer", partitions=["aws"])).status_code == 200
+
+
+def test_the_state_filter_open_by_default_closed_resolved_all(env: dict[str, Any]) -> None:
+    c, store = env["client"], env["store"]
+    viewer = auth(env, "viewer")
+    # By now the module's three conflicts are resolved; one more is closed by ageing.
+    snmp = {"source": "snmp", "scope": "10.9.0.0/24", "actor": "netops"}
+    ingest(store, Batch.from_dict({**snmp, "complete": True, "cis": [
+        {"class": "Server", "serial_number": "AG-1", "management_ip": "10.9.0.5"}]}))
+    ingest(store, Batch.from_dict({"source": "import", "cis": [{"class": "Server", "serial_number": "AG-2"}]}))
+    (raised,) = ingest(store, Batch.from_dict({**snmp, "complete": False, "cis": [
+        {"class": "Server", "serial_number": "AG-2", "management_ip": "10.9.0.5"}]})).conflicts
+    assert [i["id"] for i in c.get("/api/v1/conflicts", headers=viewer).json()["items"]] == [raised.id]
+    closing = ingest(store, Batch.from_dict({**snmp, "complete": True, "cis": [
+        {"class": "Server", "serial_number": "AG-1", "management_ip": "10.9.0.6"},
+        {"class": "Server", "serial_number": "AG-2", "management_ip": "10.9.0.5"}]}))
+
+    default = c.get("/api/v1/conflicts", headers=viewer).json()
+    assert (default["items"], default["total"]) == ([], 0)  # nothing open
+    closed = c.get("/api/v1/conflicts", headers=viewer, params={"state": "closed"}).json()["items"]
+    assert [(i["id"], i["state"], i["closed_run"], i["closed_by"]) for i in closed] == [
+        (raised.id, "closed", closing.run_id, "netops")]
+    assert "10.9.0.5" in closed[0]["closed_reason"] and closed[0]["resolution"] is None
+    resolved = c.get("/api/v1/conflicts", headers=viewer, params={"state": "resolved"}).json()["items"]
+    assert sorted(i["resolution"] for i in resolved) == ["keep_separate", "keep_separate", "merged"]
+    assert {i["state"] for i in resolved} == {"resolved"}
+    every = c.get("/api/v1/conflicts", headers=viewer, params={"state": "all", "limit": 2}).json()
+    assert every["total"] == 4 and len(every["items"]) == 2 and every["next_cursor"]
+    dc = c.get("/api/v1/conflicts", headers=auth(env, "viewer", partitions=["dc"]),
+               params={"state": "resolved"}).json()
+    # db-3's is in partition aws; db-1's names a CI merged away, which no partition shows (as before states)
+    assert dc["total"] == 1 and "db-2" in dc["items"][0]["item"]
+    one = c.get(f"/api/v1/conflicts/{raised.id}", headers=viewer)
+    assert one.status_code == 200 and one.json()["state"] == "closed"
+    bad = c.get("/api/v1/conflicts", headers=viewer, params={"state": "gone"})
+    assert bad.status_code == 422 and bad.headers["content-type"].startswith("application/problem+json")
+    late = c.post(f"/api/v1/conflicts/{raised.id}/resolve", json={"action": "keep_separate"}, headers=auth(env))
+    assert late.status_code == 409 and "closed" in late.json()["detail"]

@@ -109,7 +109,11 @@ def test_a_conflict_whose_cause_retired_is_closed(store: GraphStore) -> None:
     res = load(store, snmp({"serial_number": "S1", "management_ip": B},
                            {"serial_number": "S2", "management_ip": A}), at=3)
     assert res.conflicts == [] and res.created == 0
-    assert store.conflicts() == []
+    assert store.conflicts() == [] and store.stats()["conflicts"] == 0  # no longer open: kept, as closed
+    (closed_one,) = store.conflicts("closed")
+    assert (closed_one.state, closed_one.closed_at, closed_one.closed_run, closed_one.closed_by) == (
+        "closed", iso(T0 + timedelta(hours=3)), res.run_id, "snmp")
+    assert key("management_ip", A) in (closed_one.closed_reason or "")
     assert store.find_by_key(key("management_ip", A)) == two
     closed = [e for e in store.events([one, two]) if e.kind == "conflict.closed"]
     assert len(closed) == 1 and sorted([closed[0].ci_id, closed[0].peer_id]) == sorted([one, two])

@@ -77,9 +77,12 @@ def test_the_key_is_written_with_its_batch_or_not_at_all(store: GraphStore) -> N
     assert store.stats()["cis"] == 0
 
 
-def test_old_keys_are_forgotten(store: GraphStore) -> None:
+def test_old_keys_are_forgotten_when_pruned(store: GraphStore) -> None:
+    # Remembered until retention prunes them (cmdb.retention: 7 days by default), not when other keys come.
     ingest_once(store, Batch.from_dict(DOC), "old", fingerprint(DOC), now=T0)
     ingest_once(store, Batch.from_dict(DOC), "new", fingerprint(DOC), now=T0 + timedelta(hours=25))
+    assert store.idempotency_record("old") is not None
+    assert store.prune_records("idempotency_keys", iso(T0 + timedelta(hours=1))) == 1
     assert store.idempotency_record("old") is None
     assert store.idempotency_record("new") is not None
 

@@ -183,7 +183,9 @@ def test_keep_separate_stops_the_conflict_being_raised_again(store: GraphStore) 
     assert resolved is not None and (resolved.resolution, resolved.resolved_by) == ("keep_separate", "bob")
     res = load(store, CONTRADICTING["ssh"], T0 + timedelta(hours=1))
     assert res.conflicts == []
-    assert [c.resolution for c in store.conflicts()] == ["keep_separate"]
+    assert store.conflicts() == []  # no longer open: kept, as resolved
+    assert [(c.state, c.resolution, c.resolved_by) for c in store.conflicts("resolved")] == [
+        ("resolved", "keep_separate", "bob")]
     assert len(store.search(SearchQuery(classes=["Server"])).items) == 2
     with pytest.raises(NotFoundError):
         store.resolve_conflict(ConflictResolution("conflict-nope", "keep_separate", "x", None, []))
@@ -198,6 +200,8 @@ def test_resolving_a_conflict_by_merge(store: GraphStore) -> None:
     assert report is not None and report.kept == ids[1] and resolution.resolution == "merged"
     assert len(store.search(SearchQuery(classes=["Server"])).items) == 1
     assert store.conflict(cid).resolution == "merged"  # type: ignore[union-attr]
+    assert store.conflicts() == [] and [(c.id, c.state, c.resolved_by) for c in store.conflicts("all")] == [
+        (cid, "resolved", "carol")]
     assert store.get_ci(ids[0]).id == ids[1]  # type: ignore[union-attr]
 
 
@@ -257,7 +261,7 @@ def test_stats_count_open_conflicts_only(store: GraphStore) -> None:
     cid = conflicted(store)
     assert store.stats()["conflicts"] == 1
     resolve_conflict(store, cid, "keep_separate", actor="dana")
-    assert store.stats()["conflicts"] == 0 and len(store.conflicts()) == 1
+    assert store.stats()["conflicts"] == 0 and store.conflicts() == [] and len(store.conflicts("all")) == 1
 
 
 def test_a_scans_generic_host_never_clashes_with_a_switch(store: GraphStore) -> None:

@@ -9,11 +9,10 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from datetime import timedelta
 from typing import Any
 
-from cmdb.store.base import BatchReader, ChangeSet, iso, parse_iso
-from cmdb.store.idempotency import KEEP_HOURS, IdempotencyRecord
+from cmdb.store.base import BatchReader, ChangeSet
+from cmdb.store.idempotency import IdempotencyRecord
 from cmdb.store.neo4j.layout import OTHER_REL
 from cmdb.store.neo4j.reader import TxReader
 from cmdb.store.neo4j.writer import Neo4jWriter
@@ -43,7 +42,6 @@ class Neo4jIdempotency(Neo4jWriter):
         if not self._idempotency_ready:
             self._autocommit(_CONSTRAINT, "creating the idempotency key constraint")
             self._idempotency_ready = True
-        horizon = iso(parse_iso(at) - timedelta(hours=KEEP_HOURS))
 
         def work(tx: Any) -> tuple[ChangeSet | None, IdempotencyRecord]:
             meta = self._lock(tx)
@@ -55,7 +53,6 @@ class Neo4jIdempotency(Neo4jWriter):
             prog = self._build(cs, int(meta["seq"] or 0), reader)
             self._execute(tx, prog)
             record = IdempotencyRecord(key, fingerprint, cs.run.run_id, dict(cs.run.stats), at)
-            tx.run("MATCH (k:IdempotencyKey) WHERE k.created_at < $horizon DELETE k", horizon=horizon).consume()
             tx.run("CREATE (:IdempotencyKey {key: $key, fingerprint: $fp, run_id: $run_id, stats: $stats,"
                    " created_at: $at})", key=key, fp=fingerprint, run_id=record.run_id,
                    stats=json.dumps(record.stats, sort_keys=True), at=at).consume()

@@ -138,10 +138,10 @@ class Neo4jMerges(Neo4jConnection):
                                                   n=name.lower())]
 
     if TYPE_CHECKING:
-        def conflicts(self) -> list[Conflict]: ...
+        def conflicts(self, state: str = "open") -> list[Conflict]: ...
 
     def conflict(self, conflict_id: str) -> Conflict | None:
-        return next((c for c in self.conflicts() if c.id == conflict_id), None)
+        return next((c for c in self.conflicts("all") if c.id == conflict_id), None)
 
     def resolve_conflict(self, resolution: ConflictResolution) -> None:
         r = resolution

@@ -10,7 +10,6 @@ from typing import TYPE_CHECKING, Any
 from cmdb.errors import BadInputError
 from cmdb.store.base import (
     CIState,
-    Conflict,
     Direction,
     DiscoveryRunRecord,
     Event,
@@ -20,6 +19,7 @@ from cmdb.store.base import (
     SearchQuery,
 )
 from cmdb.store.neo4j.codecs import ci_state, load_json, pack_events, rel_state, search_token
+from cmdb.store.neo4j.conflicts import OPEN
 from cmdb.store.neo4j.connection import Neo4jConnection
 from cmdb.store.neo4j.layout import ATTR_NAME, CI_MAP, LOAD_CIS, OTHER_REL, REL_MAP
 
@@ -234,18 +234,6 @@ class Neo4jQueries(Neo4jConnection):
         events = sorted(out.values(), key=lambda e: (e.at, e.seq or 0))
         return events[: int(limit)] if limit is not None and limit >= 0 else events
 
-    def conflicts(self) -> list[Conflict]:
-        rows = self._read("MATCH (c:Conflict) OPTIONAL MATCH (x:ConflictResolution {id: c.id})"
-                          " RETURN c {.*, resolution: x.resolution, resolved_at: x.at, resolved_by: x.actor} AS c"
-                          " ORDER BY c.at, c.id")
-        return [
-            Conflict(id=c["id"], at=c["at"], source=c["source"], run_id=c["run_id"], item=c["item"],
-                     item_class=c["item_class"], keys=load_json(c["keys"]), ci_ids=load_json(c["ci_ids"]),
-                     attrs=load_json(c["attrs"]), resolution=c["resolution"], resolved_at=c["resolved_at"],
-                     resolved_by=c["resolved_by"])
-            for c in (r["c"] for r in rows)
-        ]
-
     def runs(self, source: str | None = None, limit: int = 100) -> list[RunRecord]:
         cond = "" if source is None else " WHERE x.source = $source"
         tail = f" LIMIT {int(limit)}" if limit >= 0 else ""
@@ -284,7 +272,7 @@ class Neo4jQueries(Neo4jConnection):
         }
         counts = self._read(
             "RETURN COLLECT { MATCH (p:EventPack) RETURN sum(p.k) }[0] AS event,"
-            " COUNT { MATCH (c:Conflict) WHERE NOT EXISTS { MATCH (:ConflictResolution {id: c.id}) } } AS conflict,"
+            f" COUNT {{ MATCH (c:Conflict) WHERE {OPEN} }} AS conflict,"
             " COUNT { MATCH (x:Run) } AS run"
         )[0]
         return {

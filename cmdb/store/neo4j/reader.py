@@ -9,6 +9,7 @@ import neo4j
 
 from cmdb.store.base import CIState, Conflict, RelState, Sighting, rel_id_for
 from cmdb.store.neo4j.codecs import ci_state, dump_json, load_json, parse_sightings, rel_state
+from cmdb.store.neo4j.conflicts import OPEN
 from cmdb.store.neo4j.layout import CI_MAP_TX, OTHER_REL, REL_MAP_SG, REL_TYPE
 from cmdb.store.neo4j.merges import TxMergeReader
 
@@ -145,7 +146,7 @@ class TxReader(TxMergeReader):
     def open_conflicts(self, keys: Iterable[str]) -> list[Conflict]:
         # Conflicts are few and their keys a JSON map: read them all, keep those naming a key.
         wanted = set(keys)
-        rows = self.tx.run("MATCH (c:Conflict) RETURN collect(c {.*}) AS cs").single(strict=True)["cs"]
+        rows = self.tx.run(f"MATCH (c:Conflict) WHERE {OPEN} RETURN collect(c {{.*}}) AS cs").single(strict=True)["cs"]
         out = [Conflict(id=c["id"], at=c["at"], source=c["source"], run_id=c["run_id"], item=c["item"],
                         item_class=c["item_class"], keys=load_json(c["keys"]), ci_ids=load_json(c["ci_ids"]),
                         attrs=load_json(c["attrs"])) for c in rows]

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from cmdb.store.neo4j.conflicts import Neo4jConflicts
 from cmdb.store.neo4j.counter import Neo4jWriteCounter
 from cmdb.store.neo4j.dry_plans import Neo4jDryPlans
 from cmdb.store.neo4j.health import Neo4jHealth
@@ -19,6 +20,7 @@ from cmdb.store.neo4j.queries import Neo4jQueries
 from cmdb.store.neo4j.recent import Neo4jRecentEvents
 from cmdb.store.neo4j.rel_provenance import Neo4jRelProvenance
 from cmdb.store.neo4j.rel_reads import Neo4jRelReads
+from cmdb.store.neo4j.retention import Neo4jRetention
 from cmdb.store.neo4j.schema_ext import Neo4jSchemaExtensions
 from cmdb.store.neo4j.tasks import Neo4jTasks
 from cmdb.store.neo4j.tokens import Neo4jTokens
@@ -30,7 +32,7 @@ if TYPE_CHECKING:
 
 class Neo4jStore(Neo4jTasks, Neo4jTokens, Neo4jJobs, Neo4jIdempotency, Neo4jWriteCounter, Neo4jMerges,
                  Neo4jSchemaExtensions, Neo4jQueries, Neo4jWriter, Neo4jRelProvenance, Neo4jHealth,
-                 Neo4jRecentEvents, Neo4jRelReads, Neo4jDryPlans):
+                 Neo4jRecentEvents, Neo4jRelReads, Neo4jDryPlans, Neo4jRetention, Neo4jConflicts):
     """GraphStore on a Neo4j 5 server, through the official driver."""
 
     def pipeline(self) -> Neo4jPipeline[Any]:

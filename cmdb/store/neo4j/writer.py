@@ -13,6 +13,7 @@ from neo4j import exceptions as nx
 
 from cmdb.errors import CmdbError, StoreError
 from cmdb.store.base import BatchReader, ChangeSet
+from cmdb.store.conflicts import closure_rows
 from cmdb.store.merges import CIMerge
 from cmdb.store.neo4j.codecs import (
     attr_tokens,
@@ -65,7 +66,7 @@ class WriteProgram:
     conflicts: list[dict[str, Any]] = field(default_factory=list)
     run: dict[str, Any] = field(default_factory=dict)
     keys_retired: list[list[str]] = field(default_factory=list)
-    conflicts_closed: list[str] = field(default_factory=list)
+    conflicts_closed: list[dict[str, Any]] = field(default_factory=list)  # closure rows (neo4j.conflicts)
     merges: list[CIMerge] = field(default_factory=list)  # applied last (``merges.Neo4jMerges``)
 
 
@@ -261,7 +262,7 @@ class Neo4jWriter(Neo4jConnection):
                 prog.event_refs.setdefault(item_id, []).extend(ns)
         prog.conflicts = [conflict_row(c) for c in cs.conflicts]
         prog.keys_retired = [list(k) for k in cs.keys_retired]
-        prog.conflicts_closed = list(cs.conflicts_closed)
+        prog.conflicts_closed = closure_rows(cs)
         prog.merges = list(cs.merges)
         ledger = cs.run
         prog.run = {"run_id": ledger.run_id, "source": ledger.source, "scope": ledger.scope,
@@ -360,8 +361,6 @@ class Neo4jWriter(Neo4jConnection):
             run("MATCH (m:CmdbMeta {name: 'store'}) SET m.seq = $seq", seq=prog.seq + prog.events)
         if prog.conflicts:
             run("UNWIND $rows AS row MERGE (c:Conflict {id: row.id}) SET c += row", rows=prog.conflicts)
-        if prog.conflicts_closed:
-            run("MATCH (c:Conflict) WHERE c.id IN $ids DELETE c", ids=prog.conflicts_closed)
         run("MERGE (x:Run {run_id: $row.run_id}) SET x = $row", row=prog.run)
         self._after_batch_write(tx, prog)
 
