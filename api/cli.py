@@ -18,6 +18,12 @@ import typer
 
 from cmdb.errors import BadInputError
 
+# uvicorn's supervisor pings each worker and kills one that does not answer within this many seconds
+# (its default, 5, killed workers of a busy machine while they were still starting: a spawned worker
+# imports the whole app first; with every worker killed in turn, nothing accepted connections for
+# tens of seconds). A worker that is really hung is still replaced, a minute later.
+WORKER_HEALTHCHECK_SECONDS = 60
+
 
 def serve(
     ctx: typer.Context,
@@ -43,7 +49,7 @@ def serve(
     if workers > 1 and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="cmdb-metrics-")
     uvicorn.run("api.app:app_from_env", factory=True, host=host, port=port, workers=workers, log_level=log_level,
-                proxy_headers=False, server_header=False)
+                proxy_headers=False, server_header=False, timeout_worker_healthcheck=WORKER_HEALTHCHECK_SECONDS)
 
 
 def register(app: typer.Typer) -> None:

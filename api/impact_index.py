@@ -92,8 +92,8 @@ class WarmImpactIndex:
                 old.derived.clear()  # the index <-> arrays cycle: freed by reference counting, frozen or not
             gc.collect(1)
             gc.freeze()  # the index's millions of objects leave the collector's view (see the module doc)
-        if self.on_refresh is not None:
-            self.on_refresh()
+            if self.on_refresh is not None:  # counted before the lock opens: whoever refreshes next sees it
+                self.on_refresh()
         return True
 
     def use_schema(self, schema: Schema) -> None:

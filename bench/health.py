@@ -21,9 +21,7 @@ from __future__ import annotations
 
 import argparse
 import functools
-import importlib
 import json
-import os
 import statistics
 import subprocess
 import sys
@@ -35,7 +33,6 @@ from typing import Any
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
-sys.path.insert(0, str(REPO / "scripts"))
 
 from bench.synthetic import synthetic_batches  # noqa: E402
 from cmdb.batch import Batch  # noqa: E402
@@ -134,18 +131,6 @@ def measure(name: str, store: GraphStore, args: argparse.Namespace, total: int) 
     return row
 
 
-def open_neo4j() -> tuple[Any, Any]:
-    from cmdb.store.neo4j import Neo4jStore
-
-    uri = os.environ.get("CMDB_TEST_NEO4J_URI")
-    if uri:
-        return Neo4jStore(uri, os.environ.get("CMDB_TEST_NEO4J_USER", "neo4j"),
-                          os.environ.get("CMDB_TEST_NEO4J_PASSWORD", "")), None
-    server = importlib.import_module("neo4j_server").Neo4jServer(heap="2g", pagecache="1g", startup_timeout=180.0)
-    server.start()
-    return Neo4jStore(server.uri, server.user, server.password), server
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--cis", type=int, default=100_000)
@@ -164,18 +149,14 @@ def main() -> None:
     rels = sqlite.stats()["relationships"]
     rows = [measure("sqlite", sqlite, args, total)]
     sqlite.close()
-    server = None
     if args.neo4j:
-        neo, server = open_neo4j()
-        try:
+        from bench.neo4j_bench_store import bench_neo4j
+
+        with bench_neo4j() as (neo, _server):
             if neo.stats()["cis"] != total:
                 neo.clear()
                 print(f"loading {args.cis} CIs into Neo4j: {load(neo, args.cis):.1f} s", flush=True)
             rows.append(measure("neo4j", neo, args, total))
-        finally:
-            neo.close()
-            if server is not None:
-                server.stop()
 
     print(f"\ncmdb health on {total} CIs and {rels} relationships (median of {args.repeat} reports)\n")
     names = [r["store"] for r in rows]

@@ -32,7 +32,6 @@ The naive loader's Cypher lives here, not in cmdb/store, because it is a baselin
 from __future__ import annotations
 
 import argparse
-import importlib
 import os
 import random
 import resource
@@ -46,8 +45,8 @@ from typing import Any
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
-sys.path.insert(0, str(REPO / "scripts"))
 
+from bench.neo4j_bench_store import bench_neo4j  # noqa: E402
 from bench.synthetic import synthetic_batches  # noqa: E402
 from cmdb.batch import Batch  # noqa: E402
 from cmdb.identity import identity_keys  # noqa: E402
@@ -212,16 +211,6 @@ def pct(values: list[float], p: float) -> float:
     return ordered[min(len(ordered) - 1, round(p / 100 * (len(ordered) - 1)))]
 
 
-def open_neo4j() -> tuple[Neo4jStore, Any]:
-    uri = os.environ.get("CMDB_TEST_NEO4J_URI")
-    if uri:
-        return Neo4jStore(uri, os.environ.get("CMDB_TEST_NEO4J_USER", "neo4j"),
-                          os.environ.get("CMDB_TEST_NEO4J_PASSWORD", "")), None
-    server = importlib.import_module("neo4j_server").Neo4jServer(heap="2g", pagecache="1g", startup_timeout=180.0)
-    server.start()
-    return Neo4jStore(server.uri, server.user, server.password), server
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--cis", type=int, default=100_000)
@@ -236,9 +225,8 @@ def main() -> None:
     docs = list(synthetic_batches(args.cis, batch_size=args.batch))
     n_cis = sum(len(d.get("cis") or []) for d in docs)
     n_rels = sum(len(d.get("relationships") or []) for d in docs)
-    neo, server = open_neo4j()
     rows: list[tuple[str, str, str, str, str, str]] = []
-    try:
+    with bench_neo4j() as (neo, server):
         if args.warmup:
             neo.clear()
             load(neo, list(synthetic_batches(args.warmup, seed=99, batch_size=args.batch)))
@@ -298,10 +286,6 @@ def main() -> None:
         scan_t, scan_sizes = latencies(lambda h: {c.id for c in neo.search(SearchQuery(attrs={"hostname": h})).items},
                               [c["hostname"] for c in searched])
         assert key_sizes == scan_sizes == [1] * len(searched), "the two searches disagree"
-    finally:
-        neo.close()
-        if server is not None:
-            server.close()
 
     print(f"estate: {n_cis:,} CIs, {n_rels:,} relationships, batches of {args.batch}")
     print(f"{'store':<7} {'phase':<34} {'seconds':>8} {'CIs/s':>9} {'rels/s':>9} {'events':>9}")

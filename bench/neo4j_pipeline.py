@@ -14,8 +14,6 @@ threshold can be read off the same run.
 from __future__ import annotations
 
 import argparse
-import importlib
-import os
 import statistics
 import sys
 import time
@@ -24,8 +22,8 @@ from typing import Any
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
-sys.path.insert(0, str(REPO / "scripts"))
 
+from bench.neo4j_bench_store import bench_neo4j  # noqa: E402
 from bench.synthetic import synthetic_batches  # noqa: E402
 from cmdb.batch import Batch  # noqa: E402
 from cmdb.ingest_pipeline import PIPELINE_MIN_BATCHES, ingest_many  # noqa: E402
@@ -40,16 +38,6 @@ def timed_load(store: Neo4jStore, docs: list[dict[str, Any]], pipeline: bool | N
     return time.perf_counter() - start
 
 
-def open_neo4j() -> tuple[Neo4jStore, Any]:
-    uri = os.environ.get("CMDB_TEST_NEO4J_URI")
-    if uri:
-        return Neo4jStore(uri, os.environ.get("CMDB_TEST_NEO4J_USER", "neo4j"),
-                          os.environ.get("CMDB_TEST_NEO4J_PASSWORD", "")), None
-    server = importlib.import_module("neo4j_server").Neo4jServer(heap="2g", pagecache="1g", startup_timeout=180.0)
-    server.start()
-    return Neo4jStore(server.uri, server.user, server.password), server
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--sizes", default="20000,100000", help="estate sizes in CIs, comma-separated")
@@ -58,9 +46,8 @@ def main() -> None:
     ap.add_argument("--warmup", type=int, default=20_000)
     args = ap.parse_args()
     sizes = [int(s) for s in args.sizes.split(",")]
-    neo, server = open_neo4j()
     rows = []
-    try:
+    with bench_neo4j() as (neo, _server):
         if args.warmup:
             timed_load(neo, list(synthetic_batches(args.warmup, seed=99, batch_size=args.batch)), None)
         for n in sizes:
@@ -73,10 +60,6 @@ def main() -> None:
                     print(f"# {n} CIs, {'pipelined' if pipeline else 'loop'}: "
                           f"{(piped if pipeline else loop)[-1]:.1f} s", flush=True)
             rows.append((n, len(docs), statistics.median(piped), statistics.median(loop)))
-    finally:
-        neo.close()
-        if server is not None:
-            server.close()
     print(f"batches of {args.batch} items; first loads into an emptied store, median of {args.repeat} each")
     print(f"{'CIs':>8} {'batches':>8} {'pipelined s':>12} {'loop s':>8} {'loop/pipelined':>15}"
           f" {'ingest_many picks':>18}")

@@ -118,16 +118,11 @@ def main() -> None:
         finally:
             sqlite.close()
     if args.neo4j:
-        from bench.health import open_neo4j
+        from bench.neo4j_bench_store import bench_neo4j
 
-        neo, server = open_neo4j()
-        try:
+        with bench_neo4j() as (neo, _server):
             neo.clear()
             rows.append(measure("neo4j", neo, args))
-        finally:
-            neo.close()
-            if server is not None:
-                server.stop()
 
     names = [r["store"] for r in rows]
     print(f"\nretention: {args.messages} old + {args.messages} young sent messages\n")

@@ -3,9 +3,13 @@
 Cron expressions are parsed and stepped by ``croniter`` (five fields, or six with seconds first).
 Several schedulers may run on one store: before a job runs, its scheduler takes the job's lease in the
 store (``job:<name>``) for ``lease_seconds``; when the job ends the lease is cut to just before the
-job's next fire time, so a second scheduler firing the same occurrence finds it held and skips it,
-and whoever comes first takes the next one. SIGTERM (or SIGINT) lets the job in flight finish, then
-the scheduler exits. The configuration is validated in full before anything starts
+occurrence after the one it ran (``LEASE_MARGIN``), so a second scheduler firing the same occurrence finds
+it held and skips it, and whoever comes first takes the next one. The cut lease stays in the store even
+when that moment has already passed (a job that overran): deleting it would let a late scheduler take
+the occurrence again. A scheduler that fires an occurrence so late that its lease may have lapsed
+(within ``LEASE_MARGIN`` of the next one, e.g. on a busy machine) cannot tell whether it ran: it skips it
+(``late``), and the next occurrence, due at once, does its work. SIGTERM (or SIGINT) lets the job in
+flight finish, then the scheduler exits. The configuration is validated in full before anything starts
 (``impact.automation_config``): a scheduler never runs half-configured.
 
 Every job run is one JSON line on stdout: job, fire time, holder, outcome, summary.
@@ -98,10 +102,18 @@ class Scheduler:
         self.out.write(json.dumps(record, sort_keys=True, default=str) + "\n")
         self.out.flush()
 
-    def run_job(self, job: ScheduledJob, fire_time: datetime) -> dict[str, Any] | None:
-        """Run one occurrence under the job's lease; None when another scheduler holds it."""
+    def run_job(self, job: ScheduledJob, fire_time: datetime, skip_if_late: bool = True) -> dict[str, Any] | None:
+        """Run one occurrence under the job's lease; None when another scheduler holds it (or it fired too late).
+        ``skip_if_late=False``: ``fire_time`` is not an occurrence but now (``--once``)."""
         lease = f"job:{job.name}"
-        if not self.store.acquire_lease(lease, self.holder, job.config.lease_seconds, self.clock()):
+        lapses = next_fire(job.config.cron, fire_time) - LEASE_MARGIN  # when this occurrence's lease lapses
+        now = self.clock()
+        if skip_if_late and now >= lapses:  # whoever ran it may have let the lease lapse: it could run twice
+            self.emit({"job": job.name, "fire_time": iso(fire_time), "holder": self.holder, "outcome": "skipped",
+                       "reason": f"late: fired at {iso(now)}, the next occurrence is due; it runs then"})
+            return None
+        # The same ``now`` as above: the store compares the lease's expiry with it, however long this call waits.
+        if not self.store.acquire_lease(lease, self.holder, job.config.lease_seconds, now):
             self.emit({"job": job.name, "fire_time": iso(fire_time), "holder": self.holder, "outcome": "skipped",
                        "reason": "lease held by another scheduler"})
             return None
@@ -117,12 +129,8 @@ class Scheduler:
             record.update(outcome="error", error=f"{type(exc).__name__}: {exc}")
             log.exception("job %s crashed", job.name)
         finally:
-            now = self.clock()
-            hold = (next_fire(job.config.cron, now) - now - LEASE_MARGIN).total_seconds()
-            if hold > 0:
-                self.store.renew_lease(lease, self.holder, hold, now)
-            else:
-                self.store.release_lease(lease, self.holder)
+            now = self.clock()  # a negative hold (the job overran) leaves the lease lapsed at ``lapses``, not gone
+            self.store.renew_lease(lease, self.holder, (lapses - now).total_seconds(), now)
         record["finished_at"] = iso(self.clock())
         self.emit(record)
         return record
@@ -131,7 +139,7 @@ class Scheduler:
         """Every configured job once, now (``cmdb scheduler --once``); the implicit retention job runs on
         its schedule only (``cmdb prune`` prunes by hand)."""
         now = self.clock()
-        return [self.run_job(job, now) for job in self.jobs if not job.implicit]
+        return [self.run_job(job, now, skip_if_late=False) for job in self.jobs if not job.implicit]
 
     def run(self) -> None:
         """Fire jobs as they fall due until stopped; a job in flight always finishes."""

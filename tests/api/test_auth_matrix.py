@@ -157,7 +157,7 @@ def test_last_used_is_recorded_off_the_request_path(client: TestClient, token_fo
     name = next(t.name for t in sample_store.tokens() if t.partitions == ["last-used"])
     assert sample_store.get_token(name).last_used is None
     assert client.get("/api/v1/cis", headers={"Authorization": f"Bearer {token}"}).status_code == 200
-    deadline = time.monotonic() + 5
+    deadline = time.monotonic() + 60  # a background write: at once on a quiet machine
     while sample_store.get_token(name).last_used is None and time.monotonic() < deadline:
         time.sleep(0.05)
     assert sample_store.get_token(name).last_used is not None

@@ -50,7 +50,7 @@ def finished(client: TestClient, started: Any, headers: dict[str, str] | None = 
     assert started.status_code == 202, started.text
     url = started.headers["location"]
     assert url == f"{V1}/imports/{started.json()['id']}"
-    deadline = time.monotonic() + 30
+    deadline = time.monotonic() + 120
     while True:
         doc: dict[str, Any] = client.get(url, headers=headers or {}).json()
         if doc["state"] != "running" or time.monotonic() > deadline:

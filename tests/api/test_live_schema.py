@@ -2,8 +2,8 @@
 
 The session's real server (``live_sqlite`` / ``live_neo4j``) refuses a batch of a class its store does not
 define; ``cmdb schema add`` in another process adds the class and a relationship type that carries impact;
-within a couple of seconds the same batch is accepted and an incident on the new CI reaches the service that
-depends on it through the new type (the warm impact index was rebuilt with the new schema).
+within a poll or two (on a quiet machine) the same batch is accepted and an incident on the new CI reaches
+the service that depends on it through the new type (the warm impact index was rebuilt with the new schema).
 """
 
 from __future__ import annotations
@@ -22,7 +22,9 @@ import pytest
 from tests.api.conftest import REPO, LiveServer
 
 V1 = "/api/v1"
-WITHIN_SECONDS = 3.0  # the server checks the store's extensions once a second
+# The server checks the store's extensions once a second: a quiet machine follows within a poll or two; a
+# busy CI machine may take many. What is checked is that it follows without a restart, not how fast.
+WITHIN_SECONDS = 60.0
 
 
 def _until(deadline: float, attempt: Any) -> httpx.Response:
@@ -54,7 +56,8 @@ def follow_schema(server: LiveServer, tmp: Path, env: dict[str, str]) -> None:
         assert added.returncode == 0, added.stderr
         t0 = time.monotonic()
         accepted = _until(t0 + WITHIN_SECONDS, lambda: c.post(f"{V1}/batches", json=doc))
-        assert accepted.status_code == 200, f"{accepted.status_code} after {WITHIN_SECONDS} s: {accepted.text}"
+        took = time.monotonic() - t0
+        assert accepted.status_code == 200, f"{accepted.status_code} after {took:.1f} s: {accepted.text}"
         assert accepted.json()["created"] == 2 and accepted.json()["rels_created"] == 1
         assert c.get(f"{V1}/cis/{feed}").json()["class"] == cls
 

@@ -45,7 +45,7 @@ def run_scan(client: TestClient, token: str, port: int) -> dict[str, Any]:
     r = client.post("/api/v1/runs", json={"targets": ["127.0.0.1"], "ports": str(port), "dns": False},
                     headers=headers)
     assert r.status_code == 202, r.text
-    deadline = time.monotonic() + 30
+    deadline = time.monotonic() + 120
     run: dict[str, Any] = client.get(r.headers["location"], headers=headers).json()
     while run["job"] == "running" and time.monotonic() < deadline:
         time.sleep(0.2)

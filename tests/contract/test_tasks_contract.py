@@ -229,6 +229,12 @@ def test_leases_two_holders_and_expiry(store: GraphStore) -> None:
     store.release_lease("job:expiry", "sched-b")
     assert store.get_lease("job:expiry") is None
     assert store.acquire_lease("job:expiry", "sched-a", 60, T0 + timedelta(seconds=133))
+    # Cut to a moment already past (the scheduler's job overran its occurrence): it stays, lapsed at that
+    # moment, so a taker whose clock read earlier still finds it held, and a later one takes it.
+    assert store.renew_lease("job:expiry", "sched-a", -3, T0 + timedelta(seconds=140))
+    assert store.get_lease("job:expiry") is not None
+    assert not store.acquire_lease("job:expiry", "sched-b", 60, T0 + timedelta(seconds=136))
+    assert store.acquire_lease("job:expiry", "sched-b", 60, T0 + timedelta(seconds=137))
 
 
 def test_racing_lease_takers_one_wins(store: GraphStore) -> None:

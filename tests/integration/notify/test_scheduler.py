@@ -9,6 +9,7 @@ import subprocess
 import sys
 import time
 from collections import Counter
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -79,6 +80,14 @@ def lines(text: str) -> list[dict[str, Any]]:
     return [json.loads(line) for line in text.splitlines() if line.startswith("{")]
 
 
+def until(condition: Callable[[], bool], what: str, seconds: float = 120) -> None:
+    """Wait for ``condition``; the deadline is generous (a busy CI machine), a quiet one meets it at once."""
+    deadline = time.monotonic() + seconds
+    while not condition():
+        assert time.monotonic() < deadline, f"not within {seconds:g} s: {what}"
+        time.sleep(0.1)
+
+
 def test_two_schedulers_on_one_store_raise_every_task_once(tmp_path: Path, mail: MailSink) -> None:
     estate(tmp_path / "cmdb.db", datetime.now(UTC))
     conf = tmp_path / "cmdb.yaml"
@@ -91,17 +100,33 @@ scheduler:
     expiry:  {{kind: expiry_check, cron: "* * * * * *"}}
     deliver: {{kind: deliver, cron: "*/2 * * * * *"}}
 """)
-    procs = [subprocess.Popen([sys.executable, "-m", "product.cli", "scheduler"], stdout=subprocess.PIPE,
-                              stderr=subprocess.PIPE, text=True, env=env(tmp_path, conf)) for _ in range(2)]
+    logs = [(tmp_path / f"scheduler-{k}.out", tmp_path / f"scheduler-{k}.err") for k in range(2)]
+    procs = []
+    for out_path, err_path in logs:
+        with out_path.open("w") as out, err_path.open("w") as err:
+            procs.append(subprocess.Popen([sys.executable, "-m", "product.cli", "scheduler"], stdout=out, stderr=err,
+                                          text=True, env=env(tmp_path, conf)))
+
+    def expiry_firings() -> list[int]:  # lines written so far (the last one may still be being written)
+        done = [out_path.read_text().rpartition("\n")[0] for out_path, _ in logs]
+        return [sum(1 for r in lines(text) if r.get("job") == "expiry") for text in done]
+
     try:
-        deadline = time.monotonic() + 40
-        while time.monotonic() < deadline and len(mail.messages) < 12:
-            time.sleep(0.3)
-        time.sleep(2.5)  # a few more occurrences: nothing new may be raised or sent
+        # Conditions, not durations: a busy machine starts the two processes and fires their jobs late.
+        until(lambda: len(mail.messages) >= 12, "every notice delivered")
+        seen = expiry_firings()  # then a few more occurrences in both: nothing new may be raised or sent
+        until(lambda: all(now >= then + 3 for now, then in zip(expiry_firings(), seen, strict=True)),
+              "three more expiry occurrences fired in each scheduler")
     finally:
         for p in procs:
             p.send_signal(signal.SIGTERM)
-        outputs = [p.communicate(timeout=30) for p in procs]
+        for p in procs:
+            try:
+                p.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.wait()
+    outputs = [(out_path.read_text(), err_path.read_text()) for out_path, err_path in logs]
     assert [p.returncode for p in procs] == [0, 0], [o[1] for o in outputs]
     runs = [r for out, _err in outputs for r in lines(out) if "job" in r]
     ok = [r for r in runs if r["outcome"] == "ok"]
@@ -154,6 +179,43 @@ def test_lease_gives_each_occurrence_to_one_scheduler_with_an_injected_clock(tmp
     assert argv[3:] == ["--store", "sqlite:///c.db", "discover", "devices", "10.1.0.0/29", "--profile", "routers",
                         "--profile", "lab", "--credentials", "/etc/cmdb/credentials.yaml", "--trust-on-first-use",
                         "--concurrency", "4", "--json"]
+
+
+def test_a_late_scheduler_never_runs_an_occurrence_twice(tmp_path: Path) -> None:
+    """On a busy machine a scheduler may fire an occurrence after another ran it and cut the lease: the
+    cut lease still covers it (even when the job overran that moment), and one fired too late skips."""
+    import io
+
+    from impact.automation_config import parse_config
+    from impact.scheduler import Scheduler
+
+    t0 = datetime(2027, 6, 1, 6, 0, tzinfo=UTC)
+    cfg = parse_config({"scheduler": {"jobs": {"expiry": {"kind": "expiry_check", "cron": "* * * * * *"}}}})
+    calls = [0]
+
+    def overrunning() -> datetime:  # t0 when first asked, then (the job ran 0.8 s) t0 + 0.8 s
+        calls[0] += 1
+        return t0 if calls[0] == 1 else t0 + timedelta(seconds=0.8)
+
+    b_now = [t0 + timedelta(seconds=0.4)]
+    stores = [SqliteStore(tmp_path / "lease.db"), SqliteStore(tmp_path / "lease.db")]
+    try:
+        a = Scheduler(stores[0], "sqlite:///x", cfg, holder="a", clock=overrunning, out=io.StringIO())
+        calls[0] = 0  # the run below asks first
+        b_out = io.StringIO()
+        b = Scheduler(stores[1], "sqlite:///x", cfg, holder="b", clock=lambda: b_now[0], out=b_out)
+        assert a.run_job(a.jobs[0], t0) is not None  # ran t0's occurrence, finished after its lease would lapse
+        # b read its clock (t0 + 0.4 s) before a finished, and reaches the store only now: held, skipped.
+        assert b.run_job(b.jobs[0], t0) is None
+        b_now[0] = t0 + timedelta(seconds=0.6)  # too late to know whether t0's occurrence ran: skipped
+        assert b.run_job(b.jobs[0], t0) is None
+        assert [json.loads(line)["reason"].split(":")[0] for line in b_out.getvalue().splitlines()] == [
+            "lease held by another scheduler", "late"]
+        b_now[0] = t0 + timedelta(seconds=1)
+        assert b.run_job(b.jobs[0], b_now[0]) is not None  # the next occurrence is b's
+    finally:
+        for s in stores:
+            s.close()
 
 
 def test_sigterm_lets_the_job_in_flight_finish(tmp_path: Path, webhook: Any) -> None:
