@@ -4,12 +4,11 @@ meets them: the CLI run as a process on a SQLite store."""
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+
+from tests.integration.test_cli_batches import cmdb, ok
 
 MAC = "02:00:5e:00:bb:01"
 SNMP = """source: snmp
@@ -23,17 +22,6 @@ SCAN = SNMP.replace("source: snmp", "source: scan").replace("port: Gi0/3", "port
 FQDN = "source: import\ncis:\n  - {class: Server, fqdn: rs-db.example.com}\n"
 BY_MAC = f"source: ssh\ncis:\n  - {{class: Server, mac_addresses: ['{MAC}']}}\n"
 TIES = f"source: ssh\ncis:\n  - {{class: Server, fqdn: rs-db.example.com, mac_addresses: ['{MAC}']}}\n"
-
-
-def cmdb(store: Path, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "CMDB_STORE": f"sqlite:///{store}", "COLUMNS": "200"}
-    return subprocess.run([sys.executable, "-m", "product.cli", *args], capture_output=True, text=True, env=env,
-                          input=stdin, timeout=120, check=False)
-
-
-def ok(proc: subprocess.CompletedProcess[str]) -> subprocess.CompletedProcess[str]:
-    assert proc.returncode == 0, proc.stderr
-    return proc
 
 
 @pytest.fixture(scope="module")

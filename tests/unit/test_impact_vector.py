@@ -182,20 +182,26 @@ def test_synthetic_groups(synthetic_index: MemoryIndex) -> None:
         assert_same(synthetic_index, failures)
 
 
-def test_random_cyclic_graphs_from_edges() -> None:
-    """Random graphs with cycles, every impact direction, caps and quorum groups; names tie on purpose."""
+def random_index(rng: random.Random) -> tuple[MemoryIndex, list[str]]:
+    """A random graph with cycles, every impact direction, caps and quorum groups, whose names tie on purpose;
+    and its CI ids."""
     from impact.source import NodeInfo
 
-    rng = random.Random(13)
     types = ["DEPENDS_ON", "RUNS_ON", "LICENSED_BY", "HAS_INTERFACE", "CONNECTED_TO", "MEMBER_OF"]
+    n = rng.randint(20, 120)
+    cis = [f"c{i:03d}" for i in range(n)]
+    edges = [(rng.choice(types), rng.choice(cis), rng.choice(cis)) for _ in range(rng.randint(n, 4 * n))]
+    nodes = [NodeInfo(c, f"n{rng.randint(0, 5)}", rng.choice(["Service", "Application", "Cluster"]),
+                      rng.randint(1, 4),
+                      {"quorum": rng.randint(0, 3), "cluster_type": rng.choice(["pool", "cluster"])})
+             for c in cis if rng.random() < 0.6]
+    return MemoryIndex.from_edges(edges, nodes), cis
+
+
+def test_random_cyclic_graphs_from_edges() -> None:
+    """Random graphs with cycles, every impact direction, caps and quorum groups; names tie on purpose."""
+    rng = random.Random(13)
     for _ in range(30):
-        n = rng.randint(20, 120)
-        cis = [f"c{i:03d}" for i in range(n)]
-        edges = [(rng.choice(types), rng.choice(cis), rng.choice(cis)) for _ in range(rng.randint(n, 4 * n))]
-        nodes = [NodeInfo(c, f"n{rng.randint(0, 5)}", rng.choice(["Service", "Application", "Cluster"]),
-                          rng.randint(1, 4),
-                          {"quorum": rng.randint(0, 3), "cluster_type": rng.choice(["pool", "cluster"])})
-                 for c in cis if rng.random() < 0.6]
-        idx = MemoryIndex.from_edges(edges, nodes)
+        idx, cis = random_index(rng)
         for _ in range(10):
             assert_same(idx, {c: rng.choice(MODES) for c in rng.sample(cis, rng.randint(1, 4))})

@@ -23,6 +23,7 @@ from impact.source import NodeInfo
 from impact.stakeholders import Stakeholder, first_stakeholders
 from impact.states import State
 from impact.vector import VectorBlastRadius
+from tests.unit.test_impact_vector import random_index
 
 MODES = (State.DOWN, State.DEGRADED, State.AT_RISK)
 NO_STORE = cast(GraphStore, None)  # the index holds the stakeholder edges: the store is never asked
@@ -52,25 +53,17 @@ def assert_same_answers(idx: MemoryIndex, failures: dict[str, State], store: Gra
 
 def test_random_graphs_with_tied_names_roles_and_tiers() -> None:
     rng = random.Random(21)
-    types = ["DEPENDS_ON", "RUNS_ON", "LICENSED_BY", "HAS_INTERFACE", "CONNECTED_TO", "MEMBER_OF"]
     roles = ["owner", "support", "service_owner", "subscriber", "watcher", "auditor"]  # the last two: unranked
     seen = 0
     for _ in range(40):
-        n = rng.randint(20, 120)
-        cis = [f"c{i:03d}" for i in range(n)]
-        edges = [(rng.choice(types), rng.choice(cis), rng.choice(cis)) for _ in range(rng.randint(n, 4 * n))]
-        nodes = [NodeInfo(c, f"n{rng.randint(0, 5)}", rng.choice(["Service", "Application", "Cluster"]),
-                          rng.randint(1, 4),
-                          {"quorum": rng.randint(0, 3), "cluster_type": rng.choice(["pool", "cluster"])})
-                 for c in cis if rng.random() < 0.6]
-        idx = MemoryIndex.from_edges(edges, nodes)
+        idx, cis = random_index(rng)
         idx.rules = replace(idx.rules, stakeholders={**idx.rules.stakeholders, "WATCHED_BY": ("watcher", "target"),
                                                      "AUDITED_BY": ("auditor", "target")})
         people = [f"p{i:02d}" for i in range(rng.randint(1, 12))]
         idx.people = {p: NodeInfo(p, rng.choice(["Ann", "ann", "Bob", p]), rng.choice(["Person", "Team"]), None,
                                   {"email": f"{p}@example.org"} if rng.random() < 0.5 else {}) for p in people}
         idx.stakeholders = {}
-        for _ in range(rng.randint(0, 3 * n)):
+        for _ in range(rng.randint(0, 3 * len(cis))):
             what = rng.choice(cis)
             idx.stakeholders.setdefault(what, []).append((rng.choice(people), rng.choice(roles), what))
         for _ in range(8):
